@@ -1,0 +1,43 @@
+# The course's two commands: `make lab` and `make test`. Everything else is for instructors.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROFILE ?= smoke
+
+.PHONY: setup lab test unit notebooks browser student solutions check benchmarks clean
+
+# Re-install only when the package description or the pins change (a second `make` is instant).
+$(STAMP): pyproject.toml constraints.txt
+	@if ! $(BIN)/python -c "import sys" >/dev/null 2>&1; then \
+		echo "Creating $(VENV) with $(PYTHON)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	cd notebooks && ../$(BIN)/jupyter lab --LabApp.news_url=None 00_welcome.ipynb
+
+# Unit tests, instructor checks, every lesson under nbval (smoke profile), browser tests.
+test: setup
+	$(BIN)/python -m course_lib.assign check
+	COURSE_PROFILE=smoke MPLBACKEND=agg $(BIN)/python -m pytest tests solutions --nbval-lax \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	@command -v chromium >/dev/null || echo "NOTE: Chromium is missing: the browser tests were SKIPPED (apt-get install -y chromium)."
+
+student: setup
+	$(BIN)/python -m course_lib.assign student
+
+solutions: setup
+	$(BIN)/python -m course_lib.assign solutions --profile $(PROFILE)
+
+check: setup
+	$(BIN)/python -m course_lib.assign check
+
+benchmarks: setup
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) test-artifacts

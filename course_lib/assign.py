@@ -1,0 +1,267 @@
+"""Instructor tooling: student notebooks and executed solutions from the lesson sources.
+
+The sources in ``notebooks/`` hold full solutions between ``### BEGIN SOLUTION`` and
+``### END SOLUTION`` (nbgrader's markers). From them:
+
+* ``student``   writes ``student/NAME.ipynb``: solution regions become ``# YOUR CODE HERE`` plus
+  ``raise NotImplementedError()`` (markdown: ``YOUR ANSWER HERE``), outputs cleared, metadata reduced.
+* ``solutions`` executes every source and writes ``solutions/NAME.ipynb`` with its outputs.
+* ``check``     fails, naming the files, when anything generated is stale or a source is malformed.
+
+Run as ``python -m course_lib.assign {student,solutions,check}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+MARKDOWN_STUB = "YOUR ANSWER HERE"
+CHECK_PREFIX = "# CHECK"  # the first line of the code cell that checks an exercise
+COLAB_MARKER = "# Colab set-up"
+ROOT = Path(__file__).resolve().parent.parent
+KEPT_METADATA = ("kernelspec", "language_info")
+# A Colab install must name a tag or a full commit, never a branch that can drift.
+PINNED_INSTALL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})\b")
+
+
+class NotebookError(ValueError):
+    """A lesson source is malformed (the message names the notebook and cell)."""
+
+
+def lessons(src: Path) -> list[Path]:
+    """The lesson sources ``NN_name.ipynb`` in ``src``, in order."""
+    return sorted(p for p in Path(src).glob("[0-9][0-9]_*.ipynb"))
+
+
+def _lines(source: str) -> list[str]:
+    return source.split("\n")
+
+
+def strip_solutions(source: str, cell_type: str, where: str) -> str:
+    """Replace every solution region of one cell's source by its stub, keeping the indentation.
+
+    Raises :class:`NotebookError` (naming ``where``) for an unbalanced or nested marker.
+    """
+    out: list[str] = []
+    inside = False
+    for number, line in enumerate(_lines(source), 1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise NotebookError(f"{where}, line {number}: nested {BEGIN!r} (the previous one is not closed).")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            if cell_type == "code":
+                out.extend(indent + s for s in CODE_STUB)
+            else:
+                out.append(indent + MARKDOWN_STUB)
+        elif stripped == END:
+            if not inside:
+                raise NotebookError(f"{where}, line {number}: {END!r} without a {BEGIN!r} before it.")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise NotebookError(f"{where}: {BEGIN!r} is never closed by {END!r}.")
+    return "\n".join(out)
+
+
+def has_solution(cell) -> bool:
+    return any(line.strip() == BEGIN for line in _lines(cell.source))
+
+
+def is_check(cell) -> bool:
+    return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_PREFIX)
+
+
+def validate(nb, name: str) -> list[str]:
+    """Problems of one source notebook: outputs stored, unbalanced markers (raised), an exercise
+    without a check cell after it, a missing or unpinned Colab cell. Returns the messages."""
+    problems = []
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(nb.cells, 1):
+        strip_solutions(cell.source, cell.cell_type, f"{name}, cell {i}")  # raises on bad markers
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            problems.append(f"{name}, cell {i}: the source carries outputs (clear them before committing).")
+        if cell.cell_type == "code" and has_solution(cell):
+            later = [c for c in nb.cells[i:] if c.cell_type == "code"]
+            nxt = next((c for c in later if not has_solution(c)), None)
+            if nxt is None or not is_check(nxt):
+                problems.append(f"{name}, cell {i}: this exercise has no check cell after it "
+                                f"(a code cell starting with {CHECK_PREFIX!r}).")
+    if not code_cells or COLAB_MARKER not in code_cells[0].source:
+        problems.append(f"{name}: the first code cell must be the Colab set-up cell ({COLAB_MARKER!r}).")
+    elif not PINNED_INSTALL.search(code_cells[0].source):
+        problems.append(f"{name}: the Colab cell must install course_lib at a tag (vX.Y.Z) or a full commit.")
+    return problems
+
+
+def make_student(nb, name: str):
+    """The student version of a source notebook (a new notebook; the source is untouched)."""
+    out = copy.deepcopy(nb)
+    for i, cell in enumerate(out.cells, 1):
+        cell.source = strip_solutions(cell.source, cell.cell_type, f"{name}, cell {i}")
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags",)}
+        cell.pop("id", None)
+    out.metadata = {k: v for k, v in nb.metadata.items() if k in KEPT_METADATA}
+    out.nbformat, out.nbformat_minor = 4, 4
+    return out
+
+
+def _dumps(nb) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a course file is readable by all
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def student(src: Path = ROOT / "notebooks", dst: Path = ROOT / "student") -> list[Path]:
+    """Write the student version of every lesson; returns the paths written. Deterministic."""
+    written = []
+    for path in lessons(src):
+        nb = nbformat.read(path, as_version=4)
+        problems = validate(nb, path.name)
+        if problems:
+            raise NotebookError("\n".join(problems))
+        target = Path(dst) / path.name
+        write_atomic(target, _dumps(make_student(nb, path.name)))
+        written.append(target)
+    return written
+
+
+def execute(nb, cwd: Path, profile: str, timeout: int = 1800):
+    """Run a notebook top to bottom with ``COURSE_PROFILE=profile``; returns the executed copy.
+
+    A failing cell raises ``nbclient``'s ``CellExecutionError`` (its message shows the cell)."""
+    from nbclient import NotebookClient
+
+    nb = copy.deepcopy(nb)
+    old = os.environ.get("COURSE_PROFILE")
+    os.environ["COURSE_PROFILE"] = profile
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        if old is None:
+            os.environ.pop("COURSE_PROFILE", None)
+        else:
+            os.environ["COURSE_PROFILE"] = old
+    return nb
+
+
+def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", profile: str = "cpu",
+              only: list[str] | None = None) -> list[Path]:
+    """Execute every lesson (or those named in ``only``) and write ``dst/NAME.ipynb`` with outputs.
+
+    A failure names the notebook and the cell and leaves the previous solution file untouched.
+    """
+    from nbclient.exceptions import CellExecutionError
+    from tqdm.auto import tqdm
+
+    paths = [p for p in lessons(src) if not only or p.stem in only or p.name in only]
+    written = []
+    for path in tqdm(paths, desc=f"executing lessons ({profile})", unit="notebook"):
+        nb = nbformat.read(path, as_version=4)
+        try:
+            done = execute(nb, Path(src), profile)
+        except CellExecutionError as err:
+            raise RuntimeError(f"{path.name} failed in the {profile!r} profile; "
+                               f"{dst / path.name} was left as it was.\n{err}") from None
+        done.metadata = {k: v for k, v in done.metadata.items() if k in KEPT_METADATA}
+        done.metadata["course"] = {"profile": profile}
+        for cell in done.cells:
+            cell.pop("id", None)
+            cell.metadata.pop("execution", None)
+        target = Path(dst) / path.name
+        write_atomic(target, _dumps(done))
+        written.append(target)
+    return written
+
+
+def _code_sources(nb) -> list[str]:
+    return [c.source for c in nb.cells]
+
+
+def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
+          solutions_dir: Path = ROOT / "solutions") -> list[str]:
+    """Every problem with the sources and the generated notebooks, as messages (empty = all good)."""
+    problems = []
+    paths = lessons(src)
+    if not paths:
+        return [f"No lesson sources (NN_name.ipynb) in {src}."]
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        try:
+            problems += validate(nb, path.name)
+            expected = _dumps(make_student(nb, path.name))
+        except NotebookError as err:
+            problems.append(str(err))
+            continue
+        stud = Path(student_dir) / path.name
+        if not stud.exists():
+            problems.append(f"{stud} is missing: run `make student`.")
+        elif stud.read_text(encoding="utf-8") != expected:
+            problems.append(f"{stud} is out of date with {path}: run `make student`.")
+        sol = Path(solutions_dir) / path.name
+        if not sol.exists():
+            problems.append(f"{sol} is missing: run `make solutions`.")
+        elif _code_sources(nbformat.read(sol, as_version=4)) != _code_sources(nb):
+            problems.append(f"{sol} was made from an older {path}: run `make solutions`.")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.assign", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("student", help="write student/ from notebooks/")
+    p_sol = sub.add_parser("solutions", help="execute notebooks/ into solutions/")
+    p_sol.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    p_sol.add_argument("lessons", nargs="*", help="only these lessons (e.g. 02_lenet1_digits)")
+    sub.add_parser("check", help="fail when generated notebooks are stale or sources malformed")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "student":
+            for p in student():
+                print(f"wrote {p.relative_to(ROOT)}")
+        elif args.command == "solutions":
+            for p in solutions(profile=args.profile, only=args.lessons):
+                print(f"wrote {p.relative_to(ROOT)}")
+        else:
+            problems = check()
+            for msg in problems:
+                print(f"assign check: {msg}", file=sys.stderr)
+            if problems:
+                return 1
+            print(f"assign check: {len(lessons(ROOT / 'notebooks'))} lessons, student and solution notebooks up to date")
+    except (NotebookError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Where the course runs: device, seeding, Colab detection and the active profile.
+
+Every size a lesson uses comes from :func:`profile`, so that one environment variable,
+``COURSE_PROFILE``, scales the whole course from a CI smoke test to the real GPU run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+PROFILE_NAMES = ("smoke", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes one profile gives the lessons.
+
+    ``dataset`` is ``"digits"`` (scikit-learn's real 8x8 digits, offline) or ``"mnist"``.
+    ``train_size``/``test_size`` of ``None`` mean the whole split.
+    """
+
+    name: str
+    dataset: str
+    train_size: int | None
+    test_size: int | None
+    lenet_epochs: int
+    batch_size: int
+    # lesson 03: training dynamics
+    dynamics_train_size: int | None
+    dynamics_epochs: int
+    lr_sweep: tuple[float, ...]
+    probe_size: int
+    # lessons 04-05: AlexNet on Imagenette
+    image_size: int
+    imagenette_train_size: int | None
+    alexnet_epochs: int
+    alexnet_batch_size: int
+
+    def as_dict(self) -> dict:
+        """The profile's fields as a plain dict (for printing in a lesson)."""
+        return asdict(self)
+
+
+_PROFILES = {
+    "smoke": Profile(
+        name="smoke", dataset="digits", train_size=1000, test_size=400, lenet_epochs=2,
+        batch_size=64, dynamics_train_size=1000, dynamics_epochs=3,
+        lr_sweep=(0.01, 0.1, 1.0, 3.0), probe_size=32,
+        image_size=128, imagenette_train_size=None, alexnet_epochs=1, alexnet_batch_size=16,
+    ),
+    "cpu": Profile(
+        name="cpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=6,
+        batch_size=64, dynamics_train_size=12000, dynamics_epochs=6,
+        lr_sweep=(0.01, 0.1, 0.5, 1.0, 2.0), probe_size=128,
+        image_size=128, imagenette_train_size=2000, alexnet_epochs=3, alexnet_batch_size=64,
+    ),
+    "gpu": Profile(
+        name="gpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=20,
+        batch_size=64, dynamics_train_size=None, dynamics_epochs=10,
+        lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 2.0), probe_size=256,
+        image_size=160, imagenette_train_size=None, alexnet_epochs=30, alexnet_batch_size=128,
+    ),
+}
+
+
+def profile(name: str | None = None) -> Profile:
+    """Return the active :class:`Profile`.
+
+    Takes an explicit ``name``, else ``$COURSE_PROFILE``, else ``"gpu"`` when CUDA is
+    available and ``"cpu"`` otherwise. Raises ``ValueError`` listing the valid names for an
+    unknown one.
+    """
+    chosen = name or os.environ.get("COURSE_PROFILE") or ("gpu" if torch.cuda.is_available() else "cpu")
+    chosen = chosen.strip().lower()
+    if chosen not in _PROFILES:
+        raise ValueError(
+            f"Unknown course profile {chosen!r}: expected one of {', '.join(PROFILE_NAMES)} "
+            "(set COURSE_PROFILE, or leave it unset to choose automatically)."
+        )
+    return _PROFILES[chosen]
+
+
+def device() -> torch.device:
+    """The best device here: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a CPU ``torch.Generator`` seeded alike."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def describe() -> str:
+    """One line naming the profile, device and library versions: every lesson prints it."""
+    import torchvision
+
+    p = profile()
+    dev = device()
+    gpu = f" ({torch.cuda.get_device_name(0)})" if dev.type == "cuda" else ""
+    return (
+        f"profile={p.name} device={dev.type}{gpu} torch={torch.__version__} "
+        f"torchvision={torchvision.__version__} colab={in_colab()}"
+    )

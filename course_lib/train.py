@@ -1,0 +1,288 @@
+"""Training: ``fit``, ``evaluate``, ``predict``, ``History`` and atomic, resumable checkpoints.
+
+``fit`` is the one training loop of the course. On CUDA it trains in mixed precision (bf16 where
+the GPU supports it, else fp16 with a gradient scaler) and in channels-last memory format; the
+learning rate warms up, then follows a cosine decay, which suits short runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import data as data_mod
+from . import env
+
+
+@dataclass
+class History:
+    """What happened during training, epoch by epoch.
+
+    ``epochs`` holds one dict per finished epoch: ``epoch`` (1-based), ``train_loss``,
+    ``train_accuracy``, ``val_loss``/``val_accuracy`` (when validation data was given), ``lr``
+    (at the epoch's end), ``seconds`` and ``images_per_s``. ``snapshots`` holds, when asked for,
+    ``{"epoch", "state", "activations"}`` dicts of CPU tensors (epoch 0 is before training).
+    """
+
+    epochs: list[dict] = field(default_factory=list)
+    snapshots: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    def column(self, key: str) -> list[float]:
+        """One metric across epochs, e.g. ``history.column("val_accuracy")``."""
+        return [row[key] for row in self.epochs if key in row]
+
+    @property
+    def last(self) -> dict:
+        """The last epoch's row (empty before the first epoch ends)."""
+        return self.epochs[-1] if self.epochs else {}
+
+    def to_dict(self) -> dict:
+        """Plain containers only, so that it loads with ``torch.load(weights_only=True)``."""
+        return {"epochs": self.epochs, "snapshots": self.snapshots, "config": self.config}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(epochs=list(d["epochs"]), snapshots=list(d["snapshots"]), config=dict(d["config"]))
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+def _as_loader(data, batch_size: int, shuffle: bool, device: torch.device, mean, std, seed: int,
+               channels_last: bool, augment=None):
+    """A ``(images, labels)`` tensor pair becomes a :class:`TensorLoader`; a Dataset a DataLoader."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
+        images, labels = data
+        return data_mod.TensorLoader(images, labels, batch_size, shuffle=shuffle, device=device,
+                                     mean=mean, std=std, seed=seed, channels_last=channels_last,
+                                     augment=augment)
+    if isinstance(data, torch.utils.data.Dataset):
+        gen = torch.Generator().manual_seed(seed)
+        return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen)
+    raise TypeError(
+        f"Expected data as an (images, labels) pair of tensors or a torch Dataset, got {type(data).__name__}."
+    )
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _lr_at(step: int, total: int, base_lr: float, warmup: int) -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, then rename,
+    so an interrupted save never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a course file is readable by all
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only)."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float = 0.05,
+        batch_size: int = 64, weight_decay: float = 0.0, momentum: float = 0.9,
+        label_smoothing: float = 0.0, warmup_epochs: float = 0.5,
+        checkpoint: str | os.PathLike | None = None, progress: bool = True,
+        device: torch.device | str | None = None, seed: int = 0,
+        mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+        augment=None, snapshot_every: int | None = None, probe: torch.Tensor | None = None,
+        snapshot_layers: Sequence[str] | None = None, compile: bool = False) -> History:
+    """Train ``model`` with SGD (momentum, warm-up then cosine learning rate) and return its History.
+
+    ``train_data``/``val_data``: an ``(images uint8 N x C x H x W, labels int64 N)`` pair (kept on
+    the device, normalized on the fly with ``mean``/``std``, default per channel count) or a torch
+    Dataset of ready float tensors. ``checkpoint``: a path written atomically after every epoch;
+    when it already exists, training resumes after its last epoch (a run already finished returns
+    at once). ``snapshot_every=k`` with ``probe`` (uint8 ``P x C x H x W``) stores, at the start and
+    every k epochs, the weights and the activations of ``snapshot_layers`` (default: every conv,
+    linear and activation layer) on the probe, on the CPU; memory is about
+    ``(epochs/k + 1) * (parameters + P * activations per image) * 4`` bytes.
+    Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
+    """
+    from .inspect import ActivationRecorder
+
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    if snapshot_every is not None and probe is None:
+        raise ValueError("snapshot_every needs a probe batch: pass probe=images (uint8 P x C x H x W).")
+    device = torch.device(device) if device is not None else env.device()
+    on_cuda = device.type == "cuda"
+    model.to(device)
+    if on_cuda:
+        model.to(memory_format=torch.channels_last)
+    torch.manual_seed(seed)
+    train_loader = _as_loader(train_data, batch_size, True, device, mean, std, seed, on_cuda, augment)
+    steps_per_epoch = len(train_loader)
+    total_steps = epochs * steps_per_epoch
+    warmup = int(warmup_epochs * steps_per_epoch)
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.dim() <= 1 else decay).append(p)  # biases and norms are not decayed
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=lr, momentum=momentum, nesterov=momentum > 0)
+    amp_dtype = _autocast_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    step_fn = torch.compile(model) if compile else model
+
+    history = History(config={"lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
+                              "momentum": momentum, "epochs": epochs, "seed": seed,
+                              "label_smoothing": label_smoothing})
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = History.from_dict(state["history"])
+        start_epoch = state["epoch"]
+        if start_epoch >= epochs:
+            return history
+
+    def take_snapshot(epoch: int) -> None:
+        with ActivationRecorder(model, snapshot_layers, device="cpu") as rec:
+            model.eval()
+            with torch.no_grad():
+                model(data_mod.normalize(probe.to(device), mean, std))
+        history.snapshots.append({
+            "epoch": epoch,
+            "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "activations": rec.activations,
+        })
+
+    if snapshot_every and start_epoch == 0 and not history.snapshots:
+        take_snapshot(0)
+
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=True)
+        for i, (x, y) in enumerate(bar):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            step = epoch * steps_per_epoch + i
+            current_lr = _lr_at(step, total_steps, lr, warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = current_lr
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = step_fn(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            # Reading numbers back from the device is a sync: do it only now and then.
+            if i % 20 == 0 or i == steps_per_epoch - 1:
+                mean_loss = loss_sum.item() / seen
+                _check_finite(mean_loss, epoch, current_lr)
+                elapsed = time.perf_counter() - t0
+                bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{correct.item() / seen:.3f}",
+                                img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+        seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen,
+               "train_accuracy": correct.item() / seen, "lr": current_lr, "seconds": seconds,
+               "images_per_s": seen / seconds}
+        _check_finite(row["train_loss"], epoch, current_lr)
+        if val_data is not None:
+            val = evaluate(model, val_data, batch_size=max(batch_size, 512), device=device, mean=mean, std=std)
+            row["val_loss"], row["val_accuracy"] = val["loss"], val["accuracy"]
+        history.epochs.append(row)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))})
+        bar.close()
+        if snapshot_every and ((epoch + 1) % snapshot_every == 0 or epoch + 1 == epochs):
+            take_snapshot(epoch + 1)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "history": history.to_dict(), "epoch": epoch + 1})
+    return history
+
+
+def _check_finite(loss: float, epoch: int, lr: float) -> None:
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"Training diverged: the loss became {loss} in epoch {epoch + 1} at learning rate {lr:.4g}. "
+            "Try a learning rate about 10x smaller."
+        )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000,
+            device: torch.device | str | None = None, mean=None, std=None) -> torch.Tensor:
+    """Logits for uint8 ``images`` (``N x C x H x W``): a float32 ``N x classes`` tensor on the CPU."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    loader = data_mod.TensorLoader(images, torch.zeros(len(images), dtype=torch.long), batch_size,
+                                   device=device, mean=mean, std=std)
+    amp_dtype = _autocast_dtype(device)
+    out = []
+    for x, _ in loader:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out.append(model(x).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device: torch.device | str | None = None,
+             mean=None, std=None) -> dict:
+    """Loss, accuracy and error (= 1 - accuracy) of ``model`` on ``data``.
+
+    ``data`` is an ``(images uint8, labels)`` pair or a Dataset. Returns
+    ``{"loss": float, "accuracy": float, "error": float}``.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loader = _as_loader(data, batch_size, False, device, mean, std, 0, False)
+    amp_dtype = _autocast_dtype(device)
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    model.train(was_training)
+    if seen == 0:
+        raise ValueError("evaluate() got no examples.")
+    accuracy = correct / seen
+    return {"loss": loss_sum / seen, "accuracy": accuracy, "error": 1.0 - accuracy}

@@ -1,0 +1,60 @@
+"""Shared test helpers: small real data written in the real formats, and a loopback HTTP server."""
+
+import functools
+import gzip
+import hashlib
+import http.server
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format MNIST uses (magic 0x0803 images, 0x0801 labels), gzipped."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def mnist_files(tmp_path):
+    """The four MNIST .gz files, made from scikit-learn's real digits, in a folder to serve."""
+    from course_lib import data
+
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    for split, prefix in [("train", "train"), ("test", "t10k")]:
+        images, labels = data.digits(split)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[:, 0].numpy())
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels.numpy().astype(np.uint8))
+    return folder
+
+
+@pytest.fixture
+def http_server():
+    """Serve a folder on a free loopback port; yields a function folder -> base URL."""
+    servers = []
+
+    def serve(folder: Path) -> str:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *a, **k: None
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
