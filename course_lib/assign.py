@@ -193,6 +193,7 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
                                f"{dst / path.name} was left as it was.\n{err}") from None
         done.metadata = {k: v for k, v in done.metadata.items() if k in KEPT_METADATA}
         done.metadata["course"] = {"profile": profile}
+        done.nbformat, done.nbformat_minor = 4, 4  # no cell ids: stable files and diffs
         for cell in done.cells:
             cell.pop("id", None)
             cell.metadata.pop("execution", None)

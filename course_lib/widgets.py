@@ -45,7 +45,7 @@ def parse_kernel(text: str) -> np.ndarray:
     for r, row in enumerate(rows, 1):
         try:
             values.append([float(eval_fraction(v)) for v in row])
-        except ValueError:
+        except (ValueError, ZeroDivisionError):
             bad = next(v for v in row if not _is_number(v))
             raise ValueError(f"Row {r}: {bad!r} is not a number. Use numbers like 1, -0.5 or 1/9.") from None
     return check_kernel(values)
@@ -175,6 +175,8 @@ class ConvolutionPlayground:
         self.preset.observe(self._on_preset, names="value")
         self.kernel_text.observe(self._on_text, names="value")
         self._recompute()
+        # start mid-picture, so the output map is already half filled in
+        self.row.value, self.col.value = self.row.max // 2, self.col.max // 2
 
         self.widget = W.VBox([
             W.HBox([self.preset, self.channel]),

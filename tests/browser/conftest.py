@@ -1,0 +1,125 @@
+"""JupyterLab in headless Chromium: a server per test module, a page per test, screenshots kept."""
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"  # kept after a failing run, git-ignored
+
+pytestmark = pytest.mark.browser
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.path.exists(CHROMIUM):
+        skip = pytest.mark.skip(reason="browser tests SKIPPED: Chromium is not installed (apt-get install -y chromium)")
+        for item in items:
+            if "browser" in str(item.fspath):
+                item.add_marker(skip)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a free loopback port with a token, serving a copy of notebooks/."""
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(ROOT / "notebooks", root, dirs_exist_ok=True)
+    port, token = _free_port(), secrets.token_hex(16)
+    # keep the "Jupyter news?" pop-up out of the page and the screenshots
+    (root / ".jupyter" / "labconfig").mkdir(parents=True)
+    (root / ".jupyter" / "labconfig" / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
+    env = dict(os.environ, COURSE_PROFILE="smoke", JUPYTER_CONFIG_DIR=str(root / ".jupyter"),
+               JUPYTER_RUNTIME_DIR=str(root / ".runtime"))
+    log = open(root / "server.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.expose_app_in_browser=True"],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("JupyterLab did not start:\n" + (root / "server.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield {"base": base, "token": token, "root": root}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / "server.log", ARTIFACTS / "server.log")
+
+
+@pytest.fixture
+def page(request):
+    """A Chromium page that records console errors and uncaught exceptions."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.errors = []
+        pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: pg.errors.append(f"uncaught: {e}"))
+        pg.shot = lambda name: pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"))
+        try:
+            yield pg
+        finally:
+            pg.shot("last")
+            browser.close()
+
+
+def open_and_run(page, lab, notebook: str, timeout_s: float = 180) -> None:
+    """Open a notebook in JupyterLab, run all cells, wait until the kernel is idle again."""
+    page.goto(f"{lab['base']}/lab/tree/{notebook}?token={lab['token']}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=60_000)
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }", timeout=90_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # idle with no cell still queued ("[*]") means the run finished
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const busy = w.sessionContext.session.kernel.status !== 'idle';"
+        " const queued = [...document.querySelectorAll('.jp-InputPrompt')].some(e => e.textContent.includes('*'));"
+        " return !busy && !queued; }", timeout=timeout_s * 1000, polling=500)
+
+
+def assert_clean(page) -> None:
+    """No 'Error displaying widget', no JavaScript error, no Python traceback in the page."""
+    body = page.inner_text("body")
+    assert "Error displaying widget" not in body
+    assert "Traceback" not in body and "Error:" not in page.inner_text(".jp-Notebook").split("\n")[0]
+    serious = [e for e in page.errors if "favicon" not in e and "net::ERR" not in e]
+    assert not serious, f"JavaScript errors in the console: {serious}"

@@ -1,0 +1,67 @@
+"""The sliding-filter widget of lesson 01, in JupyterLab in a real browser."""
+
+import json
+
+from conftest import ARTIFACTS, assert_clean, open_and_run
+
+PLAYGROUND = ".widget-vbox:has(.conv-sum)"
+
+
+def _slider(page, label):
+    return page.locator(f"{PLAYGROUND} .widget-slider:has(.widget-label:text-is('{label}')) .noUi-handle")
+
+
+def _state(page):
+    return page.evaluate(f"""() => {{
+        const root = document.querySelector("{PLAYGROUND}");
+        return {{ sum: root.querySelector('.conv-sum').textContent,
+                 images: [...root.querySelectorAll('img')].map(i => i.src) }}; }}""")
+
+
+def test_playground_slider_moves_the_filter(lab, page):
+    open_and_run(page, lab, "01_images_and_convolution.ipynb")
+    page.wait_for_selector(f"{PLAYGROUND} img", timeout=60_000)
+    handle = _slider(page, "column")
+    handle.scroll_into_view_if_needed()
+    page.shot("1-rendered")
+    assert_clean(page)
+    before = _state(page)
+    assert "output[" in before["sum"] and len(before["images"]) == 2
+    row, col = page.evaluate(f"""() => document.querySelector("{PLAYGROUND} .conv-sum").textContent
+                                .match(/output\\[(\\d+), (\\d+)\\]/).slice(1).map(Number)""")
+
+    handle.click()
+    latencies = []
+    for step in range(1, 6):
+        # time from the key press to the new output picture appearing
+        page.evaluate(f"""() => {{
+            const img = document.querySelectorAll("{PLAYGROUND} img")[1];
+            window.__changed = null;
+            new MutationObserver((m, o) => {{ window.__changed = performance.now(); o.disconnect(); }})
+                .observe(img, {{attributes: true, attributeFilter: ['src']}});
+            window.__pressed = performance.now(); }}""")
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => window.__changed !== null", timeout=10_000)
+        latencies.append(page.evaluate("() => window.__changed - window.__pressed"))
+        page.wait_for_function(f"""() => document.querySelector("{PLAYGROUND} .conv-sum")
+                                     .textContent.includes("output[{row}, {col + step}]")""", timeout=10_000)
+    after = _state(page)
+    page.shot("2-moved")
+    assert after["sum"] != before["sum"] and f"output[{row}, {col + 5}]" in after["sum"]
+    assert after["images"][0] != before["images"][0] and after["images"][1] != before["images"][1]
+    assert_clean(page)
+    latencies.sort()
+    (ARTIFACTS / "playground_latency.json").write_text(json.dumps({"ms": latencies}))
+    print(f"browser: slider move -> new output image, median {latencies[len(latencies) // 2]:.0f} ms")
+
+
+def test_playground_bad_kernel_message(lab, page):
+    open_and_run(page, lab, "01_images_and_convolution.ipynb")
+    page.wait_for_selector(f"{PLAYGROUND} textarea", timeout=60_000)
+    box = page.locator(f"{PLAYGROUND} textarea")
+    box.fill("1 2\n3 4")
+    box.press("Tab")  # ipywidgets sends the text on change
+    page.wait_for_selector(f"{PLAYGROUND} .conv-error", timeout=10_000)
+    assert "odd size" in page.inner_text(f"{PLAYGROUND} .conv-error")
+    page.shot("bad-kernel")
+    assert "Traceback" not in page.inner_text(".jp-Notebook")

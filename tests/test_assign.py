@@ -1,0 +1,127 @@
+"""Instructor tooling: marker handling on small notebooks, and the real lessons kept in sync."""
+
+import shutil
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from course_lib import assign
+
+COLAB = ('# Colab set-up\nimport sys\nif "google.colab" in sys.modules:\n'
+         '    %pip install -q "course_lib @ git+https://github.com/o/r@v0.1.0"')
+
+
+def lesson(*cells):
+    nb = new_notebook(cells=[new_code_cell(COLAB), *cells])
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}, "widgets": {"state": {}}, "author": "x"}
+    return nb
+
+
+def test_code_solution_becomes_stub_at_same_indentation():
+    src = "def f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n\ny = 2"
+    out = assign.strip_solutions(src, "code", "nb, cell 1")
+    assert out == "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n\ny = 2"
+
+
+def test_markdown_solution_becomes_answer_prompt():
+    src = "Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"
+    assert assign.strip_solutions(src, "markdown", "x") == "Why?\nYOUR ANSWER HERE"
+
+
+@pytest.mark.parametrize("src, problem", [
+    ("### BEGIN SOLUTION\nx = 1", "never closed"),
+    ("x = 1\n### END SOLUTION", "without a"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
+])
+def test_bad_markers_name_notebook_and_cell(src, problem):
+    with pytest.raises(assign.NotebookError, match=problem) as err:
+        assign.strip_solutions(src, "code", "03_x.ipynb, cell 7")
+    assert "03_x.ipynb, cell 7" in str(err.value)
+
+
+def test_student_version_clears_outputs_and_metadata():
+    nb = lesson(new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", execution_count=3,
+                              outputs=[nbformat.v4.new_output("stream", text="hi")]),
+                new_code_cell("# CHECK: x\nassert x == 1"))
+    out = assign.make_student(nb, "a.ipynb")
+    assert set(out.metadata) == {"kernelspec", "language_info"}
+    assert out.cells[1].outputs == [] and out.cells[1].execution_count is None
+    assert "raise NotImplementedError()" in out.cells[1].source and "x = 1" not in out.cells[1].source
+    assert nb.cells[1].source.startswith("### BEGIN")  # the source is untouched
+
+
+def test_student_is_deterministic(tmp_path):
+    src, dst = tmp_path / "notebooks", tmp_path / "student"
+    src.mkdir()
+    nbformat.write(lesson(new_markdown_cell("# Title"), new_code_cell("x = 1")), src / "01_a.ipynb")
+    assign.student(src, dst)
+    first = (dst / "01_a.ipynb").read_bytes()
+    assign.student(src, dst)
+    assert (dst / "01_a.ipynb").read_bytes() == first
+
+
+def test_validate_finds_missing_check_outputs_and_unpinned_colab():
+    nb = lesson(new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), new_code_cell("print(x)"))
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="1")]
+    nb.cells[0].source = nb.cells[0].source.replace("@v0.1.0", "@main")
+    problems = "\n".join(assign.validate(nb, "05_z.ipynb"))
+    assert "cell 2: this exercise has no check cell" in problems
+    assert "cell 3: the source carries outputs" in problems
+    assert "at a tag (vX.Y.Z) or a full commit" in problems
+
+
+def test_real_lessons_are_in_sync():
+    assert assign.check() == []
+
+
+def test_every_lesson_pins_its_colab_install():
+    lessons = assign.lessons(assign.ROOT / "notebooks")
+    assert len(lessons) >= 3
+    for path in lessons:
+        first = next(c for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+        assert assign.COLAB_MARKER in first.source and assign.PINNED_INSTALL.search(first.source), path.name
+        assert "torch" not in first.source.split("%pip")[1].split("\n")[0].replace("course_lib", ""), \
+            "the Colab install must not pin or replace torch"
+
+
+def test_check_catches_a_forgotten_regeneration(tmp_path):
+    for name in ("notebooks", "student", "solutions"):
+        shutil.copytree(assign.ROOT / name, tmp_path / name)
+    assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
+    path = tmp_path / "notebooks" / "02_lenet1_digits.ipynb"
+    nb = nbformat.read(path, 4)
+    nb.cells.append(new_code_cell("print('a new cell')"))
+    nbformat.write(nb, path)
+    problems = assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
+    assert any("student/02_lenet1_digits.ipynb is out of date" in p for p in problems)
+    assert any("solutions/02_lenet1_digits.ipynb was made from an older" in p for p in problems)
+
+
+def test_failed_solution_run_names_cell_and_keeps_old_file(tmp_path):
+    src, dst = tmp_path / "notebooks", tmp_path / "solutions"
+    src.mkdir(), dst.mkdir()
+    nbformat.write(lesson(new_code_cell("x = 1"), new_code_cell("raise ValueError('broken lesson')")),
+                   src / "01_bad.ipynb")
+    (dst / "01_bad.ipynb").write_text("previous")
+    with pytest.raises(RuntimeError, match=r"01_bad.ipynb failed in the 'smoke' profile(.|\n)*broken lesson"):
+        assign.solutions(src, dst, profile="smoke")
+    assert (dst / "01_bad.ipynb").read_text() == "previous"
+    assert list(dst.iterdir()) == [dst / "01_bad.ipynb"]
+
+
+def test_solutions_writes_outputs_and_counts(tmp_path):
+    src, dst = tmp_path / "notebooks", tmp_path / "solutions"
+    src.mkdir()
+    nbformat.write(lesson(new_code_cell("import os; print(os.environ['COURSE_PROFILE'])")), src / "01_ok.ipynb")
+    assign.solutions(src, dst, profile="smoke")
+    nb = nbformat.read(dst / "01_ok.ipynb", 4)
+    assert nb.cells[1].outputs[0].text == "smoke\n" and nb.cells[1].execution_count == 2
+    assert nb.metadata["course"] == {"profile": "smoke"}
+
+
+def test_command_line_check_fails_with_names(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(assign, "check", lambda: ["student/01_x.ipynb is missing: run `make student`."])
+    assert assign.main(["check"]) == 1
+    assert "student/01_x.ipynb is missing" in capsys.readouterr().err

@@ -1,0 +1,128 @@
+"""The lessons as a student meets them.
+
+* Each student notebook, run top to bottom, fails first at its first exercise, with
+  NotImplementedError, and nowhere earlier.
+* Each exercise's check cell rejects a plausible wrong answer with a helpful message.
+"""
+
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from course_lib import assign
+
+ROOT = assign.ROOT
+
+# notebook -> [(name defined by the exercise cell, wrong implementation, text the check must print)]
+WRONG = {
+    "01_images_and_convolution": [
+        ("conv2d_single", """
+def conv2d_single(image, kernel):   # a true convolution: flips the kernel
+    import scipy.signal
+    return scipy.signal.convolve2d(image, kernel, mode="valid")
+""", "expected"),
+        ("conv2d_loops", """
+def conv2d_loops(x, weight, bias, stride=1, padding=0):   # forgets the bias
+    return F.conv2d(torch.as_tensor(np.asarray(x))[None], torch.as_tensor(np.asarray(weight)),
+                    stride=stride, padding=padding)[0].numpy()
+""", "at position"),
+        ("conv2d_loops", """
+def conv2d_loops(x, weight, bias, stride=1, padding=0):   # ignores the stride
+    x, w, b = (torch.as_tensor(np.asarray(a)) for a in (x, weight, bias))
+    return F.conv2d(x[None], w, b, padding=padding)[0].numpy()
+""", "expected shape"),
+        ("conv2d_vectorized", """
+def conv2d_vectorized(x, weight, bias, stride=1, padding=0):   # sums over channels too late
+    x, w, b = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight, bias))
+    return F.conv2d(x[None, :1], w[:, :1], b, stride=stride, padding=padding)[0]
+""", "at position"),
+        ("output_size", """
+def output_size(n, k, s=1, p=0):   # forgets the padding
+    return (n - k) // s + 1
+""", "output_size(32, 5, 1, 2) returned 28"),
+    ],
+    "02_lenet1_digits": [
+        ("MyLeNet1", """
+class MyLeNet1(nn.Module):   # max pooling instead of average pooling
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 5), nn.Conv2d(4, 12, 5)
+        self.fc = nn.Linear(192, 10)
+    def forward(self, x):
+        x = F.max_pool2d(torch.tanh(self.conv1(x)), 2)
+        x = F.max_pool2d(torch.tanh(self.conv2(x)), 2)
+        return self.fc(x.flatten(1))
+""", "average* pooling"),
+        ("MyLeNet1", """
+class MyLeNet1(nn.Module):   # 6 maps in the first layer
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 12, 5)
+        self.fc = nn.Linear(192, 10)
+    def forward(self, x):
+        x = F.avg_pool2d(torch.tanh(self.conv1(x)), 2)
+        return self.fc(F.avg_pool2d(torch.tanh(self.conv2(x)), 2).flatten(1))
+""", "3,246 parameters"),
+        ("worst_mistakes", """
+def worst_mistakes(logits, labels, k):   # most confident overall, right or wrong
+    return logits.softmax(1).max(1).values.argsort(descending=True)[:k]
+""", "Expected [0, 2]"),
+    ],
+}
+
+
+def _defines(cell, name):
+    return cell.cell_type == "code" and (f"def {name}(" in cell.source or f"class {name}(" in cell.source)
+
+
+def _client(nb):
+    os.environ["COURSE_PROFILE"] = "smoke"
+    os.environ["MPLBACKEND"] = "agg"
+    return NotebookClient(nb, timeout=600, kernel_name="python3",
+                          resources={"metadata": {"path": str(ROOT / "notebooks")}})
+
+
+@pytest.mark.parametrize("path", assign.lessons(ROOT / "student"), ids=lambda p: p.stem)
+def test_student_notebook_fails_first_at_first_exercise(path):
+    nb = nbformat.read(path, 4)
+    exercises = [i for i, c in enumerate(nb.cells) if "raise NotImplementedError()" in c.source]
+    try:
+        _client(nb).execute()
+    except CellExecutionError as err:
+        assert exercises, f"{path.name} has no exercise but failed: {err}"
+        assert err.ename == "NotImplementedError", f"{path.name} failed with {err.ename} before any exercise"
+        failed = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and any(
+            o.get("output_type") == "error" for o in c.get("outputs", [])))
+        # A stubbed function raises when it is called: in the exercise cell or in its check cell.
+        check = next(i for i in range(exercises[0], len(nb.cells)) if assign.is_check(nb.cells[i]))
+        assert failed in (exercises[0], check), \
+            f"{path.name} failed at cell {failed}, not at its first exercise (cell {exercises[0]})"
+        assert "NotImplementedError" in str(err)
+    else:
+        assert not exercises, f"{path.name} has exercises but ran without NotImplementedError"
+
+
+@pytest.mark.parametrize("stem", sorted(WRONG))
+def test_check_cells_reject_wrong_answers(stem):
+    nb = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", 4)
+    cases = WRONG[stem]
+    client = _client(nb)
+    tried = 0
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            for name, wrong, message in cases:
+                if not _defines(cell, name):
+                    continue
+                check_index = next(i for i in range(index + 1, len(nb.cells)) if assign.is_check(nb.cells[i]))
+                client.execute_cell(nbformat.v4.new_code_cell("import torch.nn.functional as F\n" + wrong), index)
+                with pytest.raises(CellExecutionError) as err:
+                    client.execute_cell(nbformat.from_dict(dict(nb.cells[check_index])), check_index)
+                assert err.value.ename == "AssertionError", f"{name}: {err.value}"
+                assert message in str(err.value), f"{name}: the check said {err.value.evalue!r}"
+                tried += 1
+            if cell.cell_type == "code":
+                client.execute_cell(cell, index)
+    assert tried == len(cases)

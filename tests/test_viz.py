@@ -1,0 +1,43 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from course_lib import viz
+
+
+def test_filter_grid_rgb_and_gray():
+    rgb = viz.filter_grid(torch.randn(8, 3, 5, 5))
+    assert rgb.ndim == 3 and rgb.shape[2] == 3 and 0 <= rgb.min() and rgb.max() <= 1
+    gray = viz.filter_grid(torch.randn(12, 4, 5, 5))  # one row per output filter, one column per input map
+    assert gray.shape == (12 * 6 + 1, 4 * 6 + 1)
+
+
+def test_zero_weight_is_mid_gray():
+    w = torch.zeros(1, 1, 3, 3)
+    w[0, 0, 0, 0] = 1.0
+    grid = viz.filter_grid(w, pad=0)
+    assert grid[0, 0] == 1.0 and grid[1, 1] == 0.5
+
+
+def test_map_grid_frames_dead_channels_in_red():
+    maps = torch.rand(4, 6, 6)
+    grid = viz.map_grid(maps, ncols=4, dead=torch.tensor([False, True, False, False]))
+    assert tuple(grid[0, 7]) == pytest.approx(viz.DEAD_COLOR)  # the frame of the 2nd tile
+    assert tuple(grid[0, 0]) == (1.0, 1.0, 1.0)
+
+
+def test_to_png_round_trip():
+    a = np.linspace(0, 1, 12).reshape(3, 4)
+    img = Image.open(io.BytesIO(viz.to_png(a, scale=2)))
+    assert img.size == (8, 6)
+    assert np.asarray(img)[0, 0] == 0 and np.asarray(img)[-1, -1] == 255
+
+
+def test_bad_shapes_are_clear_errors():
+    with pytest.raises(ValueError, match="C_out x C_in x k x k"):
+        viz.filter_grid(torch.zeros(3, 5, 5))
+    with pytest.raises(ValueError, match="C x H x W"):
+        viz.map_grid(torch.zeros(2, 3, 5, 5))

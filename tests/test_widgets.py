@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+from PIL import Image
+import io
+
+from course_lib import widgets
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1 2 3\n4 x 6\n7 8 9", "Row 2: 'x' is not a number"),
+    ("1 2 3\n4 5\n7 8 9", "same number of values"),
+    ("1 2\n3 4", "odd size"),
+    ("1 2 3\n4 5 6", "square"),
+    ("   ", "empty"),
+    ("1 2 3\n4 1/0 6\n7 8 9", "not a number"),
+])
+def test_bad_kernels_get_clear_messages(text, message):
+    with pytest.raises(ValueError, match=message):
+        widgets.parse_kernel(text)
+
+
+def test_kernel_text_accepts_commas_and_fractions():
+    k = widgets.parse_kernel("1/9, 1/9, 1/9\n1/9 1/9 1/9\n1/9 1/9 1/9")
+    assert k.shape == (3, 3) and np.isclose(k.sum(), 1)
+
+
+@pytest.fixture
+def playground():
+    rng = np.random.default_rng(0)
+    return widgets.ConvolutionPlayground(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+
+
+def _png_size(data):
+    return Image.open(io.BytesIO(data)).size
+
+
+def test_sum_is_patch_times_kernel(playground):
+    playground.row.value, playground.col.value = 5, 7
+    plane = playground._plane()
+    expected = (plane[5:8, 7:10] * playground.kernel).sum()
+    assert playground.value_at(5, 7) == pytest.approx(expected)
+    assert f"{expected:.2f}" in playground.sum_label.value
+
+
+def test_moving_the_slider_changes_sum_and_pictures(playground):
+    before = (playground.sum_label.value, playground.input_view.value, playground.output_view.value)
+    playground.col.value = 9
+    after = (playground.sum_label.value, playground.input_view.value, playground.output_view.value)
+    assert all(a != b for a, b in zip(before, after))
+
+
+def test_stride_and_padding_resize_the_output(playground):
+    assert playground.output_size() == (18, 22)
+    playground.stride.value, playground.padding.value = 2, 1
+    assert playground.output_size() == ((20 + 2 - 3) // 2 + 1, (24 + 2 - 3) // 2 + 1)
+    assert (playground.row.max, playground.col.max) == (9, 11)
+
+
+def test_bad_kernel_shows_message_and_keeps_old_kernel(playground):
+    old = playground.kernel.copy()
+    playground.kernel_text.value = "1 2\n3 4"
+    assert "odd size" in playground.message.value
+    assert np.array_equal(playground.kernel, old)
+    playground.kernel_text.value = "0 0 0\n0 2 0\n0 0 0"
+    assert playground.message.value == "" and playground.kernel[1, 1] == 2
+
+
+def test_preset_sets_the_kernel(playground):
+    playground.preset.value = "sharpen"
+    assert playground.kernel[1, 1] == 5
+
+
+def test_channel_choice(playground):
+    playground.channel.value = "green"
+    assert np.array_equal(playground._plane(), playground.image[..., 1])
+
+
+def test_constructor_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="H x W x 3"):
+        widgets.ConvolutionPlayground(np.zeros((4, 4, 4)))
+    with pytest.raises(ValueError, match="odd size"):
+        widgets.ConvolutionPlayground(np.zeros((8, 8)), kernel=np.ones((2, 2)))
