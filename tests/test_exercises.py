@@ -71,6 +71,24 @@ def worst_mistakes(logits, labels, k):   # most confident overall, right or wron
     return logits.softmax(1).max(1).values.argsort(descending=True)[:k]
 """, "Expected [0, 2]"),
     ],
+    "03_training_dynamics": [
+        ("my_sparsity", """
+def my_sparsity(acts):   # counts the zeros instead of their share
+    return float((acts == 0).sum())
+""", "expected 0.75"),
+        ("my_sparsity", """
+def my_sparsity(acts):   # share of non-zero entries: density, not sparsity
+    return (acts != 0).float().mean().item()
+""", "expected 0.75"),
+        ("find_dead", """
+def find_dead(acts):   # dead on the first image only
+    return [int(c) for c in (acts[0].abs().amax(dim=(1, 2)) == 0).nonzero().flatten()]
+""", "Channel 1 fires on the second image"),
+        ("find_dead", """
+def find_dead(acts):   # channels that are *mostly* zero
+    return [int(c) for c in ((acts == 0).float().mean(dim=(0, 2, 3)) > 0.5).nonzero().flatten()]
+""", "Filters 2, 5 and 11 were killed"),
+    ],
 }
 
 

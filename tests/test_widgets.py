@@ -80,3 +80,70 @@ def test_constructor_rejects_bad_inputs():
         widgets.ConvolutionPlayground(np.zeros((4, 4, 4)))
     with pytest.raises(ValueError, match="odd size"):
         widgets.ConvolutionPlayground(np.zeros((8, 8)), kernel=np.ones((2, 2)))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    import torch
+    from course_lib import data, models, train
+    x, y = data.digits("train")
+    probe = x[:8]
+    model = models.LeNet5(activation="relu", pool="max")
+    history = train.fit(model, (x[:256], y[:256]), epochs=2, snapshot_every=1, probe=probe,
+                        progress=False, device="cpu")
+    return model, history, probe
+
+
+def test_activation_explorer_controls_change_the_picture(trained):
+    model, history, probe = trained
+    ex = widgets.ActivationExplorer(history, probe)
+    assert list(ex.epoch.options) == [0, 1, 2]
+    before = ex.maps_view.value
+    ex.layer.value = "act2"
+    assert ex.maps_view.value != before and "16/16" not in ex.stats.value  # 16 maps, not all dead
+    picture = ex.maps_view.value
+    ex.epoch.value = 0
+    assert ex.maps_view.value != picture
+    ex.image.value = 3
+    assert "sparsity" in ex.stats.value and "dead" in ex.stats.value
+
+
+def test_activation_explorer_on_a_model_and_wrong_probe(trained):
+    model, history, probe = trained
+    ex = widgets.ActivationExplorer(model, probe, layers=["act1", "fc3"])
+    assert list(ex.layer.options) == ["act1", "fc3"] and ex.epoch.layout.display == "none"
+    ex.layer.value = "fc3"  # a linear layer is shown as 1x1 maps
+    assert ex.maps_view.value
+    with pytest.raises(ValueError, match="same probe batch"):
+        widgets.ActivationExplorer(history, probe[:4])
+
+
+def test_filter_explorer(trained):
+    import torch
+    model, history, _ = trained
+    fx = widgets.FilterExplorer(history)
+    assert list(fx.layer.options) == ["conv1", "conv2"]
+    first = fx.grid_view.value
+    fx.layer.value = "conv2"
+    assert fx.grid_view.value != first and fx.numbers.value.count("<tr>") == 16 + 1
+    fx.epoch.value = 0
+    fx.normalize.value = "global"
+    assert torch.equal(fx.current(), history.snapshots[0]["state"]["conv2.weight"])
+    with pytest.raises(KeyError, match="conv9"):
+        widgets.FilterExplorer(model, layers=["conv9"])
+
+
+def test_filter_explorer_pages_wide_layers_and_shows_color():
+    import torch
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 96, 11, stride=4))
+    fx = widgets.FilterExplorer(net)
+    assert fx.page.max == 1 and fx.page.layout.display is None  # 96 filters: two pages of 64
+    assert fx.numbers.value.count("<tr>") == 64 + 1 and "color" in fx.numbers.value
+    fx.page.value = 1
+    assert fx.numbers.value.count("<tr>") == 32 + 1
+
+
+def test_explorer_needs_snapshots():
+    from course_lib.train import History
+    with pytest.raises(ValueError, match="snapshot_every"):
+        widgets.FilterExplorer(History())
