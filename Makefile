@@ -23,7 +23,7 @@ lab: setup
 # Unit tests, instructor checks, every lesson under nbval (smoke profile), browser tests.
 test: setup
 	$(BIN)/python -m course_lib.assign check
-	COURSE_PROFILE=smoke MPLBACKEND=agg $(BIN)/python -m pytest tests solutions --nbval-lax \
+	COURSE_PROFILE=smoke MPLBACKEND=agg $(BIN)/python -m pytest tests solutions --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 	@command -v chromium >/dev/null || echo "NOTE: Chromium is missing: the browser tests were SKIPPED (apt-get install -y chromium)."
 

@@ -18,7 +18,6 @@ import copy
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
@@ -127,16 +126,9 @@ def _dumps(nb) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a course file is readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .data import atomic_write
+
+    atomic_write(path, lambda f: f.write(text), mode="w")
 
 
 def student(src: Path = ROOT / "notebooks", dst: Path = ROOT / "student") -> list[Path]:

@@ -37,14 +37,12 @@ class Profile:
     sweep_epochs: int
     lr_sweep: tuple[float, ...]
     probe_size: int
-    # chosen so that lr * weight_decay * steps stays about 0.5 whatever the data size: enough
-    # for decay to wear the untrained noise out of first-layer filters (lesson 03)
-    weight_decay: float
-    # lessons 04-05: AlexNet on Imagenette
+    # lessons 04-05: AlexNet on Imagenette (smoke: the offline folder of scikit-image photos)
     image_size: int
     imagenette_train_size: int | None
     alexnet_epochs: int
     alexnet_batch_size: int
+    alexnet_lr: float
 
     def as_dict(self) -> dict:
         """The profile's fields as a plain dict (for printing in a lesson)."""
@@ -55,20 +53,20 @@ _PROFILES = {
     "smoke": Profile(
         name="smoke", dataset="digits", train_size=1000, test_size=400, lenet_epochs=2,
         batch_size=64, dynamics_train_size=1000, dynamics_epochs=20, sweep_epochs=4,
-        lr_sweep=(0.01, 0.1, 0.5, 1.0), probe_size=32, weight_decay=3e-2,
-        image_size=128, imagenette_train_size=None, alexnet_epochs=1, alexnet_batch_size=16,
+        lr_sweep=(0.01, 0.1, 0.5, 1.0), probe_size=32,
+        image_size=80, imagenette_train_size=None, alexnet_epochs=4, alexnet_batch_size=16, alexnet_lr=0.03,
     ),
     "cpu": Profile(
         name="cpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=6,
         batch_size=64, dynamics_train_size=12000, dynamics_epochs=6, sweep_epochs=2,
-        lr_sweep=(0.01, 0.1, 0.5, 1.0), probe_size=128, weight_decay=8e-3,
-        image_size=128, imagenette_train_size=2000, alexnet_epochs=3, alexnet_batch_size=64,
+        lr_sweep=(0.01, 0.1, 0.5, 1.0), probe_size=128,
+        image_size=112, imagenette_train_size=2000, alexnet_epochs=5, alexnet_batch_size=32, alexnet_lr=0.02,
     ),
     "gpu": Profile(
         name="gpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=20,
         batch_size=64, dynamics_train_size=None, dynamics_epochs=10, sweep_epochs=3,
-        lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 2.0), probe_size=256, weight_decay=1e-3,
-        image_size=160, imagenette_train_size=None, alexnet_epochs=30, alexnet_batch_size=128,
+        lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 2.0), probe_size=256,
+        image_size=128, imagenette_train_size=None, alexnet_epochs=30, alexnet_batch_size=128, alexnet_lr=0.02,
     ),
 }
 

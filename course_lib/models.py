@@ -89,6 +89,86 @@ class LeNet5(nn.Module):
         return self.fc3(x)
 
 
+class AlexNet(nn.Module):
+    """AlexNet as in Krizhevsky, Sutskever & Hinton (2012).
+
+    conv1 11x11/4 -> 96 maps, ReLU, local response normalization, overlapping 3x3/2 max pooling;
+    conv2 5x5 -> 256 (LRN, pooling), conv3 3x3 -> 384, conv4 3x3 -> 384, conv5 3x3 -> 256 (pooling);
+    fc6 and fc7 with 4096 units and dropout; fc8 gives the class scores. With ``streams=2`` conv2,
+    conv4 and conv5 are grouped convolutions (``groups=2``): each half of the maps sees only its own
+    half below, as on the paper's two GPUs, while conv3 and the fully connected layers cross streams.
+    60,965,224 parameters at 1000 classes. ``streams=1`` is the single-stream variant.
+
+    Input ``N x 3 x S x S`` with S >= 63 (224 is the paper's crop; 128 or 160 work through the
+    adaptive average pooling before fc6); output ``N x num_classes`` logits.
+    """
+
+    MIN_SIZE = 63
+
+    def __init__(self, num_classes: int = 1000, streams: int = 2, lrn: bool = True, dropout: float = 0.5):
+        super().__init__()
+        if streams not in (1, 2):
+            raise ValueError(f"streams must be 1 or 2, got {streams}.")
+        self.streams = streams
+        norm = (lambda: nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
+        self.conv1 = nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2)
+        self.act1, self.norm1, self.pool1 = nn.ReLU(inplace=True), norm(), nn.MaxPool2d(3, 2)
+        self.conv2 = nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=streams)
+        self.act2, self.norm2, self.pool2 = nn.ReLU(inplace=True), norm(), nn.MaxPool2d(3, 2)
+        self.conv3 = nn.Conv2d(256, 384, kernel_size=3, padding=1)
+        self.act3 = nn.ReLU(inplace=True)
+        self.conv4 = nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=streams)
+        self.act4 = nn.ReLU(inplace=True)
+        self.conv5 = nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=streams)
+        self.act5, self.pool5 = nn.ReLU(inplace=True), nn.MaxPool2d(3, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.flatten = nn.Flatten()
+        self.fc6 = nn.Linear(256 * 6 * 6, 4096)
+        self.act6, self.drop6 = nn.ReLU(inplace=True), nn.Dropout(dropout)
+        self.fc7 = nn.Linear(4096, 4096)
+        self.act7, self.drop7 = nn.ReLU(inplace=True), nn.Dropout(dropout)
+        self.fc8 = nn.Linear(4096, num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He initialization for the ReLU convs, N(0, 0.01) for the fully connected layers, zero biases.
+
+        The 2012 paper drew every weight from N(0, 0.01) and trained for 90 epochs; He et al.'s scale
+        lets a run of a few epochs start learning at once, which is what a lesson can afford.
+        """
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional part: ``N x 3 x S x S`` -> conv5 after pooling."""
+        check_input(x, 3, self.MIN_SIZE, "AlexNet")
+        x = self.pool1(self.norm1(self.act1(self.conv1(x))))
+        x = self.pool2(self.norm2(self.act2(self.conv2(x))))
+        x = self.act3(self.conv3(x))
+        x = self.act4(self.conv4(x))
+        return self.pool5(self.act5(self.conv5(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.flatten(self.avgpool(self.features(x)))
+        x = self.drop6(self.act6(self.fc6(x)))
+        x = self.drop7(self.act7(self.fc7(x)))
+        return self.fc8(x)
+
+    def stream_filters(self, layer: str = "conv1") -> list[torch.Tensor]:
+        """The filters of conv ``layer`` split by stream: a list of ``streams`` CPU tensors
+        ``(C_out / streams) x C_in x k x k``. conv1's first 48 filters feed stream 0 of conv2, the
+        other 48 stream 1, as on the paper's two GPUs."""
+        module = getattr(self, layer, None)
+        if not isinstance(module, nn.Conv2d):
+            raise KeyError(f"{layer!r} is not a conv layer of AlexNet: expected conv1 ... conv5.")
+        return list(module.weight.detach().float().cpu().chunk(self.streams, dim=0))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,22 +92,21 @@ def _lr_at(step: int, total: int, base_lr: float, warmup: int) -> float:
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, then rename,
     so an interrupted save never leaves a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a course file is readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data_mod.atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only).
+
+    Raises ``RuntimeError`` naming the file when it is corrupted or not a checkpoint."""
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        first_line = str(err).strip().split("\n")[0][:200]
+        raise RuntimeError(f"{path} is corrupted or not a course checkpoint: delete it to start training "
+                           f"from scratch ({type(err).__name__}: {first_line})") from err
 
 
 def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float = 0.05,
@@ -146,7 +144,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     train_loader = _as_loader(train_data, batch_size, True, device, mean, std, seed, on_cuda, augment)
     steps_per_epoch = len(train_loader)
     total_steps = epochs * steps_per_epoch
-    warmup = int(warmup_epochs * steps_per_epoch)
+    # a run of very few steps per epoch still warms up (AlexNet diverges without it)
+    warmup = int(warmup_epochs * steps_per_epoch) or (min(10, total_steps // 4) if warmup_epochs > 0 else 0)
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -164,6 +163,9 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     start_epoch = 0
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
+        if not {"model", "optimizer", "history", "epoch"} <= set(state):
+            raise RuntimeError(f"{checkpoint} is not a fit() checkpoint (keys {sorted(state)}): "
+                               "use another path or delete it.")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = History.from_dict(state["history"])

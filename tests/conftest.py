@@ -1,10 +1,7 @@
-"""Shared test helpers: small real data written in the real formats, and a loopback HTTP server."""
+"""Fixtures: small real data written in the real formats, and a loopback HTTP server."""
 
 import functools
-import gzip
-import hashlib
 import http.server
-import struct
 import threading
 from pathlib import Path
 
@@ -12,19 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import write_idx
+
 torch.set_num_threads(2)
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array in the IDX format MNIST uses (magic 0x0803 images, 0x0801 labels), gzipped."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.tobytes())
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from torchvision.datasets import MNIST
 
 from course_lib import data
 
-from conftest import md5
+from helpers import md5
 
 
 def test_digits_look_like_mnist():

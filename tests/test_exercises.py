@@ -71,6 +71,20 @@ def worst_mistakes(logits, labels, k):   # most confident overall, right or wron
     return logits.softmax(1).max(1).values.argsort(descending=True)[:k]
 """, "Expected [0, 2]"),
     ],
+    "04_alexnet_imagenet_subsets": [
+        ("alexnet_sizes", """
+def alexnet_sizes(streams=2, num_classes=1000):   # conv1 without padding
+    convs = [(3, 96, 11, 4, 0, 1), (96, 256, 5, 1, 2, streams), (256, 384, 3, 1, 1, 1),
+             (384, 384, 3, 1, 1, streams), (384, 256, 3, 1, 1, streams)]
+    return convs, [(256 * 6 * 6, 4096), (4096, 4096), (4096, num_classes)]
+""", "after conv1: expected (96, 27, 27), got (96, 26, 26)"),
+        ("alexnet_sizes", """
+def alexnet_sizes(streams=2, num_classes=1000):   # forgets the two streams
+    convs = [(3, 96, 11, 4, 2, 1), (96, 256, 5, 1, 2, 1), (256, 384, 3, 1, 1, 1),
+             (384, 384, 3, 1, 1, 1), (384, 256, 3, 1, 1, 1)]
+    return convs, [(256 * 6 * 6, 4096), (4096, 4096), (4096, num_classes)]
+""", "look at the groups"),
+    ],
     "03_training_dynamics": [
         ("my_sparsity", """
 def my_sparsity(acts):   # counts the zeros instead of their share

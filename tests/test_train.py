@@ -120,3 +120,15 @@ def test_predict_and_evaluate_agree(digits):
     assert logits.shape == (len(xte), 10)
     accuracy = (logits.argmax(1) == yte).float().mean().item()
     assert accuracy == pytest.approx(train.evaluate(model, (xte, yte))["accuracy"])
+
+
+def test_corrupted_checkpoint_is_a_clear_error(digits, tmp_path):
+    (xtr, ytr), _ = digits
+    ckpt = tmp_path / "broken.pt"
+    ckpt.write_bytes(b"\x00garbage, not a checkpoint")
+    with pytest.raises(RuntimeError, match="broken.pt is corrupted or not a course checkpoint: delete it"):
+        train.fit(models.LeNet1(), (xtr, ytr), epochs=1, progress=False, device="cpu", checkpoint=ckpt)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(1)}, other)
+    with pytest.raises(RuntimeError, match="not a fit\\(\\) checkpoint"):
+        train.fit(models.LeNet1(), (xtr, ytr), epochs=1, progress=False, device="cpu", checkpoint=other)

@@ -1,6 +1,6 @@
 """Lesson 03's activation explorer in JupyterLab in a real browser."""
 
-from conftest import assert_clean, open_and_run
+from lab_helpers import assert_clean, open_and_run
 
 EXPLORER = ".widget-vbox:has(> .widget-hbox .explorer-stats)"
 

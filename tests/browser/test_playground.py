@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import ARTIFACTS, assert_clean, open_and_run
+from lab_helpers import ARTIFACTS, assert_clean, open_and_run
 
 PLAYGROUND = ".widget-vbox:has(.conv-sum)"
 

@@ -1,0 +1,75 @@
+"""Widget update latency, measured in Python (a control change to new image bytes).
+
+* ConvolutionPlayground on a 512x512 photo: one position-slider move. Target: median < 20 ms.
+* ActivationExplorer and FilterExplorer: one control change redrawing a 64-channel layer, on a batch of
+  8 images. Target: median < 50 ms on CPU.
+
+The browser-side figure (slider move to new image on screen) comes from the browser test and is
+written to test-artifacts/browser/playground_latency.json.
+
+    python benchmarks/widget_latency.py
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage import data as photos
+from skimage.transform import resize
+
+from common import machine, summary_ms, timings
+
+from course_lib import widgets
+
+
+def playground():
+    img = (resize(photos.chelsea(), (512, 512, 3)) * 255).astype(np.uint8)
+    pg = widgets.ConvolutionPlayground(img)
+    positions = iter(range(10**6))
+
+    def move():
+        pg.col.value = next(positions) % (pg.col.max + 1)
+
+    return timings(move, repeat=60)
+
+
+def explorers():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential()
+    net.add_module("conv1", torch.nn.Conv2d(3, 64, 5, padding=2))
+    net.add_module("act1", torch.nn.ReLU())
+    net.add_module("conv2", torch.nn.Conv2d(64, 64, 3, padding=1))
+    net.add_module("act2", torch.nn.ReLU())
+    images = torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8)
+    ax = widgets.ActivationExplorer(net, images, layers=["act1", "act2"])
+    counter = iter(range(10**6))
+
+    def next_image():
+        ax.image.value = next(counter) % 8
+
+    fx = widgets.FilterExplorer(net, layers=["conv1", "conv2"])
+
+    def switch_layer():
+        fx.layer.value = "conv2" if fx.layer.value == "conv1" else "conv1"
+
+    return timings(next_image), timings(switch_layer)
+
+
+def main():
+    print(machine())
+    print(f"ConvolutionPlayground, 512x512 photo, slider move: {summary_ms(playground())} (target median < 20 ms)")
+    act, filt = explorers()
+    print(f"ActivationExplorer, 64-channel layer, batch of 8, image change: {summary_ms(act)} (target median < 50 ms)")
+    print(f"FilterExplorer, 64 filters, layer change: {summary_ms(filt)} (target median < 50 ms)")
+    browser = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser" / "playground_latency.json"
+    if browser.exists():
+        ms = sorted(json.loads(browser.read_text())["ms"])
+        print(f"browser (last browser test run): slider move -> new image on screen, median {ms[len(ms) // 2]:.0f} ms "
+              "(target < 150 ms)")
+    else:
+        print("browser figure: run the browser tests first (make test)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Driving JupyterLab in the browser: open and run a notebook, check the page is clean."""
+
+from pathlib import Path
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+
+
+def open_and_run(page, lab, notebook: str, timeout_s: float = 180) -> None:
+    """Open a notebook in JupyterLab, run all cells, wait until the kernel is idle again."""
+    page.goto(f"{lab['base']}/lab/tree/{notebook}?token={lab['token']}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=60_000)
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }", timeout=90_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # idle with no cell still queued ("[*]") means the run finished
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const busy = w.sessionContext.session.kernel.status !== 'idle';"
+        " const queued = [...document.querySelectorAll('.jp-InputPrompt')].some(e => e.textContent.includes('*'));"
+        " return !busy && !queued; }", timeout=timeout_s * 1000, polling=500)
+
+
+def assert_clean(page) -> None:
+    """No 'Error displaying widget', no JavaScript error, no Python traceback in the page."""
+    body = page.inner_text("body")
+    assert "Error displaying widget" not in body
+    assert "Traceback" not in body and "Error:" not in page.inner_text(".jp-Notebook").split("\n")[0]
+    serious = [e for e in page.errors if "favicon" not in e and "net::ERR" not in e]
+    assert not serious, f"JavaScript errors in the console: {serious}"
