@@ -213,6 +213,9 @@ class TensorLoader:
             mean, std = default_normalization(images.shape[1])
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        # (x / 255 - mean) / std as one multiply and one add, done in place on the batch
+        self._scale = 1.0 / (255.0 * self.std)
+        self._shift = -self.mean / self.std
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -232,10 +235,11 @@ class TensorLoader:
                 yb = self.labels[i * self.batch_size:(i + 1) * self.batch_size]
             else:
                 idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-                xb, yb = self.images[idx], self.labels[idx]
+                # index_select copies whole images; it is ~10x faster than images[idx] on a CPU
+                xb, yb = self.images.index_select(0, idx), self.labels.index_select(0, idx)
             if self.augment is not None:
                 xb = self.augment(xb, gen)
-            x = (xb.float() / 255.0 - self.mean) / self.std
+            x = xb.float().mul_(self._scale).add_(self._shift)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, yb
@@ -502,3 +506,42 @@ def random_resized_crop_flip(batch: torch.Tensor, generator: torch.Generator,
     theta = theta.to(batch.device)
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
     return F.grid_sample(batch.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def random_crop_flip(batch: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
+    """AlexNet's own augmentation (2012): a random ``size x size`` crop of each image (the paper took
+    224 x 224 patches of 256 x 256 images) and a horizontal flip half the time.
+
+    Takes uint8 ``B x C x H x W`` with H, W >= ``size``; returns uint8 ``B x C x size x size``. One
+    ``index_select`` of rows and one ``gather`` of columns on the bytes: no interpolation and no
+    per-image Python work.
+    """
+    b, c, h, w = batch.shape
+    if size > min(h, w):
+        raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images: cache them larger (e.g. {round(size * 8 / 7)}).")
+    dev = generator.device
+    steps = torch.arange(size, device=dev)
+    y0 = torch.randint(0, h - size + 1, (b, 1), generator=generator, device=dev)
+    x0 = torch.randint(0, w - size + 1, (b, 1), generator=generator, device=dev)
+    flip = torch.rand(b, 1, generator=generator, device=dev) < 0.5
+    rows = (y0 + steps).to(batch.device)                                     # B x size
+    cols = (x0 + torch.where(flip, size - 1 - steps, steps)).to(batch.device)  # B x size
+    # whole rows first (index_select on a (B*C*H) x W view: fast contiguous copies), then the columns
+    planes = torch.arange(b * c, device=batch.device).view(b, c, 1) * h
+    picked = batch.contiguous().view(-1, w).index_select(0, (planes + rows[:, None, :]).reshape(-1))
+    return picked.view(b, c, size, w).gather(3, cols[:, None, None, :].expand(b, c, size, size))
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size x size`` square of ``N x C x H x W`` images (how AlexNet-style training
+    evaluates: train on random crops, test on the center)."""
+    h, w = images.shape[-2:]
+    if size > min(h, w):
+        raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images.")
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top:top + size, left:left + size]
+
+
+def crop_flip(size: int):
+    """``random_crop_flip`` at ``size``, as an ``augment`` function for :class:`TensorLoader` and ``fit``."""
+    return lambda batch, generator: random_crop_flip(batch, generator, size)

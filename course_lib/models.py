@@ -169,6 +169,28 @@ class AlexNet(nn.Module):
         return list(module.weight.detach().float().cpu().chunk(self.streams, dim=0))
 
 
+def pretrained_alexnet() -> nn.Module:
+    """torchvision's AlexNet trained on ImageNet-1k, in eval mode, for comparison.
+
+    It is the later single-stream variant ("one weird trick", 64 conv1 filters; 56.5 % top-1,
+    61,100,840 parameters), not the 2012 two-stream net. Downloads 233 MB once into torch's hub cache.
+    Raises ``RuntimeError`` saying where to put the file when it cannot be downloaded.
+    """
+    from pathlib import Path
+
+    from torchvision.models import AlexNet_Weights, alexnet
+
+    weights = AlexNet_Weights.IMAGENET1K_V1
+    try:
+        return alexnet(weights=weights).eval()
+    except Exception as err:
+        target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        raise RuntimeError(
+            f"torchvision's pretrained AlexNet could not be downloaded from {weights.url} "
+            f"({type(err).__name__}: {err}). Put that file at {target} by hand, or skip this comparison."
+        ) from err
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -202,13 +202,19 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
             current_lr = _lr_at(step, total_steps, lr, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            optimizer.zero_grad(set_to_none=True)
+            if amp_dtype is None:  # full precision: no autocast or scaler machinery in the hot loop
                 logits = step_fn(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+                loss.backward()
+                optimizer.step()
+            else:
+                with torch.autocast(device.type, dtype=amp_dtype):
+                    logits = step_fn(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)

@@ -103,9 +103,13 @@ def map_grid(maps: torch.Tensor, ncols: int | None = None, normalize: str = "glo
     return tile(scaled, ncols, pad, pad_value=1.0, borders=borders)
 
 
-def to_png(array: np.ndarray, scale: int = 1) -> bytes:
-    """PNG bytes of a float array in [0, 1] (``H x W`` or ``H x W x 3``), enlarged ``scale`` times
-    with nearest-neighbour so that pixels stay crisp."""
+def to_png(array: np.ndarray, scale: int = 1, palette: list[int] | None = None) -> bytes:
+    """PNG bytes of an image, enlarged ``scale`` times with nearest-neighbour so pixels stay crisp.
+
+    Takes a float array in [0, 1] or a uint8 array, ``H x W`` or ``H x W x 3``. With ``palette`` (a
+    flat list of up to 256 RGB triples), a uint8 ``H x W`` array holds palette indices: an 8-bit
+    palette PNG, a third of the bytes of RGB to compress.
+    """
     from PIL import Image
 
     a = np.asarray(array)
@@ -113,8 +117,14 @@ def to_png(array: np.ndarray, scale: int = 1) -> bytes:
         a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
     if scale > 1:
         a = a.repeat(scale, axis=0).repeat(scale, axis=1)
+    img = Image.fromarray(a)
+    if palette is not None:
+        if a.ndim != 2:
+            raise ValueError(f"A palette image needs an H x W array of indices, got shape {a.shape}.")
+        img = Image.frombytes("P", (a.shape[1], a.shape[0]), a.tobytes())
+        img.putpalette(palette)
     buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG", compress_level=1)
+    img.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -27,8 +27,22 @@ KERNEL_PRESETS: dict[str, list[list[float]]] = {
     "horizontal edges (Sobel)": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
     "outline (Laplacian)": [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
 }
-HIGHLIGHT = np.array([255, 40, 40], dtype=np.uint8)
+# The playground's pictures are one gray plane plus red marks: 8-bit palette images (gray levels 0-254,
+# entry 255 red) are a third of the bytes of RGB to compress, which keeps a slider move fast.
+RED = 255
+PALETTE = [v for g in range(255) for v in (g, g, g)] + [255, 40, 40]
 MAX_KERNEL = 15
+
+
+class _Widget:
+    """Shown in Jupyter as its ``widget`` (an ipywidgets box) by ``display(obj)`` or as a cell's last line."""
+
+    widget: W.Widget
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
 
 
 def parse_kernel(text: str) -> np.ndarray:
@@ -134,7 +148,7 @@ def _as_image_array(image) -> np.ndarray:
     return a
 
 
-class ConvolutionPlayground:
+class ConvolutionPlayground(_Widget):
     """Slide a filter over a picture and watch one output pixel being computed.
 
     ``ConvolutionPlayground(image, kernel=None)``: ``image`` is ``H x W`` (gray) or ``H x W x 3``
@@ -208,10 +222,9 @@ class ConvolutionPlayground:
         x = torch.from_numpy(plane)[None, None]
         out = F.conv2d(x, torch.from_numpy(self.kernel)[None, None], stride=stride)[0, 0].numpy()
         lo, hi = out.min(), out.max()
-        out_gray = ((out - lo) / (hi - lo + 1e-12) * 255).astype(np.uint8)
-        base = np.clip(plane, 0, 255).astype(np.uint8)
-        self._cache = {"plane": plane, "out": out, "out_rgb": np.repeat(out_gray[..., None], 3, -1),
-                       "in_rgb": np.repeat(base[..., None], 3, -1), "k": k, "stride": stride}
+        out_gray = ((out - lo) / (hi - lo + 1e-12) * 254).astype(np.uint8)  # 255 is the red entry
+        base = (np.clip(plane, 0, 255) * (254 / 255)).astype(np.uint8)
+        self._cache = {"plane": plane, "out": out, "out_idx": out_gray, "in_idx": base, "k": k, "stride": stride}
         with self.row.hold_trait_notifications(), self.col.hold_trait_notifications():
             self.row.max, self.col.max = out.shape[0] - 1, out.shape[1] - 1
         self.update()
@@ -235,16 +248,16 @@ class ConvolutionPlayground:
         product = patch * self.kernel
         total = float(product.sum())
 
-        view = c["in_rgb"].copy()
-        view[y:y + k, [x, x + k - 1]] = HIGHLIGHT
-        view[[y, y + k - 1], x:x + k] = HIGHLIGHT
-        out = c["out_rgb"].copy()
-        flat = out.reshape(-1, 3)
+        view = c["in_idx"].copy()
+        view[y:y + k, [x, x + k - 1]] = RED
+        view[[y, y + k - 1], x:x + k] = RED
+        out = c["out_idx"].copy()
+        flat = out.reshape(-1)
         position = r * out.shape[1] + col
-        flat[position + 1:] = 128  # not computed yet
-        flat[position] = HIGHLIGHT
-        self.input_view.value = viz.to_png(view, self.scale)
-        self.output_view.value = viz.to_png(out, self.scale)
+        flat[position + 1:] = 127  # not computed yet: mid-gray
+        flat[position] = RED
+        self.input_view.value = viz.to_png(view, self.scale, palette=PALETTE)
+        self.output_view.value = viz.to_png(out, self.scale, palette=PALETTE)
         self.arithmetic.value = ('<div style="display:flex;align-items:flex-start">'
                                  + _table(patch, "patch", signed=False) + "<div style='margin-top:20px'>×</div>"
                                  + _table(self.kernel, "kernel", signed=True) + "<div style='margin-top:20px'>=</div>"
@@ -273,11 +286,6 @@ class ConvolutionPlayground:
         self.kernel = kernel
         self._recompute()
 
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
-
 
 # ---------------------------------------------------------------------------------------------
 # Explorers of a trained network (or of its training history)
@@ -294,6 +302,20 @@ def _snapshots_of(source):
         raise ValueError("Expected a model or a History with snapshots "
                          "(train with fit(..., snapshot_every=k, probe=images)).")
     return None, snapshots
+
+
+class _Explorer(_Widget):
+    """What both explorers share: ``frames`` (one per snapshot epoch) and an epoch slider over them."""
+
+    frames: list[dict]
+
+    def _epoch_slider(self) -> W.SelectionSlider:
+        epochs = [f["epoch"] for f in self.frames]
+        return W.SelectionSlider(options=epochs, value=epochs[-1], description="epoch",
+                                 layout=W.Layout(display=None if len(epochs) > 1 else "none"))
+
+    def _frame(self) -> dict:
+        return next(f for f in self.frames if f["epoch"] == self.epoch.value)
 
 
 def _stats_html(name: str, acts: torch.Tensor) -> str:
@@ -313,7 +335,7 @@ def _set_pages(slider: W.IntSlider, count: int) -> None:
     slider.layout.display = None if pages > 1 else "none"
 
 
-class ActivationExplorer:
+class ActivationExplorer(_Explorer):
     """Feature maps of every layer for every probe image, across training.
 
     ``ActivationExplorer(model_or_history, images, layers=None)``: ``images`` is a uint8 batch
@@ -343,9 +365,7 @@ class ActivationExplorer:
             raise ValueError("No recorded layer to show.")
         self.layer = W.Dropdown(options=names, value=names[0], description="layer")
         self.image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
-        epochs = [f["epoch"] for f in self.frames]
-        self.epoch = W.SelectionSlider(options=epochs, value=epochs[-1], description="epoch",
-                                       layout=W.Layout(display=None if len(epochs) > 1 else "none"))
+        self.epoch = self._epoch_slider()
         self.page = _page_slider()
         self.input_view = W.Image(format="png")
         self.maps_view = W.Image(format="png")
@@ -361,8 +381,7 @@ class ActivationExplorer:
 
     def current(self) -> torch.Tensor:
         """The selected layer's activations (whole batch) at the selected epoch."""
-        frame = next(f for f in self.frames if f["epoch"] == self.epoch.value)
-        return frame["activations"][self.layer.value]
+        return self._frame()["activations"][self.layer.value]
 
     def update(self) -> None:
         """Redraw the input, the maps of the selected image, and the layer's numbers."""
@@ -380,13 +399,8 @@ class ActivationExplorer:
         self.maps_view.value = viz.to_png(grid, max(1, 320 // side))
         self.stats.value = _stats_html(self.layer.value, acts)
 
-    def _ipython_display_(self):
-        from IPython.display import display
 
-        display(self.widget)
-
-
-class FilterExplorer:
+class FilterExplorer(_Explorer):
     """The filters of every conv layer, across training, with each filter's smoothness.
 
     ``FilterExplorer(model_or_history, layers=None)``: with a History trained with snapshots, an
@@ -412,9 +426,7 @@ class FilterExplorer:
         if not names:
             raise ValueError("This model has no conv layer to show.")
         self.layer = W.Dropdown(options=names, value=names[0], description="layer")
-        epochs = [f["epoch"] for f in self.frames]
-        self.epoch = W.SelectionSlider(options=epochs, value=epochs[-1], description="epoch",
-                                       layout=W.Layout(display=None if len(epochs) > 1 else "none"))
+        self.epoch = self._epoch_slider()
         self.normalize = W.ToggleButtons(options=[("per filter", "per_filter"), ("one scale", "global")],
                                          value="per_filter", description="scale")
         self.page = _page_slider()
@@ -428,8 +440,7 @@ class FilterExplorer:
 
     def current(self) -> torch.Tensor:
         """The selected layer's weights ``C_out x C_in x k x k`` at the selected epoch."""
-        frame = next(f for f in self.frames if f["epoch"] == self.epoch.value)
-        return frame["weights"][self.layer.value]
+        return self._frame()["weights"][self.layer.value]
 
     def update(self) -> None:
         """Redraw the filter grid and the per-filter numbers."""
@@ -448,8 +459,3 @@ class FilterExplorer:
         self.numbers.value = (f'<div class="explorer-stats" style="max-height:360px;overflow:auto;font-size:11px">'
                               f"mean smoothness <b>{smooth.mean():.3f}</b>"
                               f"<table>{header}</tr>{''.join(r + '</tr>' for r in rows)}</table></div>")
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)

@@ -125,3 +125,11 @@ def test_command_line_check_fails_with_names(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(assign, "check", lambda: ["student/01_x.ipynb is missing: run `make student`."])
     assert assign.main(["check"]) == 1
     assert "student/01_x.ipynb is missing" in capsys.readouterr().err
+
+
+def test_every_solution_has_checked_outputs_with_execution_counts():
+    for path in assign.lessons(assign.ROOT / "solutions"):
+        cells = [c for c in nbformat.read(path, 4).cells if c.cell_type == "code"]
+        checked = [c for c in cells if "# NBVAL_CHECK_OUTPUT" in c.source]
+        assert len(checked) >= 2, f"{path.name}: only {len(checked)} output-checked cells"
+        assert all(c.outputs and c.execution_count for c in checked), f"{path.name}: a checked cell was not run"

@@ -159,3 +159,28 @@ def test_loader_applies_augmentation_on_the_batch():
     assert calls == [4, 4, 2]  # one call per batch, never per image
     assert torch.allclose(batches[0], (0 - torch.tensor(data.IMAGENET_MEAN).view(1, 3, 1, 1)) /
                           torch.tensor(data.IMAGENET_STD).view(1, 3, 1, 1))
+
+
+def test_random_crop_flip_takes_real_crops_and_mirrors():
+    x = torch.randint(0, 256, (64, 3, 12, 10), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    out = data.random_crop_flip(x, torch.Generator().manual_seed(0), 8)
+    assert out.shape == (64, 3, 8, 8) and out.dtype == torch.uint8
+    assert torch.equal(out, data.random_crop_flip(x, torch.Generator().manual_seed(0), 8))  # seeded
+    flips = 0
+    for img, src in zip(out, x):
+        crops = [src[:, i:i + 8, j:j + 8] for i in range(5) for j in range(3)]
+        plain = any(torch.equal(img, c) for c in crops)
+        mirrored = any(torch.equal(img, c.flip(-1)) for c in crops)
+        assert plain or mirrored
+        flips += mirrored and not plain
+    assert 16 <= flips <= 48
+    with pytest.raises(ValueError, match="Cannot crop 16x16 out of 12x10"):
+        data.random_crop_flip(x, torch.Generator(), 16)
+
+
+def test_center_crop_and_crop_flip_as_augment():
+    x = torch.arange(36, dtype=torch.uint8).reshape(1, 1, 6, 6)
+    assert data.center_crop(x, 2).flatten().tolist() == [14, 15, 20, 21]
+    loader = data.TensorLoader(x.expand(4, 3, 6, 6).contiguous(), torch.zeros(4, dtype=torch.long), 2,
+                               device="cpu", augment=data.crop_flip(4))
+    assert next(iter(loader))[0].shape == (2, 3, 4, 4)

@@ -62,3 +62,15 @@ def test_alexnet_options():
     assert isinstance(net.norm1, torch.nn.Identity) and net.drop6.p == 0.2
     with pytest.raises(ValueError, match="streams must be 1 or 2"):
         models.AlexNet(streams=4)
+
+
+def test_pretrained_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: the real download is tried
+    try:
+        net = models.pretrained_alexnet()
+    except RuntimeError as err:
+        message = str(err)
+        assert "alexnet-owt-7be5be79.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
+        assert "could not be downloaded" in message
+    else:  # a machine with internet
+        assert models.count_parameters(net) == 61_100_840 and not net.training
