@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# JupyterLab refuses to run as root (containers often do) unless told it may.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	cd notebooks && ../$(BIN)/jupyter lab --LabApp.news_url=None 00_welcome.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/00_welcome.ipynb \
+		--LabApp.news_url=None $(ALLOW_ROOT)
 
 # Unit tests, instructor checks, every lesson under nbval (smoke profile), browser tests.
 test: setup

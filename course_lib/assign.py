@@ -33,6 +33,22 @@ KEPT_METADATA = ("kernelspec", "language_info")
 PINNED_INSTALL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})\b")
 
 
+COLAB_BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+               "(https://colab.research.google.com/github/convnet-course/convnet-course/blob/v0.1.0/{folder}/{name})")
+
+
+def badge(name: str, folder: str = "notebooks") -> str:
+    """The markdown of a lesson's "Open in Colab" badge, pointing at ``folder/name`` at the pinned tag."""
+    return COLAB_BADGE.format(folder=folder, name=name)
+
+
+def point_badges(nb, name: str, folder: str) -> None:
+    """Make the lesson's badge (in place) open the copy in ``folder`` (``student`` or ``solutions``)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = cell.source.replace(badge(name), badge(name, folder))
+
+
 class NotebookError(ValueError):
     """A lesson source is malformed (the message names the notebook and cell)."""
 
@@ -98,6 +114,8 @@ def validate(nb, name: str) -> list[str]:
             if nxt is None or not is_check(nxt):
                 problems.append(f"{name}, cell {i}: this exercise has no check cell after it "
                                 f"(a code cell starting with {CHECK_PREFIX!r}).")
+    if not nb.cells or nb.cells[0].cell_type != "markdown" or badge(name) not in nb.cells[0].source:
+        problems.append(f"{name}: the first cell must be markdown with the lesson's Colab badge: {badge(name)}")
     if not code_cells or COLAB_MARKER not in code_cells[0].source:
         problems.append(f"{name}: the first code cell must be the Colab set-up cell ({COLAB_MARKER!r}).")
     elif not PINNED_INSTALL.search(code_cells[0].source):
@@ -117,6 +135,7 @@ def make_student(nb, name: str):
         cell.pop("id", None)
     out.metadata = {k: v for k, v in nb.metadata.items() if k in KEPT_METADATA}
     out.nbformat, out.nbformat_minor = 4, 4
+    point_badges(out, name, "student")
     return out
 
 
@@ -186,6 +205,7 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
         done.metadata = {k: v for k, v in done.metadata.items() if k in KEPT_METADATA}
         done.metadata["course"] = {"profile": profile}
         done.nbformat, done.nbformat_minor = 4, 4  # no cell ids: stable files and diffs
+        point_badges(done, path.name, "solutions")
         for cell in done.cells:
             cell.pop("id", None)
             cell.metadata.pop("execution", None)
@@ -196,7 +216,7 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
 
 
 def _code_sources(nb) -> list[str]:
-    return [c.source for c in nb.cells]
+    return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
 def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",

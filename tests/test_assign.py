@@ -12,8 +12,10 @@ COLAB = ('# Colab set-up\nimport sys\nif "google.colab" in sys.modules:\n'
          '    %pip install -q "course_lib @ git+https://github.com/o/r@v0.1.0"')
 
 
-def lesson(*cells):
-    nb = new_notebook(cells=[new_code_cell(COLAB), *cells])
+def lesson(*cells, name=None):
+    """A small lesson: (a title with its Colab badge when ``name`` is given,) the Colab cell, ``cells``."""
+    title = [new_markdown_cell(f"# A lesson\n\n{assign.badge(name)}")] if name else []
+    nb = new_notebook(cells=[*title, new_code_cell(COLAB), *cells])
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}, "widgets": {"state": {}}, "author": "x"}
     return nb
@@ -55,7 +57,7 @@ def test_student_version_clears_outputs_and_metadata():
 def test_student_is_deterministic(tmp_path):
     src, dst = tmp_path / "notebooks", tmp_path / "student"
     src.mkdir()
-    nbformat.write(lesson(new_markdown_cell("# Title"), new_code_cell("x = 1")), src / "01_a.ipynb")
+    nbformat.write(lesson(new_markdown_cell("Some text"), new_code_cell("x = 1"), name="01_a.ipynb"), src / "01_a.ipynb")
     assign.student(src, dst)
     first = (dst / "01_a.ipynb").read_bytes()
     assign.student(src, dst)
@@ -65,7 +67,7 @@ def test_student_is_deterministic(tmp_path):
 def test_validate_finds_missing_check_outputs_and_unpinned_colab():
     nb = lesson(new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), new_code_cell("print(x)"))
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="1")]
-    nb.cells[0].source = nb.cells[0].source.replace("@v0.1.0", "@main")
+    nb.cells[0].source = nb.cells[0].source.replace("@v0.1.0", "@main")  # no title: cell 1 is the Colab cell
     problems = "\n".join(assign.validate(nb, "05_z.ipynb"))
     assert "cell 2: this exercise has no check cell" in problems
     assert "cell 3: the source carries outputs" in problems
@@ -133,3 +135,20 @@ def test_every_solution_has_checked_outputs_with_execution_counts():
         checked = [c for c in cells if "# NBVAL_CHECK_OUTPUT" in c.source]
         assert len(checked) >= 2, f"{path.name}: only {len(checked)} output-checked cells"
         assert all(c.outputs and c.execution_count for c in checked), f"{path.name}: a checked cell was not run"
+
+
+def test_badges_point_at_each_copy(tmp_path):
+    src, stud = tmp_path / "notebooks", tmp_path / "student"
+    src.mkdir()
+    nbformat.write(lesson(new_code_cell("x = 1"), name="07_b.ipynb"), src / "07_b.ipynb")
+    assign.student(src, stud)
+    assert assign.badge("07_b.ipynb", "student") in nbformat.read(stud / "07_b.ipynb", 4).cells[0].source
+    assign.solutions(src, tmp_path / "solutions", profile="smoke")
+    solved = nbformat.read(tmp_path / "solutions" / "07_b.ipynb", 4)
+    assert assign.badge("07_b.ipynb", "solutions") in solved.cells[0].source
+
+
+def test_a_lesson_without_its_badge_is_flagged():
+    problems = assign.validate(lesson(new_code_cell("x = 1"), name="08_c.ipynb"), "09_other.ipynb")
+    assert any("Colab badge" in p and "notebooks/09_other.ipynb" in p for p in problems)
+    assert not any("Colab badge" in p for p in assign.validate(lesson(name="08_c.ipynb"), "08_c.ipynb"))
