@@ -117,11 +117,12 @@ def to_png(array: np.ndarray, scale: int = 1, palette: list[int] | None = None) 
         a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
     if scale > 1:
         a = a.repeat(scale, axis=0).repeat(scale, axis=1)
-    img = Image.fromarray(a)
-    if palette is not None:
-        if a.ndim != 2:
-            raise ValueError(f"A palette image needs an H x W array of indices, got shape {a.shape}.")
-        img = Image.frombytes("P", (a.shape[1], a.shape[0]), a.tobytes())
+    if palette is None:
+        img = Image.fromarray(a)
+    elif a.ndim != 2:
+        raise ValueError(f"A palette image needs an H x W array of indices, got shape {a.shape}.")
+    else:
+        img = Image.frombytes("P", (a.shape[1], a.shape[0]), np.ascontiguousarray(a).tobytes())
         img.putpalette(palette)
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)

@@ -41,3 +41,15 @@ def test_bad_shapes_are_clear_errors():
         viz.filter_grid(torch.zeros(3, 5, 5))
     with pytest.raises(ValueError, match="C x H x W"):
         viz.map_grid(torch.zeros(2, 3, 5, 5))
+
+
+def test_palette_png_round_trip():
+    from course_lib.widgets import PALETTE, RED
+    idx = np.array([[0, 127], [254, RED]], dtype=np.uint8)
+    img = Image.open(io.BytesIO(viz.to_png(idx, scale=3, palette=PALETTE))).convert("RGB")
+    assert img.size == (6, 6)
+    pixels = np.asarray(img)
+    assert tuple(pixels[0, 0]) == (0, 0, 0) and tuple(pixels[0, 3]) == (127, 127, 127)
+    assert tuple(pixels[3, 0]) == (254, 254, 254) and tuple(pixels[5, 5]) == (255, 40, 40)
+    with pytest.raises(ValueError, match="H x W array of indices"):
+        viz.to_png(np.zeros((2, 2, 3), dtype=np.uint8), palette=PALETTE)
