@@ -47,7 +47,3 @@ def summary_ms(samples: list[float]) -> str:
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
     return f"median {1000 * statistics.median(ordered):.1f} ms, p95 {1000 * p95:.1f} ms"
-
-
-def median(samples: list[float]) -> float:
-    return statistics.median(samples)

@@ -211,11 +211,11 @@ class TensorLoader:
         self.epoch = 0
         if mean is None or std is None:
             mean, std = default_normalization(images.shape[1])
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         # (x / 255 - mean) / std as one multiply and one add, done in place on the batch
-        self._scale = 1.0 / (255.0 * self.std)
-        self._shift = -self.mean / self.std
+        self._scale = 1.0 / (255.0 * std)
+        self._shift = -mean / std
 
     def __len__(self) -> int:
         n = len(self.labels)

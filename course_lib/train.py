@@ -7,6 +7,7 @@ learning rate warms up, then follows a cosine decay, which suits short runs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -155,6 +156,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
                                 lr=lr, momentum=momentum, nesterov=momentum > 0)
     amp_dtype = _autocast_dtype(device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    # full precision runs the hot loop with no autocast machinery at all
+    precision = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     step_fn = torch.compile(model) if compile else model
 
     history = History(config={"lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
@@ -203,18 +206,16 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
             optimizer.zero_grad(set_to_none=True)
-            if amp_dtype is None:  # full precision: no autocast or scaler machinery in the hot loop
+            with precision:
                 logits = step_fn(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-                loss.backward()
-                optimizer.step()
-            else:
-                with torch.autocast(device.type, dtype=amp_dtype):
-                    logits = step_fn(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            if scaler.is_enabled():  # fp16 only: bf16 and fp32 need no loss scaling
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)

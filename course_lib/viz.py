@@ -78,11 +78,8 @@ def filter_grid(weights: torch.Tensor, ncols: int | None = None, normalize: str 
             raise ValueError(f"rgb=True needs 3 input channels, got {c_in}.")
         tiles = _scale(w, normalize, symmetric=True).permute(0, 2, 3, 1).numpy()
         return tile(tiles, ncols, pad)
-    if normalize == "per_filter":
-        scaled = _scale(w, "per_filter", symmetric=True)  # one scale per output filter
-    else:
-        scaled = _scale(w, "global", symmetric=True)
-    tiles = scaled.reshape(c_out * c_in, *w.shape[2:]).numpy()
+    # per_filter: one scale per output filter, shared by its input channels
+    tiles = _scale(w, normalize, symmetric=True).reshape(c_out * c_in, *w.shape[2:]).numpy()
     if ncols is None and c_in <= 16 and c_in > 1:
         ncols = c_in
     return tile(tiles, ncols, pad)
