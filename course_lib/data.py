@@ -25,8 +25,6 @@ from . import env
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-DIGITS_TEST_SIZE = 400  # held out of scikit-learn's 1,797 digits, always the same ones
-
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The dataset cache folder: ``root``, else ``$COURSE_DATA``, else ``data/`` beside the repo.
@@ -86,7 +84,7 @@ def normalize(images: torch.Tensor, mean: Sequence[float] | None = None,
 
 
 # ----------------------------------------------------------------------------------------------
-# MNIST and its offline stand-in
+# MNIST, and the 5,000 real MNIST digits shipped for offline work
 
 
 def mnist(split: str = "train", root: str | os.PathLike | None = None,
@@ -95,8 +93,8 @@ def mnist(split: str = "train", root: str | os.PathLike | None = None,
 
     Takes ``split`` ``"train"`` (60,000 images) or ``"test"`` (10,000). Returns
     ``(images uint8 N x 1 x 28 x 28, labels int64 N)``. When the files are missing and cannot be
-    downloaded, raises ``RuntimeError`` saying where the files go and naming :func:`digits`, the
-    offline fallback.
+    downloaded, raises ``RuntimeError`` saying where the files go and naming :func:`mnist_sample`,
+    the offline fallback.
     """
     from torchvision.datasets import MNIST
 
@@ -108,45 +106,91 @@ def mnist(split: str = "train", root: str | os.PathLike | None = None,
         raise RuntimeError(
             f"MNIST ({split}) is not in {folder / 'MNIST' / 'raw'} and could not be downloaded "
             f"({type(err).__name__}: {err}). Put the four IDX files (train-images-idx3-ubyte.gz, ...) "
-            "there by hand, or work offline with course_lib.data.digits() "
-            "(set COURSE_PROFILE=smoke to make the lessons use it)."
+            "there by hand, or work offline with course_lib.data.mnist_sample(), 5,000 real MNIST "
+            "digits shipped with the course (set COURSE_PROFILE=smoke to make the lessons use it)."
         ) from err
     images = ds.data.unsqueeze(1).contiguous()  # N x 1 x 28 x 28, uint8
     return images, ds.targets.long()
 
 
-def digits(split: str = "train", size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
-    """scikit-learn's real handwritten 8x8 digits (1,797 images, no download) in MNIST's form.
+# The 5,000 MNIST digits shipped inside the package (see mnist_sample/README.md for source and licence).
+MNIST_SAMPLE_DIR = Path(__file__).resolve().parent / "mnist_sample"
+MNIST_SAMPLE_FILES = {
+    "images": ("mnist-sample-images-idx3-ubyte.gz", "88bcafbbca583f807c9e53e4f875cc2d"),
+    "labels": ("mnist-sample-labels-idx1-ubyte.gz", "2c3dd952d69559d568ec7e8d244f1145"),
+}
+MNIST_SAMPLE_TEST_SIZE = 1000  # of the 5,000: always the same 1,000 (a permutation seeded with 0)
 
-    Each digit is upscaled to 20x20 and centred in a ``size`` x ``size`` frame, as MNIST digits
-    are. The same 400 images always form the ``"test"`` split; the other 1,397 are ``"train"``.
-    Returns ``(images uint8 N x 1 x size x size, labels int64 N)``.
+
+def read_idx(path: str | os.PathLike, expected_dims: int) -> torch.Tensor:
+    """Read a (gzipped) IDX file of unsigned bytes, MNIST's format, as a uint8 tensor.
+
+    ``expected_dims`` is 3 for images (``N x H x W``) and 1 for labels (``N``). Raises ``ValueError``
+    naming the file when its header is not an unsigned-byte IDX header of that many dimensions or its
+    size does not match the header.
     """
-    from sklearn.datasets import load_digits
+    import gzip
+
+    path = Path(path)
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != expected_dims:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes with {expected_dims} dimension(s).")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(expected_dims))
+    body = raw[4 + 4 * expected_dims:]
+    if len(body) != int(np.prod(shape)):
+        raise ValueError(f"{path}: the header announces shape {shape} ({int(np.prod(shape))} bytes) "
+                         f"but the file holds {len(body)} bytes.")
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
+
+
+def mnist_sample(split: str = "train", folder: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """5,000 real MNIST digits shipped with the course: no download, the same code path as MNIST.
+
+    They are the first 5,000 digits of MNIST's test set (CC BY-SA 3.0, LeCun, Cortes and Burges),
+    split always the same way: 4,000 ``"train"`` and 1,000 ``"test"`` digits. Both files' MD5 are
+    checked first (``folder`` overrides where they are read from, for tests). Returns
+    ``(images uint8 N x 1 x 28 x 28, labels int64 N)``.
+    """
+    from torchvision.datasets.utils import check_integrity
 
     _check_split(split)
-    bunch = load_digits()
-    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)  # N x 1 x 8 x 8 in [0,1]
-    inner = round(size * 20 / 28)
-    x = F.interpolate(x, size=(inner, inner), mode="bilinear", align_corners=False)
-    pad = size - inner
-    x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
-    images = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    labels = torch.from_numpy(bunch.target).long()
+    folder = Path(folder) if folder is not None else MNIST_SAMPLE_DIR
+    paths = {}
+    for kind, (name, md5) in MNIST_SAMPLE_FILES.items():
+        paths[kind] = folder / name
+        if not check_integrity(str(paths[kind]), md5):
+            raise RuntimeError(f"{paths[kind]} is missing or corrupted (expected MD5 {md5}): reinstall "
+                               "course_lib, or copy the file again from the course repository.")
+    images, labels = read_idx(paths["images"], 3), read_idx(paths["labels"], 1).long()
+    if len(images) != len(labels) or labels.max() > 9:
+        raise ValueError(f"{folder}: {len(images)} images and {len(labels)} labels (max {int(labels.max())}): "
+                         "expected as many labels as images, each 0-9.")
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    idx = order[:DIGITS_TEST_SIZE] if split == "test" else order[DIGITS_TEST_SIZE:]
-    return images[idx].contiguous(), labels[idx].contiguous()
+    idx = order[:MNIST_SAMPLE_TEST_SIZE] if split == "test" else order[MNIST_SAMPLE_TEST_SIZE:]
+    return images[idx].unsqueeze(1).contiguous(), labels[idx].contiguous()
 
 
 def handwritten_digits(split: str, prof: env.Profile | None = None,
                        root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The digit data a lesson uses in the active profile, cut to the profile's size.
 
-    MNIST for ``cpu`` and ``gpu``, scikit-learn's digits for ``smoke``. Returns
-    ``(images uint8 N x 1 x 28 x 28, labels int64 N)``.
+    MNIST for ``cpu`` and ``gpu``; the shipped 5,000-digit MNIST sample (:func:`mnist_sample`) for
+    ``smoke``, and as the fallback, with a warning that says so, when MNIST cannot be downloaded.
+    Returns ``(images uint8 N x 1 x 28 x 28, labels int64 N)``.
     """
+    import warnings
+
     prof = prof or env.profile()
-    images, labels = mnist(split, root=root) if prof.dataset == "mnist" else digits(split)
+    if prof.dataset == "mnist":
+        try:
+            images, labels = mnist(split, root=root)
+        except RuntimeError as err:
+            warnings.warn(f"{err}\n→ Using the 5,000-digit MNIST sample shipped with the course instead "
+                          "(4,000 train / 1,000 test): results are not comparable with full MNIST.",
+                          stacklevel=2)
+            images, labels = mnist_sample(split)
+    else:
+        images, labels = mnist_sample(split)
     n = prof.train_size if split == "train" else prof.test_size
     return take(images, labels, n)
 

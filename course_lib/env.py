@@ -21,8 +21,9 @@ PROFILE_NAMES = ("smoke", "cpu", "gpu")
 class Profile:
     """The sizes one profile gives the lessons.
 
-    ``dataset`` is ``"digits"`` (scikit-learn's real 8x8 digits, offline) or ``"mnist"``.
-    ``train_size``/``test_size`` of ``None`` mean the whole split.
+    ``dataset`` is ``"mnist-sample"`` (the 5,000 real MNIST digits shipped with the course: 4,000
+    train, 1,000 test) or ``"mnist"``. Sizes of ``None`` mean the whole split. ``seeds`` is how many
+    seeds every claim is measured over.
     """
 
     name: str
@@ -31,12 +32,16 @@ class Profile:
     test_size: int | None
     lenet_epochs: int
     batch_size: int
+    seeds: int
     # lesson 03: training dynamics
     dynamics_train_size: int | None
     dynamics_epochs: int
+    probe_size: int
+    sweep_train_size: int | None
     sweep_epochs: int
     lr_sweep: tuple[float, ...]
-    probe_size: int
+    overfit_size: int
+    overfit_epochs: int
     # lessons 04-05: AlexNet on Imagenette (smoke: the offline folder of scikit-image photos)
     image_size: int
     imagenette_train_size: int | None
@@ -51,21 +56,24 @@ class Profile:
 
 _PROFILES = {
     "smoke": Profile(
-        name="smoke", dataset="digits", train_size=1000, test_size=400, lenet_epochs=2,
-        batch_size=64, dynamics_train_size=1000, dynamics_epochs=20, sweep_epochs=4,
-        lr_sweep=(0.01, 0.1, 0.5, 1.0), probe_size=32,
+        name="smoke", dataset="mnist-sample", train_size=None, test_size=None, lenet_epochs=5,
+        batch_size=64, seeds=3, dynamics_train_size=1000, dynamics_epochs=10, probe_size=200,
+        sweep_train_size=1500, sweep_epochs=4, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0),
+        overfit_size=300, overfit_epochs=40,
         image_size=80, imagenette_train_size=None, alexnet_epochs=4, alexnet_batch_size=16, alexnet_lr=0.03,
     ),
     "cpu": Profile(
         name="cpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=6,
-        batch_size=64, dynamics_train_size=12000, dynamics_epochs=6, sweep_epochs=2,
-        lr_sweep=(0.01, 0.1, 0.5, 1.0), probe_size=128,
+        batch_size=64, seeds=3, dynamics_train_size=12000, dynamics_epochs=8, probe_size=500,
+        sweep_train_size=6000, sweep_epochs=3, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0),
+        overfit_size=500, overfit_epochs=60,
         image_size=112, imagenette_train_size=2000, alexnet_epochs=5, alexnet_batch_size=32, alexnet_lr=0.02,
     ),
     "gpu": Profile(
         name="gpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=20,
-        batch_size=64, dynamics_train_size=None, dynamics_epochs=10, sweep_epochs=3,
-        lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 2.0), probe_size=256,
+        batch_size=64, seeds=5, dynamics_train_size=None, dynamics_epochs=10, probe_size=1000,
+        sweep_train_size=20000, sweep_epochs=3, lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+        overfit_size=1000, overfit_epochs=100,
         image_size=128, imagenette_train_size=None, alexnet_epochs=30, alexnet_batch_size=128, alexnet_lr=0.02,
     ),
 }

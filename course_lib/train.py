@@ -90,6 +90,19 @@ def _lr_at(step: int, total: int, base_lr: float, warmup: int) -> float:
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def _warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -> int:
+    # a run of very few steps per epoch still warms up (AlexNet diverges without it)
+    return int(warmup_epochs * steps_per_epoch) or (min(10, total_steps // 4) if warmup_epochs > 0 else 0)
+
+
+def lr_schedule(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.5) -> list[float]:
+    """The learning rate ``fit`` uses at each of its ``epochs * steps_per_epoch`` steps: linear
+    warm-up over ``warmup_epochs``, then cosine decay to 0. Returns a list of floats."""
+    total = epochs * steps_per_epoch
+    warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total)
+    return [_lr_at(step, total, lr, warmup) for step in range(total)]
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, then rename,
     so an interrupted save never leaves a half-written checkpoint."""
@@ -130,7 +143,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     ``(epochs/k + 1) * (parameters + P * activations per image) * 4`` bytes.
     Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
     """
-    from .inspect import ActivationRecorder
+    from .measure import ActivationRecorder
 
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
@@ -145,8 +158,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     train_loader = _as_loader(train_data, batch_size, True, device, mean, std, seed, on_cuda, augment)
     steps_per_epoch = len(train_loader)
     total_steps = epochs * steps_per_epoch
-    # a run of very few steps per epoch still warms up (AlexNet diverges without it)
-    warmup = int(warmup_epochs * steps_per_epoch) or (min(10, total_steps // 4) if warmup_epochs > 0 else 0)
+    warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps)
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():

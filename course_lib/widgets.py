@@ -1,4 +1,4 @@
-"""Interactive explorers built with ipywidgets on top of ``inspect`` and ``viz``.
+"""Interactive explorers built with ipywidgets on top of ``measure`` and ``viz``.
 
 Every picture is sent to the browser as PNG bytes (``ipywidgets.Image``), computed with NumPy and
 encoded once per change: a slider move never redraws a matplotlib figure. Each explorer has an
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import inspect as insp
+from . import measure
 from . import viz
 
 KERNEL_PRESETS: dict[str, list[list[float]]] = {
@@ -319,9 +319,9 @@ class _Explorer(_Widget):
 
 
 def _stats_html(name: str, acts: torch.Tensor) -> str:
-    dead = insp.dead_filters(acts)
+    dead = measure.dead_filters(acts)
     return (f'<div class="explorer-stats"><b>{html.escape(name)}</b> {tuple(acts.shape[1:])}<br>'
-            f'sparsity <b>{insp.sparsity(acts):.2f}</b> (share of zeros)<br>'
+            f'sparsity <b>{measure.sparsity(acts):.2f}</b> (share of zeros)<br>'
             f'dead <b>{int(dead.sum())}/{len(dead)}</b> channels (red frame)</div>')
 
 
@@ -351,7 +351,7 @@ class ActivationExplorer(_Explorer):
             raise ValueError(f"Expected images N x C x H x W, got {tuple(images.shape)}.")
         self.images = images
         if model is not None:
-            self.frames = [{"epoch": 0, "activations": insp.record(model, images, layers, mean, std)}]
+            self.frames = [{"epoch": 0, "activations": measure.record(model, images, layers, mean, std)}]
         else:
             self.frames = snapshots
             n = len(next(iter(snapshots[0]["activations"].values())))
@@ -391,7 +391,7 @@ class ActivationExplorer(_Explorer):
             maps = maps[:, None, None]
         _set_pages(self.page, maps.shape[0])
         start = self.page.value * PAGE_SIZE
-        dead = insp.dead_filters(acts)[start:start + PAGE_SIZE]
+        dead = measure.dead_filters(acts)[start:start + PAGE_SIZE]
         grid = viz.map_grid(maps[start:start + PAGE_SIZE], dead=dead)
         side = max(grid.shape[:2])
         img = self.images[self.image.value]
@@ -412,11 +412,11 @@ class FilterExplorer(_Explorer):
     def __init__(self, source, layers=None):
         model, snapshots = _snapshots_of(source)
         if model is not None:
-            names = insp.conv_layer_names(model)
-            self.frames = [{"epoch": 0, "weights": {n: insp.conv_weights(model, n) for n in names}}]
+            names = measure.conv_layer_names(model)
+            self.frames = [{"epoch": 0, "weights": {n: measure.conv_weights(model, n) for n in names}}]
         else:
             names = [k[:-7] for k in snapshots[0]["state"] if k.endswith(".weight") and snapshots[0]["state"][k].dim() == 4]
-            self.frames = [{"epoch": s["epoch"], "weights": {n: insp.weights_from_state(s["state"], n) for n in names}}
+            self.frames = [{"epoch": s["epoch"], "weights": {n: measure.weights_from_state(s["state"], n) for n in names}}
                            for s in snapshots]
         if layers is not None:
             unknown = [n for n in layers if n not in names]
@@ -450,12 +450,12 @@ class FilterExplorer(_Explorer):
         page = w[start:start + PAGE_SIZE]
         grid = viz.filter_grid(page, normalize=self.normalize.value)
         self.grid_view.value = viz.to_png(grid, max(1, 360 // max(grid.shape[:2])))
-        smooth = insp.filter_smoothness(page)
+        smooth = measure.filter_smoothness(page)
         rows = [f"<tr><td>{start + i}</td><td>{s:.2f}</td>" for i, s in enumerate(smooth.tolist())]
         header = "<tr><th>filter</th><th>smoothness</th>"
         if w.shape[1] == 3:
             header += "<th>color</th>"
-            rows = [r + f"<td>{c:.2f}</td>" for r, c in zip(rows, insp.color_score(page).tolist())]
+            rows = [r + f"<td>{c:.2f}</td>" for r, c in zip(rows, measure.color_score(page).tolist())]
         self.numbers.value = (f'<div class="explorer-stats" style="max-height:360px;overflow:auto;font-size:11px">'
                               f"mean smoothness <b>{smooth.mean():.3f}</b>"
                               f"<table>{header}</tr>{''.join(r + '</tr>' for r in rows)}</table></div>")

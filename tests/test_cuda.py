@@ -9,8 +9,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def test_fit_on_cuda_uses_amp_and_channels_last():
-    x, y = data.digits("train")
-    xt, yt = data.digits("test")
+    x, y = data.mnist_sample("train")
+    xt, yt = data.mnist_sample("test")
     model = models.LeNet1()
     history = train.fit(model, (x, y), (xt, yt), epochs=3, progress=False, device="cuda")
     assert next(model.parameters()).device.type == "cuda"
@@ -34,14 +34,14 @@ def test_alexnet_steps_on_cuda_with_augmentation_on_device():
 
 
 def test_fit_with_compile():
-    x, y = data.digits("train")
-    xt, yt = data.digits("test")
+    x, y = data.mnist_sample("train")
+    xt, yt = data.mnist_sample("test")
     history = train.fit(models.LeNet1(), (x, y), (xt, yt), epochs=3, progress=False, device="cuda", compile=True)
     assert history.last["val_accuracy"] > 0.85
 
 
 def test_checkpoint_written_on_gpu_loads_on_cpu(tmp_path):
-    x, y = data.digits("train")
+    x, y = data.mnist_sample("train")
     ckpt = tmp_path / "gpu.pt"
     train.fit(models.LeNet1(), (x, y), epochs=1, progress=False, device="cuda", checkpoint=ckpt)
     state = train.load_checkpoint(ckpt)

@@ -8,27 +8,66 @@ from course_lib import data
 from helpers import md5
 
 
-def test_digits_look_like_mnist():
-    x, y = data.digits("train")
-    xt, yt = data.digits("test")
-    assert x.dtype == torch.uint8 and x.shape[1:] == (1, 28, 28) and y.dtype == torch.int64
-    assert len(x) + len(xt) == 1797 and len(xt) == data.DIGITS_TEST_SIZE
-    assert set(y.tolist()) == set(range(10))
-    # MNIST-like framing: a blank border around a centered 20x20 digit
-    assert x[:, :, :3].max() == 0 and x[:, :, -3:].max() == 0 and x.max() == 255
+def test_mnist_sample_is_real_mnist_split_4000_1000():
+    x, y = data.mnist_sample("train")
+    xt, yt = data.mnist_sample("test")
+    assert x.dtype == torch.uint8 and x.shape == (4000, 1, 28, 28) and y.dtype == torch.int64
+    assert xt.shape == (1000, 1, 28, 28) and len(yt) == 1000
+    # the shipped README's count per class (the first 5,000 digits of MNIST's test set)
+    counts = torch.bincount(torch.cat([y, yt]), minlength=10).tolist()
+    assert counts == [460, 571, 530, 500, 500, 456, 462, 512, 489, 520]
+    # MNIST's framing: white digits on black, in the central 20x20 box (centred by mass, so a few
+    # strokes reach the border)
+    assert x.max() == 255 and x[:, :, :, :2].float().mean() < 0.5 < 20 < x[:, :, 10:18, 10:18].float().mean()
 
 
-def test_digits_split_is_fixed_and_disjoint():
-    x1, _ = data.digits("test")
-    x2, _ = data.digits("test")
-    assert torch.equal(x1, x2)
-    train = {bytes(img.numpy()) for img in data.digits("train")[0]}
-    assert not any(bytes(img.numpy()) in train for img in x1[:50])
+def test_mnist_sample_split_is_fixed_and_disjoint():
+    x1, _ = data.mnist_sample("test")
+    assert torch.equal(x1, data.mnist_sample("test")[0])
+    train = {bytes(img.numpy()) for img in data.mnist_sample("train")[0]}
+    assert not any(bytes(img.numpy()) in train for img in x1)
+
+
+def test_mnist_sample_checks_md5(tmp_path):
+    import shutil
+    for name, _ in data.MNIST_SAMPLE_FILES.values():
+        shutil.copy(data.MNIST_SAMPLE_DIR / name, tmp_path / name)
+    assert data.mnist_sample("test", folder=tmp_path)[0].shape == (1000, 1, 28, 28)
+    labels = tmp_path / data.MNIST_SAMPLE_FILES["labels"][0]
+    raw = bytearray(labels.read_bytes())
+    raw[-10] ^= 0xFF
+    labels.write_bytes(bytes(raw))
+    with pytest.raises(RuntimeError, match="mnist-sample-labels.*corrupted.*2c3dd952"):
+        data.mnist_sample("test", folder=tmp_path)
+    labels.unlink()
+    with pytest.raises(RuntimeError, match="missing or corrupted"):
+        data.mnist_sample("test", folder=tmp_path)
+
+
+def test_read_idx_rejects_a_wrong_header_or_size(tmp_path):
+    from helpers import write_idx
+    write_idx(tmp_path / "ok.gz", np.zeros((3, 2, 2), np.uint8))
+    assert data.read_idx(tmp_path / "ok.gz", 3).shape == (3, 2, 2)
+    with pytest.raises(ValueError, match="ok.gz is not an IDX file .* 1 dimension"):
+        data.read_idx(tmp_path / "ok.gz", 1)
+    import gzip
+    with gzip.open(tmp_path / "short.gz", "wb") as f:     # the header announces 3 images, holds 2
+        f.write(bytes([0, 0, 8, 3]) + (3).to_bytes(4, "big") + (2).to_bytes(4, "big") * 2 + bytes(8))
+    with pytest.raises(ValueError, match=r"short.gz.*\(3, 2, 2\).*8 bytes"):
+        data.read_idx(tmp_path / "short.gz", 3)
 
 
 def test_bad_split_is_a_clear_error():
     with pytest.raises(ValueError, match="'train' or 'test'"):
-        data.digits("validation")
+        data.mnist_sample("validation")
+
+
+def test_offline_cpu_profile_falls_back_to_the_sample_and_says_so(tmp_path, monkeypatch):
+    from course_lib import env
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # the discard port: refused at once
+    with pytest.warns(UserWarning, match="5,000-digit MNIST sample"):
+        x, y = data.handwritten_digits("test", env.profile("cpu"), root=tmp_path)
+    assert torch.equal(x, data.mnist_sample("test")[0])
 
 
 def test_mnist_reads_idx_files_on_disk(mnist_files, tmp_path):
@@ -39,7 +78,7 @@ def test_mnist_reads_idx_files_on_disk(mnist_files, tmp_path):
         with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
             shutil.copyfileobj(src, dst)
     images, labels = data.mnist("test", root=tmp_path / "cache", download=False)
-    expected, expected_labels = data.digits("test")
+    expected, expected_labels = data.mnist_sample("test")
     assert torch.equal(images, expected) and torch.equal(labels, expected_labels)
 
 
@@ -48,8 +87,8 @@ def test_mnist_downloads_verifies_and_extracts(mnist_files, http_server, tmp_pat
     monkeypatch.setattr(MNIST, "mirrors", [url])
     monkeypatch.setattr(MNIST, "resources", [(p.name, md5(p)) for p in sorted(mnist_files.glob("*.gz"))])
     images, labels = data.mnist("train", root=tmp_path / "cache")
-    assert images.shape == (1397, 1, 28, 28) and images.dtype == torch.uint8
-    assert torch.equal(labels, data.digits("train")[1])
+    assert images.shape == (4000, 1, 28, 28) and images.dtype == torch.uint8
+    assert torch.equal(labels, data.mnist_sample("train")[1])
     assert (tmp_path / "cache" / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
 
 
@@ -57,7 +96,7 @@ def test_mnist_rejects_a_corrupted_download(mnist_files, http_server, tmp_path, 
     url = http_server(mnist_files)
     monkeypatch.setattr(MNIST, "mirrors", [url])
     monkeypatch.setattr(MNIST, "resources", [(p.name, "0" * 32) for p in sorted(mnist_files.glob("*.gz"))])
-    with pytest.raises(RuntimeError, match="digits()"):
+    with pytest.raises(RuntimeError, match="mnist_sample()"):
         data.mnist("train", root=tmp_path / "cache")
 
 
@@ -66,7 +105,7 @@ def test_mnist_unreachable_names_the_fallback(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError) as err:
         data.mnist("test", root=tmp_path)
     message = str(err.value)
-    assert "could not be downloaded" in message and "course_lib.data.digits()" in message
+    assert "could not be downloaded" in message and "course_lib.data.mnist_sample()" in message
     assert str(tmp_path / "MNIST" / "raw") in message
 
 
@@ -104,7 +143,7 @@ def test_loader_shuffle_is_seeded_per_epoch():
 
 
 def test_loader_keeps_uint8_on_device_and_normalizes():
-    x, y = data.digits("test")
+    x, y = data.mnist_sample("test")
     loader = data.TensorLoader(x, y, 64, device="cpu")
     assert loader.images.dtype == torch.uint8
     xb, _ = next(iter(loader))
@@ -122,4 +161,4 @@ def test_loader_rejects_bad_inputs():
 def test_handwritten_digits_follows_profile():
     from course_lib import env
     x, y = data.handwritten_digits("train", env.profile("smoke"))
-    assert len(x) == env.profile("smoke").train_size
+    assert env.profile("smoke").dataset == "mnist-sample" and torch.equal(x, data.mnist_sample("train")[0])

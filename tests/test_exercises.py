@@ -45,27 +45,46 @@ def output_size(n, k, s=1, p=0):   # forgets the padding
 """, "output_size(32, 5, 1, 2) returned 28"),
     ],
     "02_lenet1_digits": [
+        ("dense_kernel", """
+def dense_kernel(kernels, table, in_maps):   # every output map gets the first kernels, in order
+    k = kernels.shape[-1]
+    dense = kernels.new_zeros(len(table), in_maps, k, k)
+    for o, inputs in enumerate(table):
+        for j, m in enumerate(inputs):
+            dense[o, m] = kernels[j]
+    return dense
+""", "in table order"),
+        ("dense_kernel", """
+def dense_kernel(kernels, table, in_maps):   # a full connection: every kernel everywhere
+    k = kernels.shape[-1]
+    return kernels.mean(0).expand(len(table), in_maps, k, k).clone()
+""", "in table order"),
         ("MyLeNet1", """
-class MyLeNet1(nn.Module):   # max pooling instead of average pooling
+class MyLeNet1(nn.Module):   # the simplification: conv2 connected to all 4 maps
     def __init__(self):
         super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 4, 5), nn.Conv2d(4, 12, 5)
+        self.frame, self.conv1 = models.DigitFrame(), nn.Conv2d(1, 4, 5)
+        self.pool1, self.pool2 = models.Subsample(4), models.Subsample(12)
+        self.conv2 = nn.Conv2d(4, 12, 5)
         self.fc = nn.Linear(192, 10)
     def forward(self, x):
-        x = F.max_pool2d(torch.tanh(self.conv1(x)), 2)
-        x = F.max_pool2d(torch.tanh(self.conv2(x)), 2)
-        return self.fc(x.flatten(1))
-""", "average* pooling"),
+        x = self.pool1(torch.tanh(self.conv1(self.frame(x))))
+        return self.fc(self.pool2(torch.tanh(self.conv2(x))).flatten(1))
+""", "2,578 parameters"),
         ("MyLeNet1", """
-class MyLeNet1(nn.Module):   # 6 maps in the first layer
+class MyLeNet1(nn.Module):   # forgets to shrink the digit to 16x16 first
     def __init__(self):
         super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 12, 5)
+        self.frame, self.conv1 = nn.Identity(), nn.Conv2d(1, 4, 5)
+        self.pool1, self.pool2 = models.Subsample(4), models.Subsample(12)
+        self.conv2_kernels = nn.Parameter(torch.randn(20, 5, 5))
+        self.conv2_bias = nn.Parameter(torch.zeros(12))
         self.fc = nn.Linear(192, 10)
     def forward(self, x):
-        x = F.avg_pool2d(torch.tanh(self.conv1(x)), 2)
-        return self.fc(F.avg_pool2d(torch.tanh(self.conv2(x)), 2).flatten(1))
-""", "3,246 parameters"),
+        x = self.pool1(torch.tanh(self.conv1(self.frame(x))))
+        x = F.conv2d(x, dense_kernel(self.conv2_kernels, models.LENET1_TABLE, 4), self.conv2_bias)
+        return self.fc(self.pool2(torch.tanh(x)).flatten(1))
+""", "different outputs"),
         ("worst_mistakes", """
 def worst_mistakes(logits, labels, k):   # most confident overall, right or wrong
     return logits.softmax(1).max(1).values.argsort(descending=True)[:k]

@@ -4,18 +4,69 @@ import torch
 from course_lib import models
 
 
-def test_lenet1_is_the_papers_network():
+def test_lenet1_is_the_published_network():
     net = models.LeNet1()
-    assert models.count_parameters(net) == 3246
-    shapes = [tuple(p.shape) for p in net.parameters()]
-    assert shapes == [(4, 1, 5, 5), (4,), (12, 4, 5, 5), (12,), (10, 192), (10,)]
+    assert models.count_parameters(net) == 2578          # the 1989 paper's count
+    per_layer = {name: sum(p.numel() for p in m.parameters())
+                 for name, m in net.named_children() if any(True for _ in m.parameters())}
+    assert per_layer == {"conv1": 104, "pool1": 8, "conv2": 512, "pool2": 24, "fc": 1930}
+    assert len(models.LENET1_TABLE) == 12 and sum(len(t) for t in models.LENET1_TABLE) == 20
+    assert sorted({len(t) for t in models.LENET1_TABLE}) == [1, 2]      # "one or two" H2 maps each
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
+def test_lenet1_simplified_is_fully_connected():
+    net = models.LeNet1Simplified()
+    assert models.count_parameters(net) == 3246
+    shapes = [tuple(p.shape) for p in net.parameters()]
+    assert shapes == [(4, 1, 5, 5), (4,), (12, 4, 5, 5), (12,), (10, 192), (10,)]
+
+
+def test_sparse_conv_equals_a_dense_conv_with_zeros_where_unconnected():
+    conv = models.SparseConv2d(4, models.LENET1_TABLE, kernel_size=5)
+    dense = conv.weight.detach()
+    for o, inputs in enumerate(models.LENET1_TABLE):
+        for i in range(4):
+            assert (dense[o, i].abs().sum() > 0) == (i in inputs)
+    x = torch.randn(2, 4, 12, 12)
+    assert torch.allclose(conv(x), torch.nn.functional.conv2d(x, dense, conv.bias), atol=1e-6)
+    # an unconnected input map changes nothing in that output map
+    y = x.clone()
+    y[:, 3] += 5.0
+    assert torch.equal(conv(x)[:, 0], conv(y)[:, 0])        # map 0 reads only input map 0
+    assert not torch.equal(conv(x)[:, 3], conv(y)[:, 3])    # map 3 reads input map 3
+    conv(x).sum().backward()
+    assert conv.kernels.grad.shape == (20, 5, 5)
+    with pytest.raises(ValueError, match="outside 0..3"):
+        models.SparseConv2d(4, ((0, 4),), kernel_size=5)
+
+
+def test_digit_frame_shrinks_the_digit_to_16_and_centres_it():
+    x = torch.full((1, 1, 28, 28), -1.0)
+    x[..., 4:24, 4:24] = 1.0            # MNIST's central 20x20 box, filled
+    framed = models.DigitFrame()(x)
+    assert framed.shape == (1, 1, 28, 28)
+    inside = (framed[0, 0] > 0).nonzero()
+    assert inside.min(0).values.tolist() == [6, 6] and inside.max(0).values.tolist() == [21, 21]
+    assert framed[0, 0, :6].eq(-1).all() and framed[0, 0, 22:].eq(-1).all()   # background kept
+
+
+def test_subsample_has_a_coefficient_and_bias_per_map():
+    s = models.Subsample(3)
+    with torch.no_grad():
+        s.weight.copy_(torch.tensor([1.0, 2.0, 0.0]))
+        s.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
+    x = torch.ones(1, 3, 4, 4) * 0.5
+    out = s(x)
+    assert out.shape == (1, 3, 2, 2)
+    assert torch.allclose(out[0, :, 0, 0], torch.tanh(torch.tensor([0.5, 1.0, 0.5])))
+
+
+@pytest.mark.parametrize("model", [models.LeNet1, models.LeNet1Simplified])
 @pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 1, 32, 32), (1, 28, 28)])
-def test_lenet1_wrong_shape_is_a_clear_error(shape):
-    with pytest.raises(ValueError, match=r"LeNet1 expects images of shape N x 1 x 28 x 28"):
-        models.LeNet1()(torch.zeros(shape))
+def test_lenet1_wrong_shape_is_a_clear_error(model, shape):
+    with pytest.raises(ValueError, match=rf"{model.__name__} expects images of shape N x 1 x 28 x 28"):
+        model()(torch.zeros(shape))
 
 
 def test_lenet5_sizes_and_variants():

@@ -9,7 +9,7 @@ from course_lib import data, models, train
 
 @pytest.fixture(scope="module")
 def digits():
-    return data.digits("train"), data.digits("test")
+    return data.mnist_sample("train"), data.mnist_sample("test")
 
 
 def test_fit_learns_digits(digits):

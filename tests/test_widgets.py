@@ -86,7 +86,7 @@ def test_constructor_rejects_bad_inputs():
 def trained():
     import torch
     from course_lib import data, models, train
-    x, y = data.digits("train")
+    x, y = data.mnist_sample("train")
     probe = x[:8]
     model = models.LeNet5(activation="relu", pool="max")
     history = train.fit(model, (x[:256], y[:256]), epochs=2, snapshot_every=1, probe=probe,

@@ -1,0 +1,331 @@
+"""Measuring what a network learned: activations, sparsity, dead units, localization, filter
+smoothness, frequency and color, resemblance to the picture, receptive fields.
+
+:class:`ActivationRecorder` attaches forward hooks only for the duration of a ``with`` block and
+removes them on exit, also when the block raises, so re-running a notebook cell never stacks hooks.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .models import SparseConv2d, Subsample
+
+# Layers recorded by default: the ones whose outputs a learner wants to look at.
+_RECORDED = (nn.Conv2d, SparseConv2d, Subsample, nn.Linear, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.GELU,
+             nn.MaxPool2d, nn.AvgPool2d, nn.LocalResponseNorm)
+
+# model -> its live recorder, so that starting a second recorder on a model removes the first's hooks
+_LIVE: "weakref.WeakKeyDictionary[nn.Module, ActivationRecorder]" = weakref.WeakKeyDictionary()
+
+
+def layer_names(model: nn.Module, kinds: tuple[type, ...] = _RECORDED) -> list[str]:
+    """Names of the model's layers of the given kinds, in definition order (e.g. ``["conv1", "act1", ...]``)."""
+    return [name for name, m in model.named_modules() if name and isinstance(m, kinds)]
+
+
+class ActivationRecorder:
+    """Record the outputs of named layers while the ``with`` block runs.
+
+    ``ActivationRecorder(model, layers=None, device="cpu")``: ``layers`` is a list of module names
+    (default: every conv, linear, activation, pooling and LRN layer). Outputs are stored detached,
+    on ``device`` (``None`` keeps the model's device); several forward passes are concatenated along
+    the batch dimension. After the block, ``recorder.activations`` maps each name to a tensor
+    ``N x C x H x W`` (conv) or ``N x F`` (linear). An unknown name raises ``KeyError`` listing the
+    valid names.
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str] | None = None,
+                 device: torch.device | str | None = "cpu"):
+        modules = dict(model.named_modules())
+        names = list(layers) if layers is not None else layer_names(model)
+        unknown = [n for n in names if n not in modules or n == ""]
+        if unknown:
+            raise KeyError(
+                f"Unknown layer name(s) {unknown} for {type(model).__name__}: "
+                f"valid names are {layer_names(model, (nn.Module,))}."
+            )
+        self.model = model
+        self.layers = names
+        self.device = device
+        self._modules = {n: modules[n] for n in names}
+        self._chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        self._handles: list = []
+
+    def __enter__(self) -> "ActivationRecorder":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "ActivationRecorder":
+        """Attach the hooks (``with`` does this for you). A recorder already live on the model is stopped."""
+        previous = _LIVE.get(self.model)
+        if previous is not None and previous is not self:
+            previous.stop()
+        self.stop()
+        for name, module in self._modules.items():
+            self._handles.append(module.register_forward_hook(self._hook(name)))
+        _LIVE[self.model] = self
+        return self
+
+    def stop(self) -> None:
+        """Remove every hook this recorder attached. Safe to call twice."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        if _LIVE.get(self.model) is self:
+            del _LIVE[self.model]
+
+    def _hook(self, name: str):
+        def hook(module, inputs, output):
+            out = output.detach()
+            if self.device is not None:
+                out = out.to(self.device)
+            self._chunks[name].append(out.float().clone())
+        return hook
+
+    @property
+    def activations(self) -> dict[str, torch.Tensor]:
+        """``{layer name: outputs concatenated over the recorded batches}`` (empty layers left out)."""
+        return {n: torch.cat(c) for n, c in self._chunks.items() if c}
+
+
+def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None = None,
+           mean=None, std=None) -> dict[str, torch.Tensor]:
+    """Run ``model`` on uint8 ``images`` (``N x C x H x W``, normalized like in training) in eval mode
+    and return ``{layer: activations on the CPU}``."""
+    from .data import normalize
+
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with ActivationRecorder(model, layers) as rec, torch.no_grad():
+        model(normalize(images.to(dev), mean, std))
+    model.train(was_training)
+    return rec.activations
+
+
+def sparsity(activations: torch.Tensor, threshold: float = 0.0) -> float:
+    """Share of entries whose absolute value is at most ``threshold`` (0 = exactly zero), in [0, 1].
+
+    After a ReLU this is the share of units that are off. Takes a tensor of any shape.
+    """
+    return (activations.abs() <= threshold).float().mean().item()
+
+
+def dead_filters(activations: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """Which channels are dead: at most ``threshold`` in absolute value for every input and position.
+
+    Takes ``N x C x H x W`` (or ``N x C``) activations on a probe batch; returns a bool tensor of
+    length C (True = dead). Record them after the nonlinearity: a ReLU unit is dead when its output
+    is zero for every input.
+    """
+    if activations.dim() not in (2, 4):
+        raise ValueError(f"Expected activations N x C x H x W or N x C, got {tuple(activations.shape)}.")
+    per_channel = activations.abs().transpose(0, 1).reshape(activations.shape[1], -1).amax(1)
+    return per_channel <= threshold
+
+
+def color_score(weights: torch.Tensor) -> torch.Tensor:
+    """How much each 3-channel filter depends on color rather than on brightness, in [0, 1].
+
+    Takes ``C_out x 3 x k x k`` weights; returns ``C_out`` numbers: the share of the filter's energy
+    that is left after removing its channel mean (its grayscale part). 0 means the same pattern in
+    R, G and B (a grayscale filter); values near 1 mean the channels disagree (a color filter).
+    """
+    if weights.dim() != 4 or weights.shape[1] != 3:
+        raise ValueError(f"color_score needs RGB filters C_out x 3 x k x k, got {tuple(weights.shape)}.")
+    w = weights.detach().float().cpu()
+    gray = w.mean(1, keepdim=True)
+    color = w - gray
+    return color.pow(2).sum((1, 2, 3)) / w.pow(2).sum((1, 2, 3)).clamp_min(1e-12)
+
+
+def conv_weights(model: nn.Module, layer: str) -> torch.Tensor:
+    """The weights of conv layer ``layer`` as a CPU tensor ``C_out x C_in x k x k``."""
+    modules = dict(model.named_modules())
+    if layer not in modules or not isinstance(modules[layer], (nn.Conv2d, SparseConv2d)):
+        raise KeyError(f"{layer!r} is not a conv layer: expected one of {conv_layer_names(model)}.")
+    return modules[layer].weight.detach().float().cpu()
+
+
+def conv_layer_names(model: nn.Module) -> list[str]:
+    """Names of the model's convolution layers (``Conv2d`` and LeNet-1's ``SparseConv2d``)."""
+    return layer_names(model, (nn.Conv2d, SparseConv2d))
+
+
+def weights_from_state(state: dict, layer: str) -> torch.Tensor:
+    """Conv weights ``layer`` from a state dict (e.g. a training snapshot)."""
+    key = f"{layer}.weight"
+    if key not in state:
+        raise KeyError(f"No weights for {layer!r} in this state: expected one of "
+                       f"{sorted(k[:-7] for k in state if k.endswith('.weight'))}.")
+    return state[key].float()
+
+
+def live_sparsity(activations: torch.Tensor) -> float:
+    """Share of exactly-zero entries among the channels that are alive (not zero everywhere).
+
+    Takes ``N x C x H x W`` or ``N x C`` activations (after a ReLU). Separates "sparse" from "dead":
+    a layer whose channels died is not selective, it is broken. Returns a number in [0, 1], or NaN
+    when every channel is dead.
+    """
+    live = ~dead_filters(activations)
+    if not live.any():
+        return float("nan")
+    return sparsity(activations[:, live])
+
+
+def localization(activations: torch.Tensor, top: float = 0.1) -> float:
+    """How concentrated each feature map is: the share of its total activation held by its top
+    ``top`` fraction of positions, averaged over the (image, channel) maps that are not all zero.
+
+    Takes ``N x C x H x W`` non-negative activations (after a ReLU). A map that is the same
+    everywhere scores ``top`` (0.1 by default); a map with one bright spot scores near 1. Returns a
+    float, or NaN when every map is zero.
+    """
+    if activations.dim() != 4:
+        raise ValueError(f"Expected feature maps N x C x H x W, got {tuple(activations.shape)}.")
+    maps = activations.clamp_min(0).flatten(2)  # N x C x positions
+    k = max(1, round(top * maps.shape[-1]))
+    total = maps.sum(-1)
+    share = maps.topk(k, dim=-1).values.sum(-1) / total.clamp_min(1e-12)
+    lit = total > 0
+    return share[lit].mean().item() if lit.any() else float("nan")
+
+
+def _power_spectrum(weights: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Power of each filter's 2-D spectrum summed over input channels (``C_out x size x size``) and
+    the radial frequency of each bin in cycles/pixel (``size x size``)."""
+    if weights.dim() != 4:
+        raise ValueError(f"Expected conv weights C_out x C_in x k x k, got {tuple(weights.shape)}.")
+    w = weights.detach().float().cpu()
+    power = torch.fft.fft2(w, s=(size, size)).abs().pow(2).sum(1)
+    f = torch.fft.fftfreq(size)
+    return power, (f.view(-1, 1) ** 2 + f.view(1, -1) ** 2).sqrt()
+
+
+def filter_smoothness(weights: torch.Tensor, cutoff: float = 0.25, size: int = 32) -> torch.Tensor:
+    """Smoothness of each filter: the share of its spectral energy below ``cutoff`` cycles/pixel.
+
+    Takes ``C_out x C_in x k x k`` weights; returns ``C_out`` numbers in [0, 1]. The filter is
+    zero-padded to ``size x size`` before the FFT (a finer frequency grid) and the energy is summed
+    over input channels. A Gaussian blob scores near 1; white noise scores about the low-frequency
+    share of the frequency plane (pi * cutoff**2, about 0.2 for the default).
+    """
+    power, radius = _power_spectrum(weights, size)
+    low = (radius <= cutoff).float()
+    return (power * low).sum((1, 2)) / power.sum((1, 2)).clamp_min(1e-12)
+
+
+def filter_frequency(weights: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """The spatial frequency of each filter: the energy-weighted mean of its spectrum's radial
+    frequency, in cycles/pixel (0 = constant, 0.5 = alternating pixels; white noise about 0.38).
+
+    Takes ``C_out x C_in x k x k`` weights; returns ``C_out`` numbers in [0, 0.71]. Energy is summed
+    over input channels, so a color blob (constant in space, different per channel) is low-frequency.
+    """
+    power, radius = _power_spectrum(weights, size)
+    return (power * radius).sum((1, 2)) / power.sum((1, 2)).clamp_min(1e-12)
+
+
+def best_correlation(maps: torch.Tensor, picture: torch.Tensor) -> float:
+    """The largest |Pearson correlation| between one of the feature maps and the picture.
+
+    Takes ``maps`` ``C x h x w`` (one image's feature maps) and ``picture`` ``H x W`` (gray), which
+    is area-averaged down to ``h x w``. Constant maps count as 0. Returns a float in [0, 1].
+    """
+    if maps.dim() != 3 or picture.dim() != 2:
+        raise ValueError(f"Expected maps C x h x w and a gray picture H x W, got {tuple(maps.shape)} "
+                         f"and {tuple(picture.shape)}.")
+    g = F.adaptive_avg_pool2d(picture[None, None].float(), maps.shape[-2:]).flatten()
+    g = (g - g.mean()) / g.std().clamp_min(1e-12)
+    m = maps.float().flatten(1)
+    std = m.std(1)
+    m = (m - m.mean(1, keepdim=True)) / std.clamp_min(1e-12).unsqueeze(1)
+    corr = (m @ g) / (len(g) - 1)
+    return corr[std > 1e-8].abs().max().item() if (std > 1e-8).any() else 0.0
+
+
+def resemblance(maps: torch.Tensor, picture: torch.Tensor, shuffles: int = 20, seed: int = 0) -> dict:
+    """How much a layer's maps look like the picture, corrected for chance.
+
+    The best |correlation| of a map with the picture (:func:`best_correlation`) is large by chance
+    when maps are small and many; so it is compared with the same number for the picture's pixels
+    shuffled (``shuffles`` times at the maps' resolution). Takes ``maps`` ``C x h x w`` and a gray
+    ``picture`` ``H x W``; returns ``{"raw", "chance", "corrected"}`` with corrected = raw - chance
+    (0: no more than chance).
+    """
+    raw = best_correlation(maps, picture)
+    small = F.adaptive_avg_pool2d(picture[None, None].float(), maps.shape[-2:])[0, 0]
+    gen = torch.Generator().manual_seed(seed)
+    chance = sum(best_correlation(maps, small.flatten()[torch.randperm(small.numel(), generator=gen)]
+                                  .view_as(small)) for _ in range(shuffles)) / shuffles
+    return {"raw": raw, "chance": chance, "corrected": raw - chance}
+
+
+def receptive_field(model: nn.Module, layer: str) -> tuple[int, int, int]:
+    """The receptive field of one unit of ``layer``: ``(size, stride, offset)`` in input pixels.
+
+    Unit ``(i, j)`` of the layer's output sees the input square whose rows (and columns) are
+    ``offset + i * stride`` to ``offset + i * stride + size - 1`` (parts may fall in the padding).
+    Walks the model's convolutions and poolings in definition order up to ``layer``, so it suits
+    models that run their layers in that order (LeNet-1, LeNet-5, AlexNet up to conv5). E.g. AlexNet's
+    conv5 units see 163 x 163 pixels, 16 apart.
+    """
+    names = [n for n, _ in model.named_modules() if n]
+    if layer not in names:
+        raise KeyError(f"Unknown layer {layer!r} for {type(model).__name__}: valid names are {names}.")
+    size, stride, offset = 1, 1, 0
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear) or isinstance(m, nn.Flatten):
+            raise ValueError(f"{layer!r} comes after {name!r}: a unit there sees the whole image.")
+        k = s = p = None
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            pair = lambda v: v if isinstance(v, int) else v[0]
+            k, s, p = pair(m.kernel_size), pair(m.stride), pair(m.padding)
+            if isinstance(m, nn.Conv2d):
+                k = (k - 1) * pair(m.dilation) + 1
+        elif isinstance(m, SparseConv2d):
+            k, s, p = m.kernel_size, 1, 0
+        elif isinstance(m, Subsample):
+            k, s, p = 2, 2, 0
+        if k is not None:
+            offset -= p * stride
+            size += (k - 1) * stride
+            stride *= s
+        if name == layer:
+            return size, stride, offset
+    raise AssertionError("unreachable")
+
+
+def top_patches(activations: torch.Tensor, images: torch.Tensor, channel: int, k: int,
+                field: tuple[int, int, int]) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+    """The ``k`` image regions that excite ``channel`` most: what one unit "looks for".
+
+    Takes ``activations`` ``N x C x h x w`` of a layer on ``images`` ``N x C_img x H x W`` and that
+    layer's ``field`` = :func:`receptive_field`. Finds the ``k`` largest values of the channel over
+    every image and position and cuts each unit's receptive field out of its image (zero where it
+    falls outside). Returns ``(patches k x C_img x size x size, [(image, row, col), ...])``, largest
+    first.
+    """
+    if activations.dim() != 4 or not 0 <= channel < activations.shape[1]:
+        raise ValueError(f"Expected activations N x C x h x w and a channel in 0..C-1, got "
+                         f"{tuple(activations.shape)} and channel {channel}.")
+    size, stride, offset = field
+    a = activations[:, channel]
+    h, w = a.shape[-2:]
+    best = a.flatten().topk(min(k, a.numel())).indices
+    where = [(int(i) // (h * w), int(i) % (h * w) // w, int(i) % w) for i in best]
+    pad = max(0, -offset, size)
+    padded = F.pad(images, (pad, pad, pad, pad))
+    patches = [padded[n, :, pad + offset + r * stride: pad + offset + r * stride + size,
+                      pad + offset + c * stride: pad + offset + c * stride + size] for n, r, c in where]
+    return torch.stack(patches), where

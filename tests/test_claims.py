@@ -1,0 +1,118 @@
+"""Each claim check of the course fails on its control, and holds where the claim is real.
+
+A check that cannot fail is no test of a claim: here every rule of ``course_lib.claims`` is run on a
+control (two untrained networks, a sweep of small rates, networks that diverged) and must say
+"not reproduced".
+"""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import claims, data, measure
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = data.mnist_sample("train")
+    xt, yt = data.mnist_sample("test")
+    return (x[:1000], y[:1000]), (xt[:300], yt[:300]), xt[:100]
+
+
+def test_check_rise_needs_every_seed_and_a_margin_over_the_spread():
+    assert claims.check_rise([0.1, 0.1, 0.1], [0.5, 0.52, 0.48])["reproduced"]
+    assert not claims.check_rise([0.1, 0.1, 0.1], [0.5, 0.5, 0.05])["reproduced"]    # one seed fell
+    assert not claims.check_rise([0.1, 0.1, 0.1], [0.2, 0.9, 0.15])["reproduced"]    # spread > half the rise
+    assert not claims.check_rise([0.1, 0.1], [0.105, 0.11])["reproduced"]            # below min_rise
+    v = claims.check_rise([0.1, 0.2], [0.3, 0.5])
+    assert (v["k"], v["n"], v["rise"]) == (2, 2, pytest.approx(0.25))
+    with pytest.raises(ValueError, match="one before and one after value per seed"):
+        claims.check_rise([0.1], [0.2, 0.3])
+
+
+def test_sparsity_claim_fails_on_two_untrained_networks(digits):
+    """Control: untrained networks of different seeds are not 'sparser' than each other."""
+    _, _, probe = digits
+    stats = [claims.layer_stats(measure.record(claims.relu_lenet5(s), probe, list(claims.RELU_LAYERS)))
+             for s in range(6)]
+    for layer in ("act2", "act3"):
+        for key in ("live_sparsity", "localization") if layer == "act2" else ("live_sparsity",):
+            before = [s[layer][key] for s in stats[:3]]
+            after = [s[layer][key] for s in stats[3:]]
+            assert not claims.check_rise(before, after)["reproduced"], (layer, key)
+
+
+def test_sparsity_claim_holds_after_training(digits):
+    train_data, _, probe = digits
+    runs = [claims.dynamics_run(train_data, probe, seed, epochs=6) for seed in range(3)]
+    before, after = claims.layer_values(runs, 0, "act2", "live_sparsity"), claims.layer_values(runs, -1, "act2", "live_sparsity")
+    assert claims.check_rise(before, after)["reproduced"]
+    # ... and the same check, trained against trained, is the control that fails
+    assert not claims.check_rise(after, claims.layer_values(runs, -1, "act2", "live_sparsity"))["reproduced"]
+    smooth = [r["smoothness"] for r in runs]
+    assert claims.check_rise([s[0] for s in smooth], [s[-1] for s in smooth])["reproduced"]
+    # two sets of untrained starts are the smoothness claim's control
+    others = [measure.filter_smoothness(claims.relu_lenet5(10 + i).conv1.weight).mean().item() for i in range(3)]
+    assert not claims.check_rise([s[0] for s in smooth], others)["reproduced"]
+
+
+def test_dead_trend_fails_when_no_rate_is_high(digits):
+    """Control: a sweep of small rates, none diverging, leaves no trend of dead units."""
+    train_data, test_data, probe = digits
+    sweeps = [claims.sweep_run(train_data, probe, test_data, (0.001, 0.002, 0.004), seed, epochs=1)
+              for seed in range(3)]
+    assert not any(s[r]["diverged"] for s in sweeps for r in s)
+    verdict = claims.check_dead_trend(sweeps)
+    assert not verdict["reproduced"] and verdict["margin"] < 0.05
+
+
+def test_dead_trend_holds_for_a_rate_that_kills(digits):
+    train_data, test_data, probe = digits
+    sweeps = [claims.sweep_run(train_data, probe, test_data, (0.03, 3.0), seed, epochs=3) for seed in range(3)]
+    verdict = claims.check_dead_trend(sweeps)
+    assert verdict["reproduced"] and verdict["dead"][3.0] > 0.5
+
+
+def test_diverged_runs_are_never_counted_as_dead():
+    def run(dead, diverged=False):
+        return {"diverged": diverged, "dead": math.nan if diverged else dead, "dead_conv": 0.0, "accuracy": 0.5}
+    # the highest rate diverged in one seed: it is left out, and what remains shows no trend
+    sweeps = [{0.01: run(0.1), 0.1: run(0.1), 10.0: run(0, diverged=s == 0)} for s in range(3)]
+    verdict = claims.check_dead_trend(sweeps)
+    assert verdict["diverged"] == {0.01: 0, 0.1: 0, 10.0: 1}
+    assert verdict["high"] == 0.1 and not verdict["reproduced"]
+    # every rate but one diverged: nothing to compare, not reproduced
+    sweeps = [{0.01: run(0.1), 1.0: run(0, diverged=True)} for s in range(3)]
+    assert not claims.check_dead_trend(sweeps)["reproduced"]
+
+
+def test_weight_decay_arithmetic_matches_sgd_with_nesterov_momentum():
+    lrs = [0.05] * 300
+    wd = claims.weight_decay_for(math.exp(-1.0), lrs)
+    assert claims.decay_per_run(wd, lrs) == pytest.approx(math.exp(-1.0))
+    w = torch.nn.Parameter(torch.ones(1))
+    sgd = torch.optim.SGD([w], lr=0.05, momentum=0.9, nesterov=True, weight_decay=wd)
+    for _ in lrs:
+        w.grad = torch.zeros(1)
+        sgd.step()
+    assert w.item() == pytest.approx(math.exp(-1.0), rel=0.05)
+    # without the 1/(1 - momentum) the prediction would be far off: the control
+    assert abs(w.item() - math.exp(-wd * sum(lrs))) > 0.3
+
+
+def test_claims_report_runs_in_smoke_with_two_seeds():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "seed_claims.py"), "--profile", "smoke",
+                          "--seeds", "2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = [line for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert table[0].startswith("| claim | measured")
+    rows = table[1:]
+    assert len(rows) >= 10 and all(" of 2 |" in r for r in rows[:-1])
+    assert any("not run: no GPU" in r or "gpu profile" in r or "Imagenette" in r for r in rows[-1:])
+    assert "profile smoke, 2 seeds, data mnist-sample" in out.stdout
