@@ -232,7 +232,9 @@ class AlexNet(nn.Module):
         if streams not in (1, 2):
             raise ValueError(f"streams must be 1 or 2, got {streams}.")
         self.streams = streams
-        norm = (lambda: nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
+        # The paper's LRN is k=2, n=5, alpha=1e-4, beta=0.75 on the *sum* of squares; PyTorch's layer
+        # uses alpha/n times that sum, so the paper's alpha is 5 * 1e-4 here.
+        norm = (lambda: nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
         self.conv1 = nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2)
         self.act1, self.norm1, self.pool1 = nn.ReLU(inplace=True), norm(), nn.MaxPool2d(3, 2)
         self.conv2 = nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=streams)

@@ -116,3 +116,15 @@ def test_claims_report_runs_in_smoke_with_two_seeds():
     assert len(rows) >= 10 and all(" of 2 |" in r for r in rows[:-1])
     assert any("not run: no GPU" in r or "gpu profile" in r or "Imagenette" in r for r in rows[-1:])
     assert "profile smoke, 2 seeds, data mnist-sample" in out.stdout
+
+
+def test_stream_gap_is_significant_only_for_a_real_split():
+    gen = torch.Generator().manual_seed(0)
+    split = torch.cat([torch.rand(48, generator=gen) * 0.3, 0.5 + torch.rand(48, generator=gen) * 0.3])
+    assert claims.stream_gap(split, 48)["p"] < 0.01
+    # control: the same values in random order, as a single-stream network's halves would be
+    shuffled = split[torch.randperm(96, generator=gen)]
+    ps = [claims.stream_gap(torch.rand(96, generator=gen), 48, permutations=500)["p"] for _ in range(20)]
+    assert claims.stream_gap(shuffled, 48)["p"] > 0.01 and sum(p < 0.05 for p in ps) <= 4
+    with pytest.raises(ValueError, match="split the 96 values"):
+        claims.stream_gap(split, 96)

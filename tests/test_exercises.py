@@ -104,6 +104,36 @@ def alexnet_sizes(streams=2, num_classes=1000):   # forgets the two streams
     return convs, [(256 * 6 * 6, 4096), (4096, 4096), (4096, num_classes)]
 """, "look at the groups"),
     ],
+    "05_what_alexnet_learned": [
+        ("my_color_score", """
+def my_color_score(w):   # subtracts the mean over positions instead of over the 3 channels
+    color = w - w.mean((2, 3), keepdim=True)
+    return color.pow(2).sum((1, 2, 3)) / w.pow(2).sum((1, 2, 3))
+""", "same pattern in R, G and B scores 0"),
+        ("my_frequency", """
+def my_frequency(w):   # weights by the amplitude |F|, not the power |F|^2
+    amp = torch.fft.fft2(w.float(), s=(32, 32)).abs().sum(1)
+    f = torch.fft.fftfreq(32)
+    radius = (f[:, None] ** 2 + f[None, :] ** 2).sqrt()
+    return (amp * radius).sum((1, 2)) / amp.sum((1, 2))
+""", "differ from measure.filter_frequency"),
+        ("my_resemblance", """
+def my_resemblance(maps, picture, shuffles=20):   # no chance correction
+    return measure.best_correlation(maps, picture)
+""", "corrected value should be near 0"),
+        ("my_top_patches", """
+def my_top_patches(acts, images, channel, k, field):   # forgets the offset (the padding)
+    size, stride, offset = field
+    a = acts[:, channel]
+    h, w = a.shape[-2:]
+    padded = F.pad(images, (size, size, size, size))
+    out = []
+    for i in a.flatten().topk(k).indices.tolist():
+        n, row, col = i // (h * w), i % (h * w) // w, i % w
+        out.append(padded[n, :, size + row * stride:size + row * stride + size, size + col * stride:size + col * stride + size])
+    return torch.stack(out)
+""", "its field starts at row"),
+    ],
     "03_training_dynamics": [
         ("my_sparsity", """
 def my_sparsity(acts):   # counts the zeros instead of their share
