@@ -227,7 +227,8 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
         row(text, layer_values(runs, -1, layer, key), layer_values(runs, 0, layer, key), "untrained", asserted)
     trend = check_dead_trend(sweeps)
     if trend["low"] is not None:
-        row(f"more dead units at lr {trend['high']} than at lr {trend['low']}",
+        diverged = "".join(f"; lr {r} diverged in {n} of {seeds}, left out" for r, n in trend["diverged"].items() if n)
+        row(f"more dead units at lr {trend['high']} than at lr {trend['low']}{diverged}",
             [s[trend["high"]]["dead"] for s in sweeps], [s[trend["low"]]["dead"] for s in sweeps],
             f"lr {trend['low']}", True, verdict=trend)
     smooth = np.array([r["smoothness"] for r in runs])

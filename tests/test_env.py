@@ -24,7 +24,8 @@ def test_unknown_profile_lists_valid_names(monkeypatch):
 
 def test_profiles_grow_from_smoke_to_gpu():
     smoke, cpu, gpu = (env.profile(n) for n in env.PROFILE_NAMES)
-    assert smoke.dataset == "digits" and cpu.dataset == gpu.dataset == "mnist"
+    assert smoke.dataset == "mnist-sample" and cpu.dataset == gpu.dataset == "mnist"
+    assert 3 <= smoke.seeds <= cpu.seeds <= gpu.seeds          # every claim is measured over seeds
     assert smoke.lenet_epochs < cpu.lenet_epochs < gpu.lenet_epochs
     assert smoke.alexnet_epochs < cpu.alexnet_epochs < gpu.alexnet_epochs
 

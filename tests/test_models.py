@@ -125,3 +125,13 @@ def test_pretrained_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, mon
         assert "could not be downloaded" in message
     else:  # a machine with internet
         assert models.count_parameters(net) == 61_100_840 and not net.training
+
+
+def test_alexnet_lrn_is_the_papers_formula():
+    """b = a / (k + alpha * sum of a^2 over 5 neighbouring channels)^beta, k=2, alpha=1e-4, beta=0.75
+    (PyTorch's layer divides its alpha by n, so it must be given 5e-4)."""
+    a = torch.rand(1, 8, 3, 3) * 40
+    squares = torch.nn.functional.pad(a.pow(2), (0, 0, 0, 0, 2, 2))
+    neighbours = sum(squares[:, i:i + 8] for i in range(5))
+    expected = a / (2.0 + 1e-4 * neighbours).pow(0.75)
+    assert torch.allclose(models.AlexNet().norm1(a), expected, rtol=1e-5)

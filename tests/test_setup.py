@@ -40,3 +40,23 @@ def test_readme_gives_the_two_commands_and_makefile_has_them():
 def test_ci_runs_make_test():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "chromium" in ci
+
+
+def test_the_wheel_ships_the_mnist_sample_and_it_loads_from_there(tmp_path):
+    """On Colab course_lib is pip-installed, not run from a checkout: the 5,000 digits must travel."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("course_lib-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("mnist-sample-images-idx3-ubyte.gz", "mnist-sample-labels-idx1-ubyte.gz", "README.md"):
+        assert f"course_lib/mnist_sample/{name}" in names
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    out = subprocess.run([sys.executable, "-c", "from course_lib import data; x, y = data.mnist_sample('test'); "
+                          "print(data.MNIST_SAMPLE_DIR, tuple(x.shape))"], capture_output=True, text=True,
+                         cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert str(tmp_path / "site") in out.stdout and "(1000, 1, 28, 28)" in out.stdout
