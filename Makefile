@@ -41,8 +41,9 @@ check: setup
 
 # The CPU benchmarks; on a GPU machine also run benchmarks/alexnet_imagenette.py.
 benchmarks: setup
-	for b in lenet1_mnist fit_throughput widget_latency alexnet_pipeline; do \
+	for b in lenet1_mnist fit_throughput fit_defaults widget_latency alexnet_pipeline; do \
 		$(BIN)/python benchmarks/$$b.py || exit 1; done
+	$(BIN)/python benchmarks/seed_claims.py --profile cpu --seeds 3
 
 clean:
 	rm -rf $(VENV) test-artifacts

@@ -16,7 +16,7 @@ import torch
 
 from common import machine, sync
 
-from course_lib import data, env, models, train
+from course_lib import augment, env, files, imagenette, models, train
 
 
 def main():
@@ -31,14 +31,14 @@ def main():
     cache = round(P.image_size * 8 / 7)  # random crops of P.image_size, as 224 of 256
     start = time.perf_counter()
     if args.offline:
-        root = data.offline_imagenette(data.data_root() / "benchmark-500", train_per_class=500, val_per_class=50)
-        tr = data.imagenette("train", root=root, download=False, resolution=cache)
-        va = data.imagenette("val", root=root, download=False, resolution=cache)
+        root = imagenette.offline_folder(files.data_root() / "benchmark-500", train_per_class=500, val_per_class=50)
+        tr = imagenette.load("train", root=root, download=False, resolution=cache)
+        va = imagenette.load("val", root=root, download=False, resolution=cache)
         what = "offline scikit-image photos (speed only, accuracy NOT comparable)"
     else:
         try:
-            tr = data.imagenette("train", size=160, resolution=cache)
-            va = data.imagenette("val", size=160, resolution=cache)
+            tr = imagenette.load("train", size=160, resolution=cache)
+            va = imagenette.load("val", size=160, resolution=cache)
         except (RuntimeError, FileNotFoundError) as err:
             print(f"Imagenette unavailable: {err}\nRun with --offline to measure speed on local photos.")
             sys.exit(2)
@@ -50,11 +50,11 @@ def main():
     sync(device)
     start = time.perf_counter()
     history = train.fit(model, (tr.images, tr.labels), epochs=epochs, lr=P.alexnet_lr, batch_size=P.alexnet_batch_size,
-                        weight_decay=5e-4, label_smoothing=0.1, augment=data.crop_flip(P.image_size),
+                        weight_decay=5e-4, label_smoothing=0.1, augment=augment.crop_flip(P.image_size),
                         compile=args.compile, progress=False)
     sync(device)
     seconds = time.perf_counter() - start
-    result = train.evaluate(model, (data.center_crop(va.images, P.image_size), va.labels))
+    result = train.evaluate(model, (augment.center_crop(va.images, P.image_size), va.labels))
     print(f"alexnet_imagenette: {what}, {len(tr.labels)} train / {len(va.labels)} val images at {P.image_size} px, "
           f"{epochs} epochs, batch {P.alexnet_batch_size}")
     print(f"  top-1 {100 * result['accuracy']:.1f} % (target >= 85 %), training {seconds:.0f} s (target <= 600 s), "

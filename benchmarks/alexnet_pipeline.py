@@ -26,7 +26,7 @@ from torchvision import datasets, transforms
 
 from common import machine, sync
 
-from course_lib import data, env, models, train
+from course_lib import augment, env, files, imagenette, loader, models, train
 
 SIZE = 128
 CACHE = round(SIZE * 8 / 7)  # 146: the crops are 7/8 of the cached side, as 224 is of 256
@@ -34,13 +34,13 @@ CACHE = round(SIZE * 8 / 7)  # 146: the crops are 7/8 of the cached side, as 224
 
 def course_batches(images, labels, batch_size, device):
     # drop_last on both real feeds: the synthetic ceiling never runs a short final batch either
-    return data.TensorLoader(images, labels, batch_size, shuffle=True, device=device, drop_last=True,
-                             channels_last=device.type == "cuda", augment=data.crop_flip(SIZE))
+    return loader.TensorLoader(images, labels, batch_size, shuffle=True, device=device, drop_last=True,
+                             channels_last=device.type == "cuda", augment=augment.crop_flip(SIZE))
 
 
 def imagefolder_loader(folder, batch_size, workers, device):
     tf = transforms.Compose([transforms.Resize(CACHE), transforms.RandomCrop(SIZE), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor(), transforms.Normalize(data.IMAGENET_MEAN, data.IMAGENET_STD)])
+                             transforms.ToTensor(), transforms.Normalize(loader.IMAGENET_MEAN, loader.IMAGENET_STD)])
     return torch.utils.data.DataLoader(datasets.ImageFolder(folder, tf), batch_size=batch_size, shuffle=True,
                                        num_workers=workers, pin_memory=device.type == "cuda",
                                        persistent_workers=workers > 0, drop_last=True)
@@ -113,11 +113,11 @@ def main():
     workers_tried = args.workers if args.workers is not None else sorted({0, 1, 2, min(8, os.cpu_count() or 1)})
     print(machine())
 
-    root = data.offline_imagenette(data.data_root() / f"benchmark-{args.per_class}", train_per_class=args.per_class,
+    root = imagenette.offline_folder(files.data_root() / f"benchmark-{args.per_class}", train_per_class=args.per_class,
                                    val_per_class=1)
     folder = root / "imagenette2-160" / "train"
     start = time.perf_counter()
-    split = data.imagenette("train", root=root, download=False, resolution=CACHE, progress=False)
+    split = imagenette.load("train", root=root, download=False, resolution=CACHE, progress=False)
     cache_seconds = time.perf_counter() - start
     n = len(split.labels)
     print(f"{n} JPEGs (160 px) in 10 classes; course cache built once in {cache_seconds:.1f} s "

@@ -16,7 +16,7 @@ import torch
 
 from common import machine
 
-from course_lib import data, env, models, train
+from course_lib import digits, env, models, train
 
 
 def main():
@@ -31,12 +31,12 @@ def main():
     lr = 0.3 * batch_size / 64 if on_gpu else 0.3
     print(machine())
     try:
-        x_train, y_train = data.mnist("train")
-        x_test, y_test = data.mnist("test")
+        x_train, y_train = digits.mnist("train")
+        x_test, y_test = digits.mnist("test")
         dataset = "MNIST"
     except RuntimeError as err:
         print(f"MNIST unavailable ({str(err).split('(')[0].strip()}): using the shipped MNIST sample instead.")
-        (x_train, y_train), (x_test, y_test) = data.mnist_sample("train"), data.mnist_sample("test")
+        (x_train, y_train), (x_test, y_test) = digits.mnist_sample("train"), digits.mnist_sample("test")
         dataset = "MNIST sample (NOT comparable with the paper's 1.7 %)"
     target = 5 if on_gpu else 60
     print(f"lenet1_mnist: {dataset}, {len(x_train)} train / {len(x_test)} test images, {epochs} epochs, "

@@ -14,7 +14,7 @@ import time
 
 from common import machine
 
-from course_lib import claims, data, env
+from course_lib import claims, env, imagenette
 
 
 def alexnet_claims_status() -> str:
@@ -24,7 +24,7 @@ def alexnet_claims_status() -> str:
     if not torch.cuda.is_available():
         return "not run: no GPU here (lesson 05's claims need AlexNet trained on Imagenette, `gpu` profile)"
     try:
-        data.imagenette("train", size=160, download=False)
+        imagenette.load("train", size=160, download=False)
     except Exception:
         return "not run: Imagenette is not in the data folder and could not be downloaded"
     return "run lesson 05 in the gpu profile (COURSE_PROFILE=gpu) for these claims"

@@ -20,12 +20,12 @@ from skimage.transform import resize
 
 from common import machine, summary_ms, timings
 
-from course_lib import widgets
+from course_lib import explorers, playground
 
 
-def playground():
+def playground_latency():
     img = (resize(photos.chelsea(), (512, 512, 3)) * 255).astype(np.uint8)
-    pg = widgets.ConvolutionPlayground(img)
+    pg = playground.ConvolutionPlayground(img)
     positions = iter(range(10**6))
 
     def move():
@@ -34,7 +34,7 @@ def playground():
     return timings(move, repeat=60)
 
 
-def explorers():
+def explorers_latency():
     torch.manual_seed(0)
     net = torch.nn.Sequential()
     net.add_module("conv1", torch.nn.Conv2d(3, 64, 5, padding=2))
@@ -42,13 +42,13 @@ def explorers():
     net.add_module("conv2", torch.nn.Conv2d(64, 64, 3, padding=1))
     net.add_module("act2", torch.nn.ReLU())
     images = torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8)
-    ax = widgets.ActivationExplorer(net, images, layers=["act1", "act2"])
+    ax = explorers.ActivationExplorer(net, images, layers=["act1", "act2"])
     counter = iter(range(10**6))
 
     def next_image():
         ax.image.value = next(counter) % 8
 
-    fx = widgets.FilterExplorer(net, layers=["conv1", "conv2"])
+    fx = explorers.FilterExplorer(net, layers=["conv1", "conv2"])
 
     def switch_layer():
         fx.layer.value = "conv2" if fx.layer.value == "conv1" else "conv1"
@@ -58,8 +58,8 @@ def explorers():
 
 def main():
     print(machine())
-    print(f"ConvolutionPlayground, 512x512 photo, slider move: {summary_ms(playground())} (target median < 20 ms)")
-    act, filt = explorers()
+    print(f"ConvolutionPlayground, 512x512 photo, slider move: {summary_ms(playground_latency())} (target median < 20 ms)")
+    act, filt = explorers_latency()
     print(f"ActivationExplorer, 64-channel layer, batch of 8, image change: {summary_ms(act)} (target median < 50 ms)")
     print(f"FilterExplorer, 64 filters, layer change: {summary_ms(filt)} (target median < 50 ms)")
     browser = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser" / "playground_latency.json"

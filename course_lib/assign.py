@@ -145,7 +145,7 @@ def _dumps(nb) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
-    from .data import atomic_write
+    from .files import atomic_write
 
     atomic_write(path, lambda f: f.write(text), mode="w")
 

@@ -9,7 +9,6 @@ the lesson and the claims report cannot drift apart.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -187,13 +186,13 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
     """
     from tqdm.auto import tqdm
 
-    from . import data
+    from . import digits, loader
 
-    x_all, y_all = data.handwritten_digits("train", prof)
-    test = data.handwritten_digits("test", prof)
+    x_all, y_all = digits.load("train", prof)
+    test = digits.load("test", prof)
     probe = test[0][:prof.probe_size]
-    train_data = data.take(x_all, y_all, prof.dynamics_train_size)
-    sweep_data = data.take(x_all, y_all, prof.sweep_train_size)
+    train_data = loader.take(x_all, y_all, prof.dynamics_train_size)
+    sweep_data = loader.take(x_all, y_all, prof.sweep_train_size)
     lrs = train.lr_schedule(0.05, prof.overfit_epochs, -(-prof.overfit_size // 64))
     wd = weight_decay_for(math.exp(-0.5), lrs)
     bar = tqdm(total=3 * seeds, desc="claims", disable=not progress)

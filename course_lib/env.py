@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import random
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,10 +48,6 @@ class Profile:
     alexnet_epochs: int
     alexnet_batch_size: int
     alexnet_lr: float
-
-    def as_dict(self) -> dict:
-        """The profile's fields as a plain dict (for printing in a lesson)."""
-        return asdict(self)
 
 
 _PROFILES = {

@@ -101,7 +101,7 @@ def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None 
            mean=None, std=None) -> dict[str, torch.Tensor]:
     """Run ``model`` on uint8 ``images`` (``N x C x H x W``, normalized like in training) in eval mode
     and return ``{layer: activations on the CPU}``."""
-    from .data import normalize
+    from .loader import normalize
 
     dev = next(model.parameters()).device
     was_training = model.training
@@ -110,6 +110,40 @@ def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None 
         model(normalize(images.to(dev), mean, std))
     model.train(was_training)
     return rec.activations
+
+
+class Snapshots:
+    """An end-of-epoch hook for ``train.fit`` that keeps the network's weights and its activations on a
+    fixed probe batch, so that lessons can scrub through training afterwards.
+
+    ``Snapshots(probe, every=1, layers=None, mean=None, std=None)``: ``probe`` is uint8
+    ``P x C x H x W``; a snapshot is taken before training (epoch 0), every ``every`` epochs and after
+    the last. Each is appended to ``history.snapshots`` as ``{"epoch", "state", "activations"}`` (CPU
+    tensors; ``activations`` maps each of ``layers``, default every recorded layer, to ``P x ...``).
+    """
+
+    def __init__(self, probe: torch.Tensor, every: int = 1, layers: Sequence[str] | None = None,
+                 mean=None, std=None):
+        if every < 1:
+            raise ValueError(f"Snapshots need every >= 1 (epochs between snapshots), got {every}.")
+        self.probe, self.every, self.layers, self.mean, self.std = probe, every, layers, mean, std
+
+    def __call__(self, model: nn.Module, epoch: int, history, last: bool) -> None:
+        if epoch == 0 or epoch % self.every == 0 or last:
+            history.snapshots.append(self.take(model, epoch))
+
+    def take(self, model: nn.Module, epoch: int) -> dict:
+        """One snapshot of ``model`` now: ``{"epoch", "state", "activations"}`` on the CPU."""
+        from .loader import normalize
+
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        with ActivationRecorder(model, self.layers, device="cpu") as rec, torch.no_grad():
+            model(normalize(self.probe.to(device), self.mean, self.std))
+        model.train(was_training)
+        return {"epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                "activations": rec.activations}
 
 
 def sparsity(activations: torch.Tensor, threshold: float = 0.0) -> float:

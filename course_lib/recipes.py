@@ -9,7 +9,9 @@ from typing import NamedTuple
 
 import torch
 
-from . import data, env, models, train
+from . import augment, env, imagenette, models, train
+from .files import data_root
+from .loader import take
 
 
 class ImagenetteData(NamedTuple):
@@ -32,14 +34,14 @@ def imagenette_data(prof: env.Profile, variant: str = "imagenette") -> Imagenett
     ``imagenette_train_size`` (a seeded subset)."""
     cache = round(prof.image_size * 8 / 7)
     if prof.name == "smoke":
-        root = data.offline_imagenette()
-        train_set = data.imagenette("train", root=root, download=False, resolution=cache)
-        val_set = data.imagenette("val", root=root, download=False, resolution=cache)
+        root = imagenette.offline_folder()
+        train_set = imagenette.load("train", root=root, download=False, resolution=cache)
+        val_set = imagenette.load("val", root=root, download=False, resolution=cache)
     else:
-        train_set = data.imagenette("train", variant=variant, size=160, resolution=cache)
-        val_set = data.imagenette("val", variant=variant, size=160, resolution=cache)
-    x, y = data.take(train_set.images, train_set.labels, prof.imagenette_train_size)
-    return ImagenetteData(x, y, data.center_crop(val_set.images, prof.image_size), val_set.labels,
+        train_set = imagenette.load("train", variant=variant, size=160, resolution=cache)
+        val_set = imagenette.load("val", variant=variant, size=160, resolution=cache)
+    x, y = take(train_set.images, train_set.labels, prof.imagenette_train_size)
+    return ImagenetteData(x, y, augment.center_crop(val_set.images, prof.image_size), val_set.labels,
                           list(train_set.classes), prof.name == "smoke")
 
 
@@ -52,14 +54,14 @@ def train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2, seed: 
     model = models.AlexNet(num_classes=len(d.classes), streams=streams)
     history = train.fit(model, (d.train_images, d.train_labels), (d.val_images, d.val_labels),
                         epochs=prof.alexnet_epochs, lr=prof.alexnet_lr, batch_size=prof.alexnet_batch_size,
-                        weight_decay=5e-4, label_smoothing=0.1, augment=data.crop_flip(prof.image_size),
+                        weight_decay=5e-4, label_smoothing=0.1, augment=augment.crop_flip(prof.image_size),
                         seed=seed, progress=progress)
     return model, history
 
 
 def checkpoint_path(prof: env.Profile, streams: int) -> Path:
     """Where lesson 04 saves, and lesson 05 finds, the trained AlexNet of this profile."""
-    return data.data_root() / "checkpoints" / f"alexnet-{prof.name}-{streams}stream{'s' if streams > 1 else ''}.pt"
+    return data_root() / "checkpoints" / f"alexnet-{prof.name}-{streams}stream{'s' if streams > 1 else ''}.pt"
 
 
 def save_alexnet(prof: env.Profile, model: torch.nn.Module, history: train.History, d: ImagenetteData) -> Path:

@@ -20,7 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import data as data_mod
+from .files import atomic_write
+from .loader import TensorLoader, normalize
 from . import env
 
 
@@ -65,10 +66,14 @@ def _as_loader(data, batch_size: int, shuffle: bool, device: torch.device, mean,
     """A ``(images, labels)`` tensor pair becomes a :class:`TensorLoader`; a Dataset a DataLoader."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
         images, labels = data
-        return data_mod.TensorLoader(images, labels, batch_size, shuffle=shuffle, device=device,
+        return TensorLoader(images, labels, batch_size, shuffle=shuffle, device=device,
                                      mean=mean, std=std, seed=seed, channels_last=channels_last,
                                      augment=augment)
     if isinstance(data, torch.utils.data.Dataset):
+        given = [name for name, value in (("augment", augment), ("mean", mean), ("std", std)) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to an (images, labels) pair of uint8 tensors; a Dataset "
+                             "yields ready float tensors, so normalize and augment inside it (or pass tensors).")
         gen = torch.Generator().manual_seed(seed)
         return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen)
     raise TypeError(
@@ -106,7 +111,7 @@ def lr_schedule(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: flo
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, then rename,
     so an interrupted save never leaves a half-written checkpoint."""
-    data_mod.atomic_write(path, lambda f: torch.save(payload, f))
+    atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -123,15 +128,57 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
                            f"from scratch ({type(err).__name__}: {first_line})") from err
 
 
-def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float = 0.05,
+def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.SGD:
+    """SGD with Nesterov momentum (plain SGD when ``momentum`` is 0). Weight decay applies to weights
+    only: biases and normalization parameters (every tensor of one dimension) are not decayed. With
+    no weight decay there is one parameter group, so each step is one fused update."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if weight_decay:
+        groups = [{"params": [p for p in params if p.dim() > 1], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": params}]
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               lr: float | None = None, label_smoothing: float = 0.0, precision=None, scaler=None):
+    """One step of SGD: forward, cross-entropy loss, backward, update.
+
+    ``x``: a float batch ``B x C x H x W`` on the model's device, ``y``: int64 labels ``B``. ``lr``, when
+    given, is set on every parameter group first; ``precision`` is an autocast context (None: full
+    precision) and ``scaler`` a ``GradScaler`` for fp16. Returns ``(loss, logits)``, detached, on the
+    device (reading them is left to the caller: every read is a device sync).
+    """
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    with precision or contextlib.nullcontext():
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    if scaler is not None and scaler.is_enabled():  # fp16 only: bf16 and fp32 need no loss scaling
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float = 0.1,
         batch_size: int = 64, weight_decay: float = 0.0, momentum: float = 0.9,
         label_smoothing: float = 0.0, warmup_epochs: float = 0.5,
         checkpoint: str | os.PathLike | None = None, progress: bool = True,
         device: torch.device | str | None = None, seed: int = 0,
         mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
         augment=None, snapshot_every: int | None = None, probe: torch.Tensor | None = None,
-        snapshot_layers: Sequence[str] | None = None, compile: bool = False) -> History:
+        snapshot_layers: Sequence[str] | None = None, on_epoch_end=(), compile: bool = False) -> History:
     """Train ``model`` with SGD (momentum, warm-up then cosine learning rate) and return its History.
+
+    The defaults need no tuning for the course's small networks: with them LeNet-1 beats a plain
+    constant-rate loop (``benchmarks/fit_defaults.py``).
 
     ``train_data``/``val_data``: an ``(images uint8 N x C x H x W, labels int64 N)`` pair (kept on
     the device, normalized on the fly with ``mean``/``std``, default per channel count) or a torch
@@ -139,11 +186,13 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     when it already exists, training resumes after its last epoch (a run already finished returns
     at once). ``snapshot_every=k`` with ``probe`` (uint8 ``P x C x H x W``) stores, at the start and
     every k epochs, the weights and the activations of ``snapshot_layers`` (default: every conv,
-    linear and activation layer) on the probe, on the CPU; memory is about
-    ``(epochs/k + 1) * (parameters + P * activations per image) * 4`` bytes.
-    Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
+    linear and activation layer) on the probe, on the CPU (:class:`measure.Snapshots`); memory is about
+    ``(epochs/k + 1) * (parameters + P * activations per image) * 4`` bytes. ``on_epoch_end``: more
+    hooks ``hook(model, epoch, history, last)``, called before the first epoch (epoch 0) and after
+    each one. Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is
+    not finite.
     """
-    from .measure import ActivationRecorder
+    from .measure import Snapshots
 
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
@@ -154,23 +203,18 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     model.to(device)
     if on_cuda:
         model.to(memory_format=torch.channels_last)
-    torch.manual_seed(seed)
     train_loader = _as_loader(train_data, batch_size, True, device, mean, std, seed, on_cuda, augment)
     steps_per_epoch = len(train_loader)
-    total_steps = epochs * steps_per_epoch
-    warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total_steps)
-
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.dim() <= 1 else decay).append(p)  # biases and norms are not decayed
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=lr, momentum=momentum, nesterov=momentum > 0)
+    lrs = lr_schedule(lr, epochs, steps_per_epoch, warmup_epochs)
+    optimizer = make_optimizer(model, lr, momentum, weight_decay)
     amp_dtype = _autocast_dtype(device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     # full precision runs the hot loop with no autocast machinery at all
-    precision = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    precision = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else None
     step_fn = torch.compile(model) if compile else model
+    hooks = list(on_epoch_end)
+    if snapshot_every:
+        hooks.insert(0, Snapshots(probe, every=snapshot_every, layers=snapshot_layers, mean=mean, std=std))
 
     history = History(config={"lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
                               "momentum": momentum, "epochs": epochs, "seed": seed,
@@ -187,20 +231,9 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
         start_epoch = state["epoch"]
         if start_epoch >= epochs:
             return history
-
-    def take_snapshot(epoch: int) -> None:
-        with ActivationRecorder(model, snapshot_layers, device="cpu") as rec:
-            model.eval()
-            with torch.no_grad():
-                model(data_mod.normalize(probe.to(device), mean, std))
-        history.snapshots.append({
-            "epoch": epoch,
-            "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "activations": rec.activations,
-        })
-
-    if snapshot_every and start_epoch == 0 and not history.snapshots:
-        take_snapshot(0)
+    if start_epoch == 0:
+        for hook in hooks:
+            hook(model, 0, history, False)
 
     for epoch in range(start_epoch, epochs):
         model.train()
@@ -213,22 +246,9 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=True)
         for i, (x, y) in enumerate(bar):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            step = epoch * steps_per_epoch + i
-            current_lr = _lr_at(step, total_steps, lr, warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = current_lr
-            optimizer.zero_grad(set_to_none=True)
-            with precision:
-                logits = step_fn(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            if scaler.is_enabled():  # fp16 only: bf16 and fp32 need no loss scaling
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            loss_sum += loss.detach() * len(y)
+            current_lr = lrs[epoch * steps_per_epoch + i]
+            loss, logits = train_step(step_fn, optimizer, x, y, current_lr, label_smoothing, precision, scaler)
+            loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             # Reading numbers back from the device is a sync: do it only now and then.
@@ -249,8 +269,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
         history.epochs.append(row)
         bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))})
         bar.close()
-        if snapshot_every and ((epoch + 1) % snapshot_every == 0 or epoch + 1 == epochs):
-            take_snapshot(epoch + 1)
+        for hook in hooks:
+            hook(model, epoch + 1, history, epoch + 1 == epochs)
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "history": history.to_dict(), "epoch": epoch + 1})
@@ -268,16 +288,19 @@ def _check_finite(loss: float, epoch: int, lr: float) -> None:
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000,
             device: torch.device | str | None = None, mean=None, std=None) -> torch.Tensor:
-    """Logits for uint8 ``images`` (``N x C x H x W``): a float32 ``N x classes`` tensor on the CPU."""
+    """Logits for uint8 ``images`` (``N x C x H x W``): a float32 ``N x classes`` tensor on the CPU.
+    The model is put in eval mode for the call and left in the mode it was in."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
     model.eval()
-    loader = data_mod.TensorLoader(images, torch.zeros(len(images), dtype=torch.long), batch_size,
+    loader = TensorLoader(images, torch.zeros(len(images), dtype=torch.long), batch_size,
                                    device=device, mean=mean, std=std)
     amp_dtype = _autocast_dtype(device)
     out = []
     for x, _ in loader:
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             out.append(model(x).float().cpu())
+    model.train(was_training)
     return torch.cat(out)
 
 

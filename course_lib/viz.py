@@ -192,3 +192,15 @@ def plot_confusion(labels, predictions, class_names=None, ax=None, normalize=Non
     return ConfusionMatrixDisplay.from_predictions(labels, predictions, display_labels=class_names,
                                                    ax=ax, normalize=normalize, colorbar=False,
                                                    values_format=None if normalize else "d")
+
+
+class WidgetView:
+    """An object shown in Jupyter as its ``widget`` (an ipywidgets box), by ``display(obj)`` or as a
+    cell's last line: the base of the course's interactive widgets."""
+
+    widget: object
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

@@ -17,12 +17,12 @@ torch.set_num_threads(2)
 @pytest.fixture
 def mnist_files(tmp_path):
     """The four MNIST .gz files, made from the shipped real MNIST digits, in a folder to serve."""
-    from course_lib import data
+    from course_lib import digits
 
     folder = tmp_path / "mirror"
     folder.mkdir()
     for split, prefix in [("train", "train"), ("test", "t10k")]:
-        images, labels = data.mnist_sample(split)
+        images, labels = digits.mnist_sample(split)
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[:, 0].numpy())
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels.numpy().astype(np.uint8))
     return folder

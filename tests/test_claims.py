@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import claims, data, measure
+from course_lib import claims, digits, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def digits():
-    x, y = data.mnist_sample("train")
-    xt, yt = data.mnist_sample("test")
+def sample():
+    x, y = digits.mnist_sample("train")
+    xt, yt = digits.mnist_sample("test")
     return (x[:1000], y[:1000]), (xt[:300], yt[:300]), xt[:100]
 
 
@@ -36,9 +36,9 @@ def test_check_rise_needs_every_seed_and_a_margin_over_the_spread():
         claims.check_rise([0.1], [0.2, 0.3])
 
 
-def test_sparsity_claim_fails_on_two_untrained_networks(digits):
+def test_sparsity_claim_fails_on_two_untrained_networks(sample):
     """Control: untrained networks of different seeds are not 'sparser' than each other."""
-    _, _, probe = digits
+    _, _, probe = sample
     stats = [claims.layer_stats(measure.record(claims.relu_lenet5(s), probe, list(claims.RELU_LAYERS)))
              for s in range(6)]
     for layer in ("act2", "act3"):
@@ -48,8 +48,8 @@ def test_sparsity_claim_fails_on_two_untrained_networks(digits):
             assert not claims.check_rise(before, after)["reproduced"], (layer, key)
 
 
-def test_sparsity_claim_holds_after_training(digits):
-    train_data, _, probe = digits
+def test_sparsity_claim_holds_after_training(sample):
+    train_data, _, probe = sample
     runs = [claims.dynamics_run(train_data, probe, seed, epochs=6) for seed in range(3)]
     before, after = claims.layer_values(runs, 0, "act2", "live_sparsity"), claims.layer_values(runs, -1, "act2", "live_sparsity")
     assert claims.check_rise(before, after)["reproduced"]
@@ -62,9 +62,9 @@ def test_sparsity_claim_holds_after_training(digits):
     assert not claims.check_rise([s[0] for s in smooth], others)["reproduced"]
 
 
-def test_dead_trend_fails_when_no_rate_is_high(digits):
+def test_dead_trend_fails_when_no_rate_is_high(sample):
     """Control: a sweep of small rates, none diverging, leaves no trend of dead units."""
-    train_data, test_data, probe = digits
+    train_data, test_data, probe = sample
     sweeps = [claims.sweep_run(train_data, probe, test_data, (0.001, 0.002, 0.004), seed, epochs=1)
               for seed in range(3)]
     assert not any(s[r]["diverged"] for s in sweeps for r in s)
@@ -72,8 +72,8 @@ def test_dead_trend_fails_when_no_rate_is_high(digits):
     assert not verdict["reproduced"] and verdict["margin"] < 0.05
 
 
-def test_dead_trend_holds_for_a_rate_that_kills(digits):
-    train_data, test_data, probe = digits
+def test_dead_trend_holds_for_a_rate_that_kills(sample):
+    train_data, test_data, probe = sample
     sweeps = [claims.sweep_run(train_data, probe, test_data, (0.03, 3.0), seed, epochs=3) for seed in range(3)]
     verdict = claims.check_dead_trend(sweeps)
     assert verdict["reproduced"] and verdict["dead"][3.0] > 0.5

@@ -1,11 +1,9 @@
-import gc
-
 import math
 
 import pytest
 import torch
 
-from course_lib import data, measure, models, train
+from course_lib import digits, measure, models, train
 
 
 def _hook_count(model):
@@ -60,7 +58,7 @@ def test_dead_filters_found_exactly_on_a_network_killed_on_purpose():
     model = models.LeNet5(activation="relu")
     with torch.no_grad():
         model.conv2.bias[[1, 7, 12]] = -1e4
-    x, _ = data.mnist_sample("test")
+    x, _ = digits.mnist_sample("test")
     acts = measure.record(model, x[:64], ["act2"])["act2"]
     assert measure.dead_filters(acts).nonzero().flatten().tolist() == [1, 7, 12]
 
@@ -97,7 +95,7 @@ def test_color_score_orders_gray_below_color():
 
 
 def test_snapshot_memory_is_bounded_and_as_documented():
-    x, y = data.mnist_sample("train")
+    x, y = digits.mnist_sample("train")
     probe = x[:16]
     model = models.LeNet1()
     history = train.fit(model, (x[:256], y[:256]), epochs=4, snapshot_every=2, probe=probe,
@@ -113,7 +111,7 @@ def test_snapshot_memory_is_bounded_and_as_documented():
 
 
 def test_snapshots_need_a_probe():
-    x, y = data.mnist_sample("train")
+    x, y = digits.mnist_sample("train")
     with pytest.raises(ValueError, match="probe"):
         train.fit(models.LeNet1(), (x, y), epochs=1, snapshot_every=1, device="cpu")
 

@@ -55,8 +55,8 @@ def test_the_wheel_ships_the_mnist_sample_and_it_loads_from_there(tmp_path):
     for name in ("mnist-sample-images-idx3-ubyte.gz", "mnist-sample-labels-idx1-ubyte.gz", "README.md"):
         assert f"course_lib/mnist_sample/{name}" in names
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
-    out = subprocess.run([sys.executable, "-c", "from course_lib import data; x, y = data.mnist_sample('test'); "
-                          "print(data.MNIST_SAMPLE_DIR, tuple(x.shape))"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", "from course_lib import digits; x, y = digits.mnist_sample('test'); "
+                          "print(digits.MNIST_SAMPLE_DIR, tuple(x.shape))"], capture_output=True, text=True,
                          cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert str(tmp_path / "site") in out.stdout and "(1000, 1, 28, 28)" in out.stdout

@@ -44,7 +44,7 @@ def test_bad_shapes_are_clear_errors():
 
 
 def test_palette_png_round_trip():
-    from course_lib.widgets import PALETTE, RED
+    from course_lib.playground import PALETTE, RED
     idx = np.array([[0, 127], [254, RED]], dtype=np.uint8)
     img = Image.open(io.BytesIO(viz.to_png(idx, scale=3, palette=PALETTE))).convert("RGB")
     assert img.size == (6, 6)

@@ -3,7 +3,8 @@ import pytest
 from PIL import Image
 import io
 
-from course_lib import widgets
+from course_lib import explorers
+from course_lib import playground as pg
 
 
 @pytest.mark.parametrize("text, message", [
@@ -16,18 +17,18 @@ from course_lib import widgets
 ])
 def test_bad_kernels_get_clear_messages(text, message):
     with pytest.raises(ValueError, match=message):
-        widgets.parse_kernel(text)
+        pg.parse_kernel(text)
 
 
 def test_kernel_text_accepts_commas_and_fractions():
-    k = widgets.parse_kernel("1/9, 1/9, 1/9\n1/9 1/9 1/9\n1/9 1/9 1/9")
+    k = pg.parse_kernel("1/9, 1/9, 1/9\n1/9 1/9 1/9\n1/9 1/9 1/9")
     assert k.shape == (3, 3) and np.isclose(k.sum(), 1)
 
 
 @pytest.fixture
 def playground():
     rng = np.random.default_rng(0)
-    return widgets.ConvolutionPlayground(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    return pg.ConvolutionPlayground(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
 
 
 def _png_size(data):
@@ -77,16 +78,16 @@ def test_channel_choice(playground):
 
 def test_constructor_rejects_bad_inputs():
     with pytest.raises(ValueError, match="H x W x 3"):
-        widgets.ConvolutionPlayground(np.zeros((4, 4, 4)))
+        pg.ConvolutionPlayground(np.zeros((4, 4, 4)))
     with pytest.raises(ValueError, match="odd size"):
-        widgets.ConvolutionPlayground(np.zeros((8, 8)), kernel=np.ones((2, 2)))
+        pg.ConvolutionPlayground(np.zeros((8, 8)), kernel=np.ones((2, 2)))
 
 
 @pytest.fixture(scope="module")
 def trained():
     import torch
-    from course_lib import data, models, train
-    x, y = data.mnist_sample("train")
+    from course_lib import digits, models, train
+    x, y = digits.mnist_sample("train")
     probe = x[:8]
     model = models.LeNet5(activation="relu", pool="max")
     history = train.fit(model, (x[:256], y[:256]), epochs=2, snapshot_every=1, probe=probe,
@@ -96,7 +97,7 @@ def trained():
 
 def test_activation_explorer_controls_change_the_picture(trained):
     model, history, probe = trained
-    ex = widgets.ActivationExplorer(history, probe)
+    ex = explorers.ActivationExplorer(history, probe)
     assert list(ex.epoch.options) == [0, 1, 2]
     before = ex.maps_view.value
     ex.layer.value = "act2"
@@ -110,18 +111,18 @@ def test_activation_explorer_controls_change_the_picture(trained):
 
 def test_activation_explorer_on_a_model_and_wrong_probe(trained):
     model, history, probe = trained
-    ex = widgets.ActivationExplorer(model, probe, layers=["act1", "fc3"])
+    ex = explorers.ActivationExplorer(model, probe, layers=["act1", "fc3"])
     assert list(ex.layer.options) == ["act1", "fc3"] and ex.epoch.layout.display == "none"
     ex.layer.value = "fc3"  # a linear layer is shown as 1x1 maps
     assert ex.maps_view.value
     with pytest.raises(ValueError, match="same probe batch"):
-        widgets.ActivationExplorer(history, probe[:4])
+        explorers.ActivationExplorer(history, probe[:4])
 
 
 def test_filter_explorer(trained):
     import torch
     model, history, _ = trained
-    fx = widgets.FilterExplorer(history)
+    fx = explorers.FilterExplorer(history)
     assert list(fx.layer.options) == ["conv1", "conv2"]
     first = fx.grid_view.value
     fx.layer.value = "conv2"
@@ -130,13 +131,13 @@ def test_filter_explorer(trained):
     fx.normalize.value = "global"
     assert torch.equal(fx.current(), history.snapshots[0]["state"]["conv2.weight"])
     with pytest.raises(KeyError, match="conv9"):
-        widgets.FilterExplorer(model, layers=["conv9"])
+        explorers.FilterExplorer(model, layers=["conv9"])
 
 
 def test_filter_explorer_pages_wide_layers_and_shows_color():
     import torch
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 96, 11, stride=4))
-    fx = widgets.FilterExplorer(net)
+    fx = explorers.FilterExplorer(net)
     assert fx.page.max == 1 and fx.page.layout.display is None  # 96 filters: two pages of 64
     assert fx.numbers.value.count("<tr>") == 64 + 1 and "color" in fx.numbers.value
     fx.page.value = 1
@@ -146,4 +147,4 @@ def test_filter_explorer_pages_wide_layers_and_shows_color():
 def test_explorer_needs_snapshots():
     from course_lib.train import History
     with pytest.raises(ValueError, match="snapshot_every"):
-        widgets.FilterExplorer(History())
+        explorers.FilterExplorer(History())

@@ -65,3 +65,38 @@ def test_playground_bad_kernel_message(lab, page):
     assert "odd size" in page.inner_text(f"{PLAYGROUND} .conv-error")
     page.shot("bad-kernel")
     assert "Traceback" not in page.inner_text(".jp-Notebook")
+
+
+def _sum_position(page):
+    return page.evaluate(f"""() => document.querySelector("{PLAYGROUND} .conv-sum").textContent
+                            .match(/output\\[(\\d+), (\\d+)\\]/).slice(1).map(Number)""")
+
+
+def test_playground_corner_then_stride_and_padding(lab, page):
+    """Issue 12's report: move to the bottom-right corner, then change the stride: the widget must keep
+    updating (the position clamps to the new, smaller output) and no traceback may appear."""
+    open_and_run(page, lab, "01_images_and_convolution.ipynb")
+    page.wait_for_selector(f"{PLAYGROUND} img", timeout=60_000)
+    for label in ("row", "column"):
+        handle = _slider(page, label)
+        handle.scroll_into_view_if_needed()
+        handle.click()
+        page.keyboard.press("End")
+    page.wait_for_function(f"""() => {{ const m = document.querySelector("{PLAYGROUND} .conv-sum")
+        .textContent.match(/output\\[(\\d+), (\\d+)\\]/); return m && +m[1] > 100 && +m[2] > 100; }}""",
+                           timeout=10_000)
+    corner = _sum_position(page)
+    for label, presses in (("stride", 2), ("padding", 3)):
+        before = _state(page)
+        handle = _slider(page, label)
+        handle.click()
+        for _ in range(presses):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"""(old) => document.querySelector("{PLAYGROUND} .conv-sum").textContent !== old""",
+                               arg=before["sum"], timeout=10_000)
+        assert _state(page)["images"][1] != before["images"][1]
+    row, col = _sum_position(page)
+    # stride 3 roughly thirds the output: the position was clamped into it
+    assert row < corner[0] and col < corner[1] and row == col
+    page.shot("corner-stride-padding")
+    assert_clean(page)

@@ -3,14 +3,14 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from course_lib import data
+from course_lib import digits, files, loader
 
 from helpers import md5
 
 
 def test_mnist_sample_is_real_mnist_split_4000_1000():
-    x, y = data.mnist_sample("train")
-    xt, yt = data.mnist_sample("test")
+    x, y = digits.mnist_sample("train")
+    xt, yt = digits.mnist_sample("test")
     assert x.dtype == torch.uint8 and x.shape == (4000, 1, 28, 28) and y.dtype == torch.int64
     assert xt.shape == (1000, 1, 28, 28) and len(yt) == 1000
     # the shipped README's count per class (the first 5,000 digits of MNIST's test set)
@@ -22,52 +22,52 @@ def test_mnist_sample_is_real_mnist_split_4000_1000():
 
 
 def test_mnist_sample_split_is_fixed_and_disjoint():
-    x1, _ = data.mnist_sample("test")
-    assert torch.equal(x1, data.mnist_sample("test")[0])
-    train = {bytes(img.numpy()) for img in data.mnist_sample("train")[0]}
+    x1, _ = digits.mnist_sample("test")
+    assert torch.equal(x1, digits.mnist_sample("test")[0])
+    train = {bytes(img.numpy()) for img in digits.mnist_sample("train")[0]}
     assert not any(bytes(img.numpy()) in train for img in x1)
 
 
 def test_mnist_sample_checks_md5(tmp_path):
     import shutil
-    for name, _ in data.MNIST_SAMPLE_FILES.values():
-        shutil.copy(data.MNIST_SAMPLE_DIR / name, tmp_path / name)
-    assert data.mnist_sample("test", folder=tmp_path)[0].shape == (1000, 1, 28, 28)
-    labels = tmp_path / data.MNIST_SAMPLE_FILES["labels"][0]
+    for name, _ in digits.MNIST_SAMPLE_FILES.values():
+        shutil.copy(digits.MNIST_SAMPLE_DIR / name, tmp_path / name)
+    assert digits.mnist_sample("test", folder=tmp_path)[0].shape == (1000, 1, 28, 28)
+    labels = tmp_path / digits.MNIST_SAMPLE_FILES["labels"][0]
     raw = bytearray(labels.read_bytes())
     raw[-10] ^= 0xFF
     labels.write_bytes(bytes(raw))
     with pytest.raises(RuntimeError, match="mnist-sample-labels.*corrupted.*2c3dd952"):
-        data.mnist_sample("test", folder=tmp_path)
+        digits.mnist_sample("test", folder=tmp_path)
     labels.unlink()
     with pytest.raises(RuntimeError, match="missing or corrupted"):
-        data.mnist_sample("test", folder=tmp_path)
+        digits.mnist_sample("test", folder=tmp_path)
 
 
 def test_read_idx_rejects_a_wrong_header_or_size(tmp_path):
     from helpers import write_idx
     write_idx(tmp_path / "ok.gz", np.zeros((3, 2, 2), np.uint8))
-    assert data.read_idx(tmp_path / "ok.gz", 3).shape == (3, 2, 2)
+    assert digits.read_idx(tmp_path / "ok.gz", 3).shape == (3, 2, 2)
     with pytest.raises(ValueError, match="ok.gz is not an IDX file .* 1 dimension"):
-        data.read_idx(tmp_path / "ok.gz", 1)
+        digits.read_idx(tmp_path / "ok.gz", 1)
     import gzip
     with gzip.open(tmp_path / "short.gz", "wb") as f:     # the header announces 3 images, holds 2
         f.write(bytes([0, 0, 8, 3]) + (3).to_bytes(4, "big") + (2).to_bytes(4, "big") * 2 + bytes(8))
     with pytest.raises(ValueError, match=r"short.gz.*\(3, 2, 2\).*8 bytes"):
-        data.read_idx(tmp_path / "short.gz", 3)
+        digits.read_idx(tmp_path / "short.gz", 3)
 
 
 def test_bad_split_is_a_clear_error():
     with pytest.raises(ValueError, match="'train' or 'test'"):
-        data.mnist_sample("validation")
+        digits.mnist_sample("validation")
 
 
 def test_offline_cpu_profile_falls_back_to_the_sample_and_says_so(tmp_path, monkeypatch):
     from course_lib import env
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # the discard port: refused at once
     with pytest.warns(UserWarning, match="5,000-digit MNIST sample"):
-        x, y = data.handwritten_digits("test", env.profile("cpu"), root=tmp_path)
-    assert torch.equal(x, data.mnist_sample("test")[0])
+        x, y = digits.load("test", env.profile("cpu"), root=tmp_path)
+    assert torch.equal(x, digits.mnist_sample("test")[0])
 
 
 def test_mnist_reads_idx_files_on_disk(mnist_files, tmp_path):
@@ -77,8 +77,8 @@ def test_mnist_reads_idx_files_on_disk(mnist_files, tmp_path):
     for gz in mnist_files.glob("*.gz"):
         with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    images, labels = data.mnist("test", root=tmp_path / "cache", download=False)
-    expected, expected_labels = data.mnist_sample("test")
+    images, labels = digits.mnist("test", root=tmp_path / "cache", download=False)
+    expected, expected_labels = digits.mnist_sample("test")
     assert torch.equal(images, expected) and torch.equal(labels, expected_labels)
 
 
@@ -86,9 +86,9 @@ def test_mnist_downloads_verifies_and_extracts(mnist_files, http_server, tmp_pat
     url = http_server(mnist_files)
     monkeypatch.setattr(MNIST, "mirrors", [url])
     monkeypatch.setattr(MNIST, "resources", [(p.name, md5(p)) for p in sorted(mnist_files.glob("*.gz"))])
-    images, labels = data.mnist("train", root=tmp_path / "cache")
+    images, labels = digits.mnist("train", root=tmp_path / "cache")
     assert images.shape == (4000, 1, 28, 28) and images.dtype == torch.uint8
-    assert torch.equal(labels, data.mnist_sample("train")[1])
+    assert torch.equal(labels, digits.mnist_sample("train")[1])
     assert (tmp_path / "cache" / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
 
 
@@ -97,45 +97,45 @@ def test_mnist_rejects_a_corrupted_download(mnist_files, http_server, tmp_path, 
     monkeypatch.setattr(MNIST, "mirrors", [url])
     monkeypatch.setattr(MNIST, "resources", [(p.name, "0" * 32) for p in sorted(mnist_files.glob("*.gz"))])
     with pytest.raises(RuntimeError, match="mnist_sample()"):
-        data.mnist("train", root=tmp_path / "cache")
+        digits.mnist("train", root=tmp_path / "cache")
 
 
 def test_mnist_unreachable_names_the_fallback(tmp_path, monkeypatch):
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # the discard port: refused at once
     with pytest.raises(RuntimeError) as err:
-        data.mnist("test", root=tmp_path)
+        digits.mnist("test", root=tmp_path)
     message = str(err.value)
-    assert "could not be downloaded" in message and "course_lib.data.mnist_sample()" in message
+    assert "could not be downloaded" in message and "course_lib.digits.mnist_sample()" in message
     assert str(tmp_path / "MNIST" / "raw") in message
 
 
 def test_mnist_without_download_says_where_files_go(tmp_path):
     with pytest.raises(RuntimeError, match="MNIST.*raw"):
-        data.mnist("train", root=tmp_path, download=False)
+        digits.mnist("train", root=tmp_path, download=False)
 
 
 def test_data_root_honours_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "d"))
-    assert data.data_root() == tmp_path / "d" and (tmp_path / "d").is_dir()
+    assert files.data_root() == tmp_path / "d" and (tmp_path / "d").is_dir()
 
 
 def test_loader_covers_every_example_once_per_epoch():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
     labels = torch.arange(10)
-    loader = data.TensorLoader(images, labels, batch_size=3, shuffle=True, device="cpu", mean=(0,), std=(1 / 255,))
-    assert len(loader) == 4
-    seen = torch.cat([y for _, y in loader])
+    batch_loader = loader.TensorLoader(images, labels, batch_size=3, shuffle=True, device="cpu", mean=(0,), std=(1 / 255,))
+    assert len(batch_loader) == 4
+    seen = torch.cat([y for _, y in batch_loader])
     assert sorted(seen.tolist()) == list(range(10))
     # normalization happened on the fly and images stay matched with their labels
-    for x, y in loader:
+    for x, y in batch_loader:
         assert x.dtype == torch.float32 and torch.allclose(x[:, 0, 0, 0], y.float())
 
 
 def test_loader_shuffle_is_seeded_per_epoch():
     images = torch.zeros(50, 1, 2, 2, dtype=torch.uint8)
     labels = torch.arange(50)
-    a = data.TensorLoader(images, labels, 50, shuffle=True, device="cpu", seed=1)
-    b = data.TensorLoader(images, labels, 50, shuffle=True, device="cpu", seed=1)
+    a = loader.TensorLoader(images, labels, 50, shuffle=True, device="cpu", seed=1)
+    b = loader.TensorLoader(images, labels, 50, shuffle=True, device="cpu", seed=1)
     first = next(iter(a))[1]
     assert torch.equal(first, next(iter(b))[1])
     a.set_epoch(1)
@@ -143,22 +143,22 @@ def test_loader_shuffle_is_seeded_per_epoch():
 
 
 def test_loader_keeps_uint8_on_device_and_normalizes():
-    x, y = data.mnist_sample("test")
-    loader = data.TensorLoader(x, y, 64, device="cpu")
-    assert loader.images.dtype == torch.uint8
-    xb, _ = next(iter(loader))
-    expected = (x[:64].float() / 255 - data.MNIST_MEAN[0]) / data.MNIST_STD[0]
+    x, y = digits.mnist_sample("test")
+    batch_loader = loader.TensorLoader(x, y, 64, device="cpu")
+    assert batch_loader.images.dtype == torch.uint8
+    xb, _ = next(iter(batch_loader))
+    expected = (x[:64].float() / 255 - loader.MNIST_MEAN[0]) / loader.MNIST_STD[0]
     assert torch.allclose(xb, expected)
 
 
 def test_loader_rejects_bad_inputs():
     with pytest.raises(ValueError, match="N x C x H x W"):
-        data.TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4), device="cpu")
+        loader.TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4), device="cpu")
     with pytest.raises(ValueError, match="same number"):
-        data.TensorLoader(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(3), device="cpu")
+        loader.TensorLoader(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(3), device="cpu")
 
 
 def test_handwritten_digits_follows_profile():
     from course_lib import env
-    x, y = data.handwritten_digits("train", env.profile("smoke"))
-    assert env.profile("smoke").dataset == "mnist-sample" and torch.equal(x, data.mnist_sample("train")[0])
+    x, y = digits.load("train", env.profile("smoke"))
+    assert env.profile("smoke").dataset == "mnist-sample" and torch.equal(x, digits.mnist_sample("train")[0])

@@ -1,8 +1,9 @@
-"""Interactive explorers built with ipywidgets on top of ``measure`` and ``viz``.
+"""The convolution playground of lesson 01: slide a filter over a picture and watch one output pixel
+being computed.
 
 Every picture is sent to the browser as PNG bytes (``ipywidgets.Image``), computed with NumPy and
-encoded once per change: a slider move never redraws a matplotlib figure. Each explorer has an
-``update()`` that does one full refresh synchronously, which is what the benchmarks time.
+encoded once per change: a slider move never redraws a matplotlib figure. ``update()`` does one full
+refresh synchronously, which is what the benchmarks time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import measure
 from . import viz
 
 KERNEL_PRESETS: dict[str, list[list[float]]] = {
@@ -32,17 +32,6 @@ KERNEL_PRESETS: dict[str, list[list[float]]] = {
 RED = 255
 PALETTE = [v for g in range(255) for v in (g, g, g)] + [255, 40, 40]
 MAX_KERNEL = 15
-
-
-class _Widget:
-    """Shown in Jupyter as its ``widget`` (an ipywidgets box) by ``display(obj)`` or as a cell's last line."""
-
-    widget: W.Widget
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
 
 
 def parse_kernel(text: str) -> np.ndarray:
@@ -148,7 +137,7 @@ def _as_image_array(image) -> np.ndarray:
     return a
 
 
-class ConvolutionPlayground(_Widget):
+class ConvolutionPlayground(viz.WidgetView):
     """Slide a filter over a picture and watch one output pixel being computed.
 
     ``ConvolutionPlayground(image, kernel=None)``: ``image`` is ``H x W`` (gray) or ``H x W x 3``
@@ -180,12 +169,14 @@ class ConvolutionPlayground(_Widget):
         self.arithmetic = W.HTML()
         self.sum_label = W.HTML()
         self._cache = None
+        self._quiet = False  # True while the position sliders' ranges are being changed
+        self._errors = {"text": "", "size": ""}  # what is wrong with the typed kernel, and with the sizes
         self._sync_preset()
 
         for control in (self.channel, self.stride, self.padding):
             control.observe(lambda _: self._recompute(), names="value")
         for control in (self.row, self.col):
-            control.observe(lambda _: self.update(), names="value")
+            control.observe(lambda _: None if self._quiet else self.update(), names="value")
         self.preset.observe(self._on_preset, names="value")
         self.kernel_text.observe(self._on_text, names="value")
         self._recompute()
@@ -217,17 +208,32 @@ class ConvolutionPlayground(_Widget):
         pad, stride = self.padding.value, self.stride.value
         plane = np.pad(self._plane(), pad)
         if plane.shape[0] < k or plane.shape[1] < k:
-            self.message.value = f'<span style="color:#b00">The image is smaller than the {k}x{k} kernel.</span>'
+            self._cache = None
+            self._set_range(0, 0)
+            self.arithmetic.value = self.sum_label.value = ""
+            self._show_error("size", f"The image is smaller than the {k}x{k} kernel: use a smaller kernel or "
+                                     "more padding.")
             return
+        self._show_error("size", "")
         x = torch.from_numpy(plane)[None, None]
         out = F.conv2d(x, torch.from_numpy(self.kernel)[None, None], stride=stride)[0, 0].numpy()
         lo, hi = out.min(), out.max()
         out_gray = ((out - lo) / (hi - lo + 1e-12) * 254).astype(np.uint8)  # 255 is the red entry
         base = (np.clip(plane, 0, 255) * (254 / 255)).astype(np.uint8)
         self._cache = {"plane": plane, "out": out, "out_idx": out_gray, "in_idx": base, "k": k, "stride": stride}
-        with self.row.hold_trait_notifications(), self.col.hold_trait_notifications():
-            self.row.max, self.col.max = out.shape[0] - 1, out.shape[1] - 1
+        self._set_range(out.shape[0] - 1, out.shape[1] - 1)
         self.update()
+
+    def _set_range(self, row_max: int, col_max: int) -> None:
+        """Give the position sliders new ranges without drawing in between: lowering one slider's max
+        clamps its value and notifies at once, while the other may still point outside the new output."""
+        self._quiet = True
+        try:
+            for slider, top in ((self.row, row_max), (self.col, col_max)):
+                slider.value = min(slider.value, top)
+                slider.max = top
+        finally:
+            self._quiet = False
 
     def output_size(self) -> tuple[int, int]:
         """Height and width of the full output map for the current settings."""
@@ -276,186 +282,18 @@ class ConvolutionPlayground(_Widget):
         if change["new"] in KERNEL_PRESETS:
             self.kernel_text.value = _format_kernel(np.array(KERNEL_PRESETS[change["new"]], dtype=float))
 
+    def _show_error(self, kind: str, text: str) -> None:
+        """Set (or clear, with "") one kind of error and show every current one."""
+        self._errors[kind] = text
+        self.message.value = "".join(f'<div class="conv-error" style="color:#b00">{html.escape(t)}</div>'
+                                     for t in self._errors.values() if t)
+
     def _on_text(self, change) -> None:
         try:
             kernel = parse_kernel(change["new"])
         except ValueError as err:
-            self.message.value = f'<span class="conv-error" style="color:#b00">{html.escape(str(err))}</span>'
+            self._show_error("text", str(err))
             return
-        self.message.value = ""
+        self._show_error("text", "")
         self.kernel = kernel
         self._recompute()
-
-
-# ---------------------------------------------------------------------------------------------
-# Explorers of a trained network (or of its training history)
-
-PAGE_SIZE = 64  # maps or filters on one page: more would not be readable
-
-
-def _snapshots_of(source):
-    """``(model or None, snapshots list)`` from a model or a History with snapshots."""
-    if isinstance(source, torch.nn.Module):
-        return source, []
-    snapshots = getattr(source, "snapshots", None)
-    if not snapshots:
-        raise ValueError("Expected a model or a History with snapshots "
-                         "(train with fit(..., snapshot_every=k, probe=images)).")
-    return None, snapshots
-
-
-class _Explorer(_Widget):
-    """What both explorers share: ``frames`` (one per snapshot epoch) and an epoch slider over them."""
-
-    frames: list[dict]
-
-    def _epoch_slider(self) -> W.SelectionSlider:
-        epochs = [f["epoch"] for f in self.frames]
-        return W.SelectionSlider(options=epochs, value=epochs[-1], description="epoch",
-                                 layout=W.Layout(display=None if len(epochs) > 1 else "none"))
-
-    def _frame(self) -> dict:
-        return next(f for f in self.frames if f["epoch"] == self.epoch.value)
-
-
-def _stats_html(name: str, acts: torch.Tensor) -> str:
-    dead = measure.dead_filters(acts)
-    return (f'<div class="explorer-stats"><b>{html.escape(name)}</b> {tuple(acts.shape[1:])}<br>'
-            f'sparsity <b>{measure.sparsity(acts):.2f}</b> (share of zeros)<br>'
-            f'dead <b>{int(dead.sum())}/{len(dead)}</b> channels (red frame)</div>')
-
-
-def _page_slider() -> W.IntSlider:
-    return W.IntSlider(value=0, min=0, max=0, description="page", layout=W.Layout(display="none"))
-
-
-def _set_pages(slider: W.IntSlider, count: int) -> None:
-    pages = max(1, math.ceil(count / PAGE_SIZE))
-    slider.max = pages - 1
-    slider.layout.display = None if pages > 1 else "none"
-
-
-class ActivationExplorer(_Explorer):
-    """Feature maps of every layer for every probe image, across training.
-
-    ``ActivationExplorer(model_or_history, images, layers=None)``: ``images`` is a uint8 batch
-    ``N x C x H x W``. With a model, its activations on ``images`` are recorded once. With a History
-    trained with ``snapshot_every``/``probe``, ``images`` must be that probe batch and an epoch slider
-    scrubs through the snapshots. Controls: layer, image, epoch, page (layers with more than 64
-    channels). Beside the maps: the layer's sparsity and dead channels on the whole batch.
-    """
-
-    def __init__(self, source, images: torch.Tensor, layers=None, mean=None, std=None):
-        model, snapshots = _snapshots_of(source)
-        if images.dim() != 4:
-            raise ValueError(f"Expected images N x C x H x W, got {tuple(images.shape)}.")
-        self.images = images
-        if model is not None:
-            self.frames = [{"epoch": 0, "activations": measure.record(model, images, layers, mean, std)}]
-        else:
-            self.frames = snapshots
-            n = len(next(iter(snapshots[0]["activations"].values())))
-            if n != len(images):
-                raise ValueError(f"The snapshots were recorded on {n} probe images but {len(images)} were "
-                                 "given: pass the same probe batch that fit() used.")
-        names = [n for n, a in self.frames[0]["activations"].items() if a.dim() in (2, 4)]
-        if layers is not None:
-            names = [n for n in layers if n in names]
-        if not names:
-            raise ValueError("No recorded layer to show.")
-        self.layer = W.Dropdown(options=names, value=names[0], description="layer")
-        self.image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
-        self.epoch = self._epoch_slider()
-        self.page = _page_slider()
-        self.input_view = W.Image(format="png")
-        self.maps_view = W.Image(format="png")
-        self.stats = W.HTML()
-        for control in (self.layer, self.image, self.epoch, self.page):
-            control.observe(lambda _: self.update(), names="value")
-        self.widget = W.VBox([
-            W.HBox([self.layer, self.epoch]), W.HBox([self.image, self.page]),
-            W.HBox([W.VBox([W.HTML("<b>input</b>"), self.input_view]),
-                    W.VBox([W.HTML("<b>feature maps</b>"), self.maps_view]), self.stats]),
-        ])
-        self.update()
-
-    def current(self) -> torch.Tensor:
-        """The selected layer's activations (whole batch) at the selected epoch."""
-        return self._frame()["activations"][self.layer.value]
-
-    def update(self) -> None:
-        """Redraw the input, the maps of the selected image, and the layer's numbers."""
-        acts = self.current()
-        maps = acts[self.image.value]
-        if maps.dim() == 1:  # a linear layer: units as 1x1 maps
-            maps = maps[:, None, None]
-        _set_pages(self.page, maps.shape[0])
-        start = self.page.value * PAGE_SIZE
-        dead = measure.dead_filters(acts)[start:start + PAGE_SIZE]
-        grid = viz.map_grid(maps[start:start + PAGE_SIZE], dead=dead)
-        side = max(grid.shape[:2])
-        img = self.images[self.image.value]
-        self.input_view.value = viz.to_png(img.permute(1, 2, 0).squeeze(-1).numpy(), max(1, 96 // img.shape[-1]))
-        self.maps_view.value = viz.to_png(grid, max(1, 320 // side))
-        self.stats.value = _stats_html(self.layer.value, acts)
-
-
-class FilterExplorer(_Explorer):
-    """The filters of every conv layer, across training, with each filter's smoothness.
-
-    ``FilterExplorer(model_or_history, layers=None)``: with a History trained with snapshots, an
-    epoch slider scrubs through training. Controls: layer, epoch, normalization (per filter or one
-    scale for the layer), page (more than 64 filters). 3-channel first-layer filters are shown in
-    color, with each filter's color score; every filter's smoothness is listed beside the grid.
-    """
-
-    def __init__(self, source, layers=None):
-        model, snapshots = _snapshots_of(source)
-        if model is not None:
-            names = measure.conv_layer_names(model)
-            self.frames = [{"epoch": 0, "weights": {n: measure.conv_weights(model, n) for n in names}}]
-        else:
-            names = [k[:-7] for k in snapshots[0]["state"] if k.endswith(".weight") and snapshots[0]["state"][k].dim() == 4]
-            self.frames = [{"epoch": s["epoch"], "weights": {n: measure.weights_from_state(s["state"], n) for n in names}}
-                           for s in snapshots]
-        if layers is not None:
-            unknown = [n for n in layers if n not in names]
-            if unknown:
-                raise KeyError(f"Unknown conv layer(s) {unknown}: expected some of {names}.")
-            names = list(layers)
-        if not names:
-            raise ValueError("This model has no conv layer to show.")
-        self.layer = W.Dropdown(options=names, value=names[0], description="layer")
-        self.epoch = self._epoch_slider()
-        self.normalize = W.ToggleButtons(options=[("per filter", "per_filter"), ("one scale", "global")],
-                                         value="per_filter", description="scale")
-        self.page = _page_slider()
-        self.grid_view = W.Image(format="png")
-        self.numbers = W.HTML()
-        for control in (self.layer, self.epoch, self.normalize, self.page):
-            control.observe(lambda _: self.update(), names="value")
-        self.widget = W.VBox([W.HBox([self.layer, self.epoch]), W.HBox([self.normalize, self.page]),
-                              W.HBox([self.grid_view, self.numbers])])
-        self.update()
-
-    def current(self) -> torch.Tensor:
-        """The selected layer's weights ``C_out x C_in x k x k`` at the selected epoch."""
-        return self._frame()["weights"][self.layer.value]
-
-    def update(self) -> None:
-        """Redraw the filter grid and the per-filter numbers."""
-        w = self.current()
-        _set_pages(self.page, w.shape[0])
-        start = self.page.value * PAGE_SIZE
-        page = w[start:start + PAGE_SIZE]
-        grid = viz.filter_grid(page, normalize=self.normalize.value)
-        self.grid_view.value = viz.to_png(grid, max(1, 360 // max(grid.shape[:2])))
-        smooth = measure.filter_smoothness(page)
-        rows = [f"<tr><td>{start + i}</td><td>{s:.2f}</td>" for i, s in enumerate(smooth.tolist())]
-        header = "<tr><th>filter</th><th>smoothness</th>"
-        if w.shape[1] == 3:
-            header += "<th>color</th>"
-            rows = [r + f"<td>{c:.2f}</td>" for r, c in zip(rows, measure.color_score(page).tolist())]
-        self.numbers.value = (f'<div class="explorer-stats" style="max-height:360px;overflow:auto;font-size:11px">'
-                              f"mean smoothness <b>{smooth.mean():.3f}</b>"
-                              f"<table>{header}</tr>{''.join(r + '</tr>' for r in rows)}</table></div>")

@@ -1,0 +1,46 @@
+"""Batch augmentation on the device: AlexNet's random crops and mirror images, and the centre crop it
+is tested on. Whole uint8 batches at once, never per sample.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def random_crop_flip(batch: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
+    """AlexNet's own augmentation (2012): a random ``size x size`` crop of each image (the paper took
+    224 x 224 patches of 256 x 256 images) and a horizontal flip half the time.
+
+    Takes uint8 ``B x C x H x W`` with H, W >= ``size``; returns uint8 ``B x C x size x size``. One
+    ``index_select`` of rows and one ``gather`` of columns on the bytes: no interpolation and no
+    per-image Python work.
+    """
+    b, c, h, w = batch.shape
+    if size > min(h, w):
+        raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images: cache them larger (e.g. {round(size * 8 / 7)}).")
+    dev = generator.device
+    steps = torch.arange(size, device=dev)
+    y0 = torch.randint(0, h - size + 1, (b, 1), generator=generator, device=dev)
+    x0 = torch.randint(0, w - size + 1, (b, 1), generator=generator, device=dev)
+    flip = torch.rand(b, 1, generator=generator, device=dev) < 0.5
+    rows = (y0 + steps).to(batch.device)                                     # B x size
+    cols = (x0 + torch.where(flip, size - 1 - steps, steps)).to(batch.device)  # B x size
+    # whole rows first (index_select on a (B*C*H) x W view: fast contiguous copies), then the columns
+    planes = torch.arange(b * c, device=batch.device).view(b, c, 1) * h
+    picked = batch.contiguous().view(-1, w).index_select(0, (planes + rows[:, None, :]).reshape(-1))
+    return picked.view(b, c, size, w).gather(3, cols[:, None, None, :].expand(b, c, size, size))
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size x size`` square of ``N x C x H x W`` images (how AlexNet-style training
+    evaluates: train on random crops, test on the center)."""
+    h, w = images.shape[-2:]
+    if size > min(h, w):
+        raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images.")
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top:top + size, left:left + size]
+
+
+def crop_flip(size: int):
+    """``random_crop_flip`` at ``size``, as an ``augment`` function for :class:`TensorLoader` and ``fit``."""
+    return lambda batch, generator: random_crop_flip(batch, generator, size)

@@ -1,0 +1,134 @@
+"""Handwritten digits: MNIST through torchvision, and the 5,000 real MNIST digits shipped with the
+course (``mnist_sample/``) for the ``smoke`` profile and for working offline.
+
+Every function returns ``(images uint8 N x 1 x 28 x 28, labels int64 N)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import env
+from .files import data_root
+from .loader import take
+
+
+def mnist(split: str = "train", root: str | os.PathLike | None = None,
+          download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST through torchvision (its own mirrors and MD5 checks).
+
+    Takes ``split`` ``"train"`` (60,000 images) or ``"test"`` (10,000). Returns
+    ``(images uint8 N x 1 x 28 x 28, labels int64 N)``. When the files are missing and cannot be
+    downloaded, raises ``RuntimeError`` saying where the files go and naming :func:`mnist_sample`,
+    the offline fallback.
+    """
+    from torchvision.datasets import MNIST
+
+    _check_split(split)
+    folder = data_root(root)
+    try:
+        ds = MNIST(str(folder), train=(split == "train"), download=download)
+    except Exception as err:  # torchvision raises RuntimeError or URLError depending on the failure
+        raise RuntimeError(
+            f"MNIST ({split}) is not in {folder / 'MNIST' / 'raw'} and could not be downloaded "
+            f"({type(err).__name__}: {err}). Put the four IDX files (train-images-idx3-ubyte.gz, ...) "
+            "there by hand, or work offline with course_lib.digits.mnist_sample(), 5,000 real MNIST "
+            "digits shipped with the course (set COURSE_PROFILE=smoke to make the lessons use it)."
+        ) from err
+    images = ds.data.unsqueeze(1).contiguous()  # N x 1 x 28 x 28, uint8
+    return images, ds.targets.long()
+
+
+# The 5,000 MNIST digits shipped inside the package (see mnist_sample/README.md for source and licence).
+MNIST_SAMPLE_DIR = Path(__file__).resolve().parent / "mnist_sample"
+
+
+MNIST_SAMPLE_FILES = {
+    "images": ("mnist-sample-images-idx3-ubyte.gz", "88bcafbbca583f807c9e53e4f875cc2d"),
+    "labels": ("mnist-sample-labels-idx1-ubyte.gz", "2c3dd952d69559d568ec7e8d244f1145"),
+}
+
+
+MNIST_SAMPLE_TEST_SIZE = 1000  # of the 5,000: always the same 1,000 (a permutation seeded with 0)
+
+
+def read_idx(path: str | os.PathLike, expected_dims: int) -> torch.Tensor:
+    """Read a (gzipped) IDX file of unsigned bytes, MNIST's format, as a uint8 tensor.
+
+    ``expected_dims`` is 3 for images (``N x H x W``) and 1 for labels (``N``). Raises ``ValueError``
+    naming the file when its header is not an unsigned-byte IDX header of that many dimensions or its
+    size does not match the header.
+    """
+    import gzip
+
+    path = Path(path)
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != expected_dims:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes with {expected_dims} dimension(s).")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(expected_dims))
+    body = raw[4 + 4 * expected_dims:]
+    if len(body) != int(np.prod(shape)):
+        raise ValueError(f"{path}: the header announces shape {shape} ({int(np.prod(shape))} bytes) "
+                         f"but the file holds {len(body)} bytes.")
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
+
+
+def mnist_sample(split: str = "train", folder: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """5,000 real MNIST digits shipped with the course: no download, the same code path as MNIST.
+
+    They are the first 5,000 digits of MNIST's test set (CC BY-SA 3.0, LeCun, Cortes and Burges),
+    split always the same way: 4,000 ``"train"`` and 1,000 ``"test"`` digits. Both files' MD5 are
+    checked first (``folder`` overrides where they are read from, for tests). Returns
+    ``(images uint8 N x 1 x 28 x 28, labels int64 N)``.
+    """
+    from torchvision.datasets.utils import check_integrity
+
+    _check_split(split)
+    folder = Path(folder) if folder is not None else MNIST_SAMPLE_DIR
+    paths = {}
+    for kind, (name, md5) in MNIST_SAMPLE_FILES.items():
+        paths[kind] = folder / name
+        if not check_integrity(str(paths[kind]), md5):
+            raise RuntimeError(f"{paths[kind]} is missing or corrupted (expected MD5 {md5}): reinstall "
+                               "course_lib, or copy the file again from the course repository.")
+    images, labels = read_idx(paths["images"], 3), read_idx(paths["labels"], 1).long()
+    if len(images) != len(labels) or labels.max() > 9:
+        raise ValueError(f"{folder}: {len(images)} images and {len(labels)} labels (max {int(labels.max())}): "
+                         "expected as many labels as images, each 0-9.")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    idx = order[:MNIST_SAMPLE_TEST_SIZE] if split == "test" else order[MNIST_SAMPLE_TEST_SIZE:]
+    return images[idx].unsqueeze(1).contiguous(), labels[idx].contiguous()
+
+
+def load(split: str, prof: env.Profile | None = None,
+                       root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The digit data a lesson uses in the active profile, cut to the profile's size.
+
+    MNIST for ``cpu`` and ``gpu``; the shipped 5,000-digit MNIST sample (:func:`mnist_sample`) for
+    ``smoke``, and as the fallback, with a warning that says so, when MNIST cannot be downloaded.
+    Returns ``(images uint8 N x 1 x 28 x 28, labels int64 N)``.
+    """
+    import warnings
+
+    prof = prof or env.profile()
+    if prof.dataset == "mnist":
+        try:
+            images, labels = mnist(split, root=root)
+        except RuntimeError as err:
+            warnings.warn(f"{err}\n→ Using the 5,000-digit MNIST sample shipped with the course instead "
+                          "(4,000 train / 1,000 test): results are not comparable with full MNIST.",
+                          stacklevel=2)
+            images, labels = mnist_sample(split)
+    else:
+        images, labels = mnist_sample(split)
+    n = prof.train_size if split == "train" else prof.test_size
+    return take(images, labels, n)
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ValueError(f"Unknown split {split!r}: expected 'train' or 'test'.")

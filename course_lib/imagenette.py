@@ -1,0 +1,243 @@
+"""Imagenette and Imagewoof (10-class subsets of ImageNet published by the fast.ai project): one table
+of archives and checksums, download, safe extraction, and a uint8 cache at the training resolution.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .files import atomic_write, data_root
+
+
+# Every archive the course can download: (variant, size) -> (URL, MD5). Imagenette's are torchvision's
+# own (datasets.Imagenette); Imagewoof's come from catalyst's definitions of the same fast.ai release.
+ARCHIVES = {
+    ("imagenette", 160): ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz", "e793b78cc4c9e9a4ccc0c1155377a412"),
+    ("imagenette", 320): ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz", "3df6f0d01a2c9592104656642f5e78a3"),
+    ("imagewoof", 160): ("https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2-160.tgz", "3d200a7be99704a0d7509be2a9fbfe15"),
+    ("imagewoof", 320): ("https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2-320.tgz", "0f46d997ec2264e97609196c95897a44"),
+}
+WNID_NAMES = {
+    # Imagenette
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
+    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n03888605": "parachute", "n03888257": "parachute",
+    # Imagewoof
+    "n02086240": "Shih-Tzu", "n02087394": "Rhodesian ridgeback", "n02088364": "beagle",
+    "n02089973": "English foxhound", "n02093754": "Border terrier", "n02096294": "Australian terrier",
+    "n02099601": "golden retriever", "n02105641": "Old English sheepdog", "n02111889": "Samoyed",
+    "n02115641": "dingo",
+}
+
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+
+
+CACHE_VERSION = 1
+
+
+class ImageSplit(NamedTuple):
+    """One split of an image dataset: uint8 ``images`` N x 3 x S x S, int64 ``labels`` N and the
+    readable ``classes`` (index -> name)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list
+
+
+def archive_name(variant: str, size: int) -> str:
+    """``"imagenette2-160"`` and the like; raises ValueError for an unknown variant or size."""
+    if variant not in {v for v, _ in ARCHIVES}:
+        raise ValueError(f"Unknown variant {variant!r}: expected 'imagenette' or 'imagewoof'.")
+    if (variant, size) not in ARCHIVES:
+        raise ValueError(f"Unknown archive size {size}: expected 160 or 320 (pixels, shorter side).")
+    return f"{variant}2-{size}"
+
+
+def safe_extract(archive: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Extract a tar archive into ``target`` refusing any member that would land outside it
+    (absolute paths, ``..``, links pointing out, devices). Raises RuntimeError for a truncated or
+    unreadable archive and for an unsafe member."""
+    target = Path(target).resolve()
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            for m in members:
+                dest = (target / m.name).resolve()
+                if not dest.is_relative_to(target) or m.isdev() or (
+                        (m.issym() or m.islnk()) and not (dest.parent / m.linkname).resolve().is_relative_to(target)):
+                    raise RuntimeError(f"Refusing to extract {archive}: member {m.name!r} would escape {target}.")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(target, members=members, filter="data")
+            else:  # Python without extraction filters: the members were checked above
+                tar.extractall(target, members=members)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise RuntimeError(f"{archive} is truncated or not a valid tar archive ({err}). "
+                           "Delete it and download it again.") from err
+
+
+def _download_archive(name: str, url: str, root: Path, md5: str | None, download: bool) -> Path:
+    archive = root / f"{name}.tgz"
+    if not archive.exists():
+        if not download:
+            raise FileNotFoundError(
+                f"{name} is not in {root}: neither the folder {root / name} nor the archive {archive} exists. "
+                f"Download {url} (MD5 {md5}) and put it at {archive}, or call with download=True.")
+        from torchvision.datasets.utils import download_url
+
+        part = f"{name}.tgz.part"
+        try:
+            download_url(url, str(root), filename=part, md5=md5)  # verifies the MD5 of the .part file
+        except Exception as err:
+            (root / part).unlink(missing_ok=True)
+            raise RuntimeError(f"Could not download {url} into {root} ({type(err).__name__}: {err}). "
+                               f"Download it by hand and put it at {archive}.") from err
+        os.replace(root / part, archive)
+    if md5 is not None:
+        from torchvision.datasets.utils import calculate_md5
+
+        got = calculate_md5(str(archive))
+        if got != md5:
+            raise RuntimeError(
+                f"{archive} has MD5 {got}, expected {md5}: it is truncated or corrupted (or was "
+                "re-published). Delete it and download it again; if you verified the file yourself, "
+                "pass md5=None.")
+    return archive
+
+
+def _extract(archive: Path, name: str, root: Path) -> Path:
+    work = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-extract-"))
+    try:
+        safe_extract(archive, work)
+        if not (work / name).is_dir():
+            raise RuntimeError(f"{archive} does not contain the folder {name}/ that was expected.")
+        os.replace(work / name, root / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return root / name
+
+
+def _image_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir())
+    if not class_dirs:
+        raise RuntimeError(f"{folder} has no class folders: expected {folder}/<class>/<image>.JPEG.")
+    files = [(f, label) for label, d in enumerate(class_dirs)
+             for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    return [d.name for d in class_dirs], files
+
+
+def _load_resized(path: Path, resolution: int) -> np.ndarray:
+    """Decode an image, resize its shorter side to ``resolution`` and center-crop a square."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        img.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale when possible
+        return np.asarray(ImageOps.fit(img, (resolution, resolution), Image.BILINEAR))
+
+
+def load(split: str = "train", variant: str = "imagenette", size: int = 160,
+               root: str | os.PathLike | None = None, download: bool = True,
+               resolution: int | None = None, md5: str | None = "published",
+               progress: bool = True) -> ImageSplit:
+    """Imagenette or Imagewoof as one uint8 tensor, cached at the training resolution.
+
+    ``split`` is ``"train"`` or ``"val"``; ``size`` picks the published archive (160 or 320 px);
+    ``resolution`` (default ``size``) is the square side of the cached images. The first call
+    downloads ``<root>/<variant>2-<size>.tgz``, checks its published MD5, extracts it safely and
+    decodes every image once (progress bar) into ``<root>/<variant>2-<size>-<split>-<res>px.pt``,
+    written atomically; later calls load that cache in seconds. A cache that does not match the
+    folder (another resolution, another image count, another format version) is rebuilt, not
+    trusted. Returns an :class:`ImageSplit` ``(images N x 3 x res x res, labels N, classes)``.
+    """
+    from tqdm.auto import tqdm
+
+    if split not in ("train", "val"):
+        raise ValueError(f"Unknown split {split!r}: expected 'train' or 'val'.")
+    name = archive_name(variant, size)
+    resolution = resolution or size
+    root = data_root(root)
+    folder = root / name
+    cache = root / f"{name}-{split}-{resolution}px.pt"
+
+    if not (folder / split).is_dir():
+        url, published = ARCHIVES[variant, size]
+        archive = _download_archive(name, url, root, published if md5 == "published" else md5, download)
+        _extract(archive, name, root)
+    classes, files = _image_files(folder / split)
+    meta = {"version": CACHE_VERSION, "name": name, "split": split, "resolution": resolution,
+            "count": len(files), "classes": classes}
+    if cache.exists():
+        try:
+            stored = torch.load(cache, weights_only=True)
+            if stored["meta"] == meta and tuple(stored["images"].shape[1:]) == (3, resolution, resolution):
+                return ImageSplit(stored["images"], stored["labels"], _readable(classes))
+            print(f"{cache.name} does not match {folder / split} (resolution, image count or version): rebuilding it.")
+        except Exception as err:  # unreadable or truncated cache: rebuild it
+            print(f"{cache.name} could not be read ({type(err).__name__}): rebuilding it.")
+    images = torch.empty(len(files), 3, resolution, resolution, dtype=torch.uint8)
+    for i, (path, _) in enumerate(tqdm(files, desc=f"caching {name}/{split} at {resolution}px",
+                                       disable=not progress)):
+        images[i] = torch.from_numpy(_load_resized(path, resolution).copy()).permute(2, 0, 1)
+    labels = torch.tensor([label for _, label in files], dtype=torch.long)
+    atomic_write(cache, lambda f: torch.save({"meta": meta, "images": images, "labels": labels}, f))
+    return ImageSplit(images, labels, _readable(classes))
+
+
+def _readable(folders: list[str]) -> list[str]:
+    return [WNID_NAMES.get(f, f) for f in folders]
+
+
+# Real photos shipped inside scikit-image, used to build an offline folder in Imagenette's layout.
+OFFLINE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
+                  "retina", "camera", "coins", "clock")
+
+
+def offline_folder(root: str | os.PathLike | None = None, name: str = "imagenette2-160",
+                       train_per_class: int = 12, val_per_class: int = 4, size: int = 160,
+                       seed: int = 0) -> Path:
+    """Write (once) a small folder ``<root>/offline/<name>/{train,val}/<photo>/*.JPEG`` in the
+    Imagenette layout from scikit-image's real photos: one class per photo, random crops and flips.
+
+    Used by the ``smoke`` profile and the tests, where there is no internet. Returns the root to
+    pass to :func:`load` (``<root>/offline``).
+    """
+    from PIL import Image
+    from skimage import data as photos
+
+    base = data_root(root) / "offline"
+    if (base / name / "val").is_dir():
+        return base
+    rng = np.random.default_rng(seed)
+    work = Path(tempfile.mkdtemp(dir=data_root(root), prefix=".offline-"))
+    try:
+        for photo in OFFLINE_PHOTOS:
+            img = getattr(photos, photo)()
+            if img.ndim == 2:
+                img = np.repeat(img[..., None], 3, axis=2)
+            h, w = img.shape[:2]
+            for split, count in (("train", train_per_class), ("val", val_per_class)):
+                out = work / name / split / photo
+                out.mkdir(parents=True)
+                for i in range(count):
+                    side = int(min(h, w) * rng.uniform(0.45, 1.0))
+                    y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+                    crop = img[y:y + side, x:x + side]
+                    if rng.random() < 0.5:
+                        crop = crop[:, ::-1]
+                    Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR).save(
+                        out / f"{photo}_{i:03d}.JPEG", quality=90)
+        base.mkdir(exist_ok=True)
+        os.replace(work / name, base / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return base

@@ -1,0 +1,131 @@
+"""Batches from uint8 image tensors that stay on the training device, normalized on the fly.
+
+Images are always ``uint8`` tensors of shape ``N x C x H x W`` with ``int64`` labels of shape ``N``.
+They become floats only inside :class:`TensorLoader`, batch by batch, on the device, so a whole dataset
+that fits is moved once and never touched by per-sample Python code.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from . import env
+
+
+# Mean and std of MNIST's training pixels (in [0, 1]) and of ImageNet's, per channel.
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def default_normalization(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` per channel used when a caller gives none: MNIST's for 1 channel,
+    ImageNet's for 3."""
+    if channels == 1:
+        return MNIST_MEAN, MNIST_STD
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    raise ValueError(f"No default normalization for {channels} channels: expected 1 or 3, or pass mean/std.")
+
+
+def normalize(images: torch.Tensor, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None) -> torch.Tensor:
+    """uint8 ``N x C x H x W`` (or float in [0, 1]) -> float32 ``(x/255 - mean)/std``, same device."""
+    if images.dim() != 4:
+        raise ValueError(f"Expected images of shape N x C x H x W, got shape {tuple(images.shape)}.")
+    if mean is None or std is None:
+        mean, std = default_normalization(images.shape[1])
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def take(images: torch.Tensor, labels: torch.Tensor, n: int | None,
+         seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random subset of ``n`` examples (all of them when ``n`` is None or too big)."""
+    if n is None or n >= len(labels):
+        return images, labels
+    idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n]
+    return images[idx], labels[idx]
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    """A seeded generator on ``device`` when it has one (random numbers drawn there need no copy
+    from the host, which would stall a GPU every batch), else on the CPU."""
+    try:
+        return torch.Generator(device=device).manual_seed(seed)
+    except RuntimeError:
+        return torch.Generator().manual_seed(seed)
+
+
+class TensorLoader:
+    """Batches from uint8 image tensors that live on the training device.
+
+    Takes ``images`` (uint8 ``N x C x H x W``) and ``labels`` (int64 ``N``); moves them to
+    ``device`` once. Each iteration yields ``(x float32 B x C x H x W normalized, y int64 B)``.
+    Shuffling uses a seeded generator (``seed + epoch``), so an epoch's order is reproducible
+    and a resumed run sees the same batches. ``augment`` is an optional function applied to the
+    whole uint8 batch on the device (e.g. random crops and flips), never per sample.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64, *,
+                 shuffle: bool = False, device: torch.device | str | None = None,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 seed: int = 0, drop_last: bool = False, channels_last: bool = False,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None):
+        if images.dim() != 4:
+            raise ValueError(f"Expected images of shape N x C x H x W, got {tuple(images.shape)}.")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels: expected the same number.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        self.device = torch.device(device) if device is not None else env.device()
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.channels_last = channels_last
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        if mean is None or std is None:
+            mean, std = default_normalization(images.shape[1])
+        mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        # (x / 255 - mean) / std as one multiply and one add, done in place on the batch
+        self._scale = 1.0 / (255.0 * std)
+        self._shift = -mean / std
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the shuffling of ``epoch`` (called by ``fit``; resuming sets it too)."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        gen = _generator(self.device, self.seed + self.epoch)
+        order = torch.randperm(n, generator=gen, device=gen.device).to(self.device) if self.shuffle else None
+        for i in range(len(self)):
+            if order is None:
+                xb = self.images[i * self.batch_size:(i + 1) * self.batch_size]
+                yb = self.labels[i * self.batch_size:(i + 1) * self.batch_size]
+            else:
+                idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+                # index_select copies whole images; it is ~10x faster than images[idx] on a CPU
+                xb, yb = self.images.index_select(0, idx), self.labels.index_select(0, idx)
+            if self.augment is not None:
+                xb = self.augment(xb, gen)
+            x = xb.float().mul_(self._scale).add_(self._shift)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, yb

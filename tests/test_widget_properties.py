@@ -1,0 +1,167 @@
+"""Widgets never throw, whatever a learner does: random sequences of control changes (hypothesis).
+
+After every step the widget must be consistent, not only alive: the playground's shown sum is the patch x
+kernel sum and equals ``conv2d`` at that position, and the position sliders' ranges match the output size
+for the current stride and padding; the explorers show the selected layer, with as many pages as it has
+channels.
+"""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from skimage import data as photos
+
+from course_lib import train
+from course_lib.explorers import PAGE_SIZE, ActivationExplorer, FilterExplorer
+from course_lib.playground import KERNEL_PRESETS, ConvolutionPlayground
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PHOTOS = {"camera": photos.camera(), "chelsea": photos.chelsea(), "coins": photos.coins()}
+
+
+@st.composite
+def images(draw):
+    """A crop of a real photo: gray or color, uint8 or float in [0, 1], from 2 to 48 pixels a side."""
+    photo = PHOTOS[draw(st.sampled_from(sorted(PHOTOS)))]
+    h, w = draw(st.integers(2, 48)), draw(st.integers(2, 48))
+    y, x = draw(st.integers(0, photo.shape[0] - h)), draw(st.integers(0, photo.shape[1] - w))
+    crop = photo[y:y + h, x:x + w]
+    return crop.astype(np.float64) / 255 if draw(st.booleans()) else crop
+
+
+kernel_texts = st.one_of(
+    st.sampled_from(["", "1 2\n3 4", "1 2 3\n4 5", "a b c\n1 2 3\n4 5 6", "1/0 1 1\n1 1 1\n1 1 1",
+                     "nan 0 0\n0 1 0\n0 0 0", "1e400 0 0\n0 0 0\n0 0 0", "[[1, 2, 3]]", "1," * 17]),
+    st.builds(lambda k, vals: "\n".join(" ".join(vals[r * k:(r + 1) * k]) for r in range(k)),
+              st.sampled_from([1, 3, 5, 7]),
+              st.lists(st.sampled_from(["0", "1", "-1", "2", "-0.5", "1/9", "3/4"]), min_size=49, max_size=49)),
+    st.text(max_size=20),
+)
+playground_actions = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["row", "col"]), st.integers(0, 60)),
+    st.tuples(st.just("stride"), st.integers(1, 4)),
+    st.tuples(st.just("padding"), st.integers(0, 7)),
+    st.tuples(st.just("channel"), st.sampled_from(["gray", "red", "green", "blue"])),
+    st.tuples(st.just("preset"), st.sampled_from(["(custom)", *KERNEL_PRESETS])),
+    st.tuples(st.just("kernel_text"), kernel_texts),
+), min_size=1, max_size=40)
+
+
+def _reference_plane(p):
+    image = p.image
+    if image.ndim == 3:
+        image = image @ np.array([0.299, 0.587, 0.114]) if p.channel.value == "gray" else \
+            image[..., ["red", "green", "blue"].index(p.channel.value)]
+    return np.pad(image, p.padding.value)
+
+
+def assert_playground_consistent(p):
+    k, s = p.kernel.shape[0], p.stride.value
+    plane = _reference_plane(p)
+    if plane.shape[0] < k or plane.shape[1] < k:
+        assert p._cache is None and "smaller than" in p.message.value
+        return
+    out_h, out_w = (plane.shape[0] - k) // s + 1, (plane.shape[1] - k) // s + 1
+    assert (p.row.max, p.col.max) == (out_h - 1, out_w - 1), "position ranges must match the output size"
+    assert 0 <= p.row.value <= p.row.max and 0 <= p.col.value <= p.col.max
+    assert p.output_size() == (out_h, out_w)
+    reference = F.conv2d(torch.from_numpy(plane)[None, None], torch.from_numpy(p.kernel)[None, None], stride=s)[0, 0]
+    r, c = p.row.value, p.col.value
+    shown = float(re.search(r"<b>(-?[\d.]+(?:e[-+]?\d+)?)</b>", p.sum_label.value).group(1))
+    patch = plane[r * s:r * s + k, c * s:c * s + k]
+    assert shown == pytest.approx(float((patch * p.kernel).sum()), abs=0.006, rel=1e-6)
+    assert p.value_at(r, c) == pytest.approx(float(reference[r, c]), abs=1e-6, rel=1e-9)
+    # the filled part of the output map: every position up to (r, c) equals conv2d there
+    filled = r * out_w + c + 1
+    assert np.allclose(p._cache["out"].reshape(-1)[:filled], reference.numpy().reshape(-1)[:filled])
+    assert f"output[{r}, {c}]" in p.sum_label.value
+
+
+@SETTINGS
+@given(image=images(), actions=playground_actions)
+def test_playground_survives_any_sequence_of_controls(image, actions):
+    p = ConvolutionPlayground(image)
+    assert_playground_consistent(p)
+    for name, value in actions:
+        control = getattr(p, name)
+        if name == "channel" and value not in control.options:
+            continue                              # a gray image offers only "gray"
+        control.value = value
+        assert_playground_consistent(p)
+
+
+def test_moving_to_the_corner_then_changing_the_stride_keeps_working():
+    """The failure reported in issue 12: bottom-right corner, then a larger stride."""
+    for stride in (2, 3, 4):
+        for padding in (0, 3):
+            p = ConvolutionPlayground(photos.camera())
+            p.row.value, p.col.value = p.row.max, p.col.max
+            p.stride.value, p.padding.value = stride, padding
+            assert_playground_consistent(p)
+
+
+class Wide(nn.Module):
+    """A tiny network with a 100-channel layer, so that the explorers must page (64 a page)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 100, 3)
+        self.act1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(100, 6, 3)
+        self.act2 = nn.ReLU()
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(6 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.act2(self.conv2(self.act1(self.conv1(x))))))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    y = torch.randint(0, 10, (64,))
+    model = Wide()
+    history = train.fit(model, (x, y), epochs=3, snapshot_every=1, probe=x[:5], progress=False, device="cpu")
+    return model, history, x[:5]
+
+
+def assert_explorer_consistent(e):
+    acts_or_weights = e.current()
+    channels = acts_or_weights.shape[1] if isinstance(e, ActivationExplorer) else acts_or_weights.shape[0]
+    pages = -(-channels // PAGE_SIZE)
+    assert e.page.max == pages - 1 and 0 <= e.page.value <= e.page.max
+    assert e.epoch.value in [f["epoch"] for f in e.frames]
+    if isinstance(e, ActivationExplorer):
+        assert f"<b>{e.layer.value}</b>" in e.stats.value and e.maps_view.value[:4] == b"\x89PNG"
+    else:
+        assert "mean smoothness" in e.numbers.value and e.grid_view.value[:4] == b"\x89PNG"
+
+
+explorer_actions = st.lists(st.tuples(st.sampled_from(["layer", "image", "epoch", "page", "normalize"]),
+                                      st.integers(0, 10)), min_size=1, max_size=40)
+
+
+@SETTINGS
+@given(actions=explorer_actions, from_history=st.booleans(), which=st.sampled_from(["activations", "filters"]))
+def test_explorers_survive_any_sequence_of_controls(trained, actions, from_history, which):
+    model, history, probe = trained
+    source = history if from_history else model
+    e = ActivationExplorer(source, probe) if which == "activations" else FilterExplorer(source)
+    assert_explorer_consistent(e)
+    for name, pick in actions:
+        control = getattr(e, name, None)
+        if control is None:
+            continue
+        if hasattr(control, "options"):
+            options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+            control.value = options[pick % len(options)]
+        else:
+            control.value = min(pick, control.max)
+        assert_explorer_consistent(e)
