@@ -23,6 +23,8 @@ from pathlib import Path
 import nbformat
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+# Anything a hand could type for a marker: a misspelled one must be an error, never copied through.
+NEAR_MARKER = re.compile(r"^\s*#+\s*(begin|end)\s*_?\s*solutions?\b.*$", re.IGNORECASE)
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 CHECK_PREFIX = "# CHECK"  # the first line of the code cell that checks an exercise
@@ -84,6 +86,10 @@ def strip_solutions(source: str, cell_type: str, where: str) -> str:
             if not inside:
                 raise NotebookError(f"{where}, line {number}: {END!r} without a {BEGIN!r} before it.")
             inside = False
+        elif NEAR_MARKER.match(line):
+            raise NotebookError(f"{where}, line {number}: {stripped!r} looks like a solution marker but is not "
+                                f"exactly {BEGIN!r} or {END!r}: fix its spelling, or the solution would be "
+                                "copied into the student notebook.")
         elif not inside:
             out.append(line)
     if inside:
@@ -114,6 +120,11 @@ def validate(nb, name: str) -> list[str]:
             if nxt is None or not is_check(nxt):
                 problems.append(f"{name}, cell {i}: this exercise has no check cell after it "
                                 f"(a code cell starting with {CHECK_PREFIX!r}).")
+        if is_check(cell):
+            before = [c for c in nb.cells[:i - 1] if c.cell_type == "code"]
+            if not before or not has_solution(before[-1]):
+                problems.append(f"{name}, cell {i}: a check cell with no exercise right before it (the code "
+                                f"cell before a {CHECK_PREFIX!r} cell must hold a {BEGIN!r} region).")
     if not nb.cells or nb.cells[0].cell_type != "markdown" or badge(name) not in nb.cells[0].source:
         problems.append(f"{name}: the first cell must be markdown with the lesson's Colab badge: {badge(name)}")
     if not code_cells or COLAB_MARKER not in code_cells[0].source:
@@ -154,7 +165,7 @@ def student(src: Path = ROOT / "notebooks", dst: Path = ROOT / "student") -> lis
     """Write the student version of every lesson; returns the paths written. Deterministic."""
     written = []
     for path in lessons(src):
-        nb = nbformat.read(path, as_version=4)
+        nb = read_notebook(path)
         problems = validate(nb, path.name)
         if problems:
             raise NotebookError("\n".join(problems))
@@ -196,7 +207,7 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
     paths = [p for p in lessons(src) if not only or p.stem in only or p.name in only]
     written = []
     for path in tqdm(paths, desc=f"executing lessons ({profile})", unit="notebook"):
-        nb = nbformat.read(path, as_version=4)
+        nb = read_notebook(path)
         try:
             done = execute(nb, Path(src), profile)
         except CellExecutionError as err:
@@ -219,6 +230,15 @@ def _code_sources(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
+def read_notebook(path: Path):
+    """Read a notebook; a file that is not valid notebook JSON raises :class:`NotebookError` naming it."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as err:  # nbformat raises NotJSONError, ValidationError or a JSON decode error
+        first = str(err).strip().split("\n")[0][:160]
+        raise NotebookError(f"{path} is not a valid notebook ({type(err).__name__}: {first}).") from None
+
+
 def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
           solutions_dir: Path = ROOT / "solutions") -> list[str]:
     """Every problem with the sources and the generated notebooks, as messages (empty = all good)."""
@@ -226,9 +246,12 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
     paths = lessons(src)
     if not paths:
         return [f"No lesson sources (NN_name.ipynb) in {src}."]
+    for folder in (Path(student_dir), Path(solutions_dir)):
+        for orphan in sorted(set(p.name for p in lessons(folder)) - set(p.name for p in paths)):
+            problems.append(f"{folder / orphan} has no source {Path(src) / orphan}: delete it, or restore its source.")
     for path in paths:
-        nb = nbformat.read(path, as_version=4)
         try:
+            nb = read_notebook(path)
             problems += validate(nb, path.name)
             expected = _dumps(make_student(nb, path.name))
         except NotebookError as err:
@@ -242,8 +265,12 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
         sol = Path(solutions_dir) / path.name
         if not sol.exists():
             problems.append(f"{sol} is missing: run `make solutions`.")
-        elif _code_sources(nbformat.read(sol, as_version=4)) != _code_sources(nb):
-            problems.append(f"{sol} was made from an older {path}: run `make solutions`.")
+        else:
+            try:
+                if _code_sources(read_notebook(sol)) != _code_sources(nb):
+                    problems.append(f"{sol} was made from an older {path}: run `make solutions`.")
+            except NotebookError as err:
+                problems.append(f"{err} Run `make solutions`.")
     return problems
 
 

@@ -22,25 +22,57 @@ def mnist(split: str = "train", root: str | os.PathLike | None = None,
     """MNIST through torchvision (its own mirrors and MD5 checks).
 
     Takes ``split`` ``"train"`` (60,000 images) or ``"test"`` (10,000). Returns
-    ``(images uint8 N x 1 x 28 x 28, labels int64 N)``. When the files are missing and cannot be
-    downloaded, raises ``RuntimeError`` saying where the files go and naming :func:`mnist_sample`,
-    the offline fallback.
+    ``(images uint8 N x 1 x 28 x 28, labels int64 N)``. The four ``.gz`` files put by hand into
+    ``<root>/MNIST/raw/`` are used as they are (checked against torchvision's MD5s and unpacked). When
+    the files are missing and cannot be downloaded, raises ``RuntimeError`` naming exactly the files,
+    where they go, and :func:`mnist_sample`, the offline fallback. Files whose image and label counts
+    differ, or with labels outside 0-9, raise ``ValueError`` naming them.
     """
     from torchvision.datasets import MNIST
 
     _check_split(split)
     folder = data_root(root)
+    raw = folder / "MNIST" / "raw"
+    _unpack_hand_placed(raw, MNIST.resources)
     try:
         ds = MNIST(str(folder), train=(split == "train"), download=download)
     except Exception as err:  # torchvision raises RuntimeError or URLError depending on the failure
+        names = ", ".join(name for name, _ in MNIST.resources)
         raise RuntimeError(
-            f"MNIST ({split}) is not in {folder / 'MNIST' / 'raw'} and could not be downloaded "
-            f"({type(err).__name__}: {err}). Put the four IDX files (train-images-idx3-ubyte.gz, ...) "
-            "there by hand, or work offline with course_lib.digits.mnist_sample(), 5,000 real MNIST "
-            "digits shipped with the course (set COURSE_PROFILE=smoke to make the lessons use it)."
+            f"MNIST ({split}) is not in {raw} and could not be downloaded ({type(err).__name__}: {err}). "
+            f"Put exactly these four files there by hand: {names}; or work offline with "
+            "course_lib.digits.mnist_sample(), 5,000 real MNIST digits shipped with the course "
+            "(set COURSE_PROFILE=smoke to make the lessons use it)."
         ) from err
-    images = ds.data.unsqueeze(1).contiguous()  # N x 1 x 28 x 28, uint8
-    return images, ds.targets.long()
+    images, labels = ds.data.unsqueeze(1).contiguous(), ds.targets.long()  # N x 1 x 28 x 28, uint8
+    prefix = "train" if split == "train" else "t10k"
+    files = f"{raw / f'{prefix}-images-idx3-ubyte'} and {raw / f'{prefix}-labels-idx1-ubyte'}"
+    if len(images) != len(labels):
+        raise ValueError(f"{files} hold {len(images)} images but {len(labels)} labels: expected as many of "
+                         "each. Replace them with MNIST's own files.")
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{files}: labels run from {int(labels.min())} to {int(labels.max())}, expected digits "
+                         "0-9. Replace them with MNIST's own files.")
+    return images, labels
+
+
+def _unpack_hand_placed(raw: Path, resources) -> None:
+    """Unpack (atomically) the MNIST ``.gz`` files a learner put in ``raw`` by hand, after checking each
+    against torchvision's MD5; a file that fails the check raises ``RuntimeError`` naming it."""
+    import gzip
+
+    from torchvision.datasets.utils import check_integrity
+
+    from .files import atomic_write
+
+    for name, md5 in resources:
+        gz, unpacked = raw / name, raw / name[:-3]
+        if not gz.exists() or unpacked.exists():
+            continue
+        if not check_integrity(str(gz), md5):
+            raise RuntimeError(f"{gz} is not MNIST's file (its MD5 is not {md5}): it is truncated or another "
+                               "file. Download it again, or remove it to let torchvision download it.")
+        atomic_write(unpacked, lambda f: f.write(gzip.decompress(gz.read_bytes())))
 
 
 # The 5,000 MNIST digits shipped inside the package (see mnist_sample/README.md for source and licence).

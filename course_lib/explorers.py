@@ -74,8 +74,13 @@ class ActivationExplorer(_Explorer):
 
     def __init__(self, source, images: torch.Tensor, layers=None, mean=None, std=None):
         model, snapshots = _snapshots_of(source)
-        if images.dim() != 4:
-            raise ValueError(f"Expected images N x C x H x W, got {tuple(images.shape)}.")
+        if not torch.is_tensor(images) or images.dim() != 4:
+            raise ValueError(f"Expected probe images N x C x H x W, got {tuple(getattr(images, 'shape', ()))}.")
+        if len(images) == 0:
+            raise ValueError("Expected at least one probe image, got an empty batch.")
+        if snapshots and not snapshots[0].get("activations"):
+            raise ValueError("These snapshots hold no activations: train with fit(..., snapshot_every=k, "
+                             "probe=images) so that each snapshot records the probe's activations.")
         self.images = images
         if model is not None:
             self.frames = [{"epoch": 0, "activations": measure.record(model, images, layers, mean, std)}]

@@ -42,7 +42,7 @@ WNID_NAMES = {
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class ImageSplit(NamedTuple):
@@ -64,21 +64,29 @@ def archive_name(variant: str, size: int) -> str:
 
 
 def safe_extract(archive: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Extract a tar archive into ``target`` refusing any member that would land outside it
-    (absolute paths, ``..``, links pointing out, devices). Raises RuntimeError for a truncated or
-    unreadable archive and for an unsafe member."""
+    """Extract a tar archive into ``target``, safely on every Python the course admits.
+
+    Only regular files and folders are extracted: a member that is a link (symbolic or hard), a device
+    or a FIFO, or whose path would land outside ``target`` (absolute, ``..``, through a link already on
+    disk), is refused with a ``RuntimeError`` naming it, before anything is written. (Imagenette's
+    archives hold only files and folders; refusing links rules out every link trick, also on Pythons
+    without ``tarfile``'s data filter, which is applied on top where it exists.) A truncated or
+    unreadable archive raises ``RuntimeError`` too.
+    """
     target = Path(target).resolve()
     try:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
             for m in members:
-                dest = (target / m.name).resolve()
-                if not dest.is_relative_to(target) or m.isdev() or (
-                        (m.issym() or m.islnk()) and not (dest.parent / m.linkname).resolve().is_relative_to(target)):
+                if not (m.isfile() or m.isdir()):
+                    kind = "link" if (m.issym() or m.islnk()) else "device or special file"
+                    raise RuntimeError(f"Refusing to extract {archive}: member {m.name!r} is a {kind}; "
+                                       "only files and folders are extracted.")
+                if not (target / m.name).resolve().is_relative_to(target):
                     raise RuntimeError(f"Refusing to extract {archive}: member {m.name!r} would escape {target}.")
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(target, members=members, filter="data")
-            else:  # Python without extraction filters: the members were checked above
+            else:
                 tar.extractall(target, members=members)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise RuntimeError(f"{archive} is truncated or not a valid tar archive ({err}). "
@@ -126,20 +134,44 @@ def _extract(archive: Path, name: str, root: Path) -> Path:
     return root / name
 
 
+def _visible(path: Path) -> bool:
+    # Jupyter's .ipynb_checkpoints, macOS's ._ files, .DS_Store: hidden entries are never data
+    return not path.name.startswith((".", "_"))
+
+
 def _image_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir())
+    """The class folders of ``folder`` (visible ones with at least one image, sorted) and every image
+    in them as ``(path, class index)``. Hidden folders and files are skipped; a class folder without
+    images is skipped with a warning, so it never shifts the labels of the others."""
+    import warnings
+
+    class_dirs, files = [], []
+    for d in sorted(d for d in folder.iterdir() if d.is_dir() and _visible(d)):
+        images = sorted(f for f in d.iterdir() if f.is_file() and _visible(f) and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            warnings.warn(f"{d} holds no image ({', '.join(sorted(IMAGE_SUFFIXES))}): it is not used as a class.",
+                          stacklevel=3)
+            continue
+        files += [(f, len(class_dirs)) for f in images]
+        class_dirs.append(d.name)
     if not class_dirs:
-        raise RuntimeError(f"{folder} has no class folders: expected {folder}/<class>/<image>.JPEG.")
-    files = [(f, label) for label, d in enumerate(class_dirs)
-             for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    return [d.name for d in class_dirs], files
+        raise RuntimeError(f"{folder} has no class folders with images: expected {folder}/<class>/<image>.JPEG.")
+    return class_dirs, files
+
+
+def _fingerprint(files: list[tuple[Path, int]]) -> list:
+    """What the cache must match: every image's class, name, size and modification time."""
+    return [(label, f.parent.name, f.name, f.stat().st_size, f.stat().st_mtime_ns) for f, label in files]
 
 
 def _load_resized(path: Path, resolution: int) -> np.ndarray:
-    """Decode an image, resize its shorter side to ``resolution`` and center-crop a square."""
+    """Decode an image, resize its shorter side to ``resolution`` and center-crop a square.
+    Returns uint8 ``resolution x resolution x 3``. 16-bit images are scaled to 8 bits, not clipped."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as img:
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):   # 16-bit gray: 0-65535, not 0-255
+            img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
         img = img.convert("RGB")
         img.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale when possible
         return np.asarray(ImageOps.fit(img, (resolution, resolution), Image.BILINEAR))
@@ -148,7 +180,7 @@ def _load_resized(path: Path, resolution: int) -> np.ndarray:
 def load(split: str = "train", variant: str = "imagenette", size: int = 160,
                root: str | os.PathLike | None = None, download: bool = True,
                resolution: int | None = None, md5: str | None = "published",
-               progress: bool = True) -> ImageSplit:
+               progress: bool = True, skip_bad: bool = False) -> ImageSplit:
     """Imagenette or Imagewoof as one uint8 tensor, cached at the training resolution.
 
     ``split`` is ``"train"`` or ``"val"``; ``size`` picks the published archive (160 or 320 px);
@@ -157,7 +189,9 @@ def load(split: str = "train", variant: str = "imagenette", size: int = 160,
     decodes every image once (progress bar) into ``<root>/<variant>2-<size>-<split>-<res>px.pt``,
     written atomically; later calls load that cache in seconds. A cache that does not match the
     folder (another resolution, another image count, another format version) is rebuilt, not
-    trusted. Returns an :class:`ImageSplit` ``(images N x 3 x res x res, labels N, classes)``.
+    trusted. A file that cannot be decoded raises ``RuntimeError`` naming it; with ``skip_bad=True`` it
+    is left out with a warning instead. Returns an :class:`ImageSplit` ``(images N x 3 x res x res,
+    labels N, classes)``.
     """
     from tqdm.auto import tqdm
 
@@ -175,20 +209,37 @@ def load(split: str = "train", variant: str = "imagenette", size: int = 160,
         _extract(archive, name, root)
     classes, files = _image_files(folder / split)
     meta = {"version": CACHE_VERSION, "name": name, "split": split, "resolution": resolution,
-            "count": len(files), "classes": classes}
+            "count": len(files), "classes": classes, "files": _fingerprint(files), "skip_bad": skip_bad}
     if cache.exists():
         try:
             stored = torch.load(cache, weights_only=True)
             if stored["meta"] == meta and tuple(stored["images"].shape[1:]) == (3, resolution, resolution):
                 return ImageSplit(stored["images"], stored["labels"], _readable(classes))
-            print(f"{cache.name} does not match {folder / split} (resolution, image count or version): rebuilding it.")
+            print(f"{cache.name} does not match {folder / split} (an image added, removed, replaced or moved, "
+                  "another resolution or version): rebuilding it.")
         except Exception as err:  # unreadable or truncated cache: rebuild it
             print(f"{cache.name} could not be read ({type(err).__name__}): rebuilding it.")
-    images = torch.empty(len(files), 3, resolution, resolution, dtype=torch.uint8)
-    for i, (path, _) in enumerate(tqdm(files, desc=f"caching {name}/{split} at {resolution}px",
-                                       disable=not progress)):
-        images[i] = torch.from_numpy(_load_resized(path, resolution).copy()).permute(2, 0, 1)
-    labels = torch.tensor([label for _, label in files], dtype=torch.long)
+    import warnings
+
+    from PIL import UnidentifiedImageError
+
+    decoded, labels = [], []
+    for path, label in tqdm(files, desc=f"caching {name}/{split} at {resolution}px", disable=not progress):
+        try:
+            pixels = _load_resized(path, resolution)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+            message = f"{path} could not be decoded as an image ({type(err).__name__}: {err})"
+            if not skip_bad:
+                raise RuntimeError(f"{message}. Delete or replace it, or pass skip_bad=True to leave out the "
+                                   "files that cannot be read.") from err
+            warnings.warn(f"{message}: left out (skip_bad=True).", stacklevel=2)
+            continue
+        decoded.append(torch.from_numpy(pixels.copy()).permute(2, 0, 1))
+        labels.append(label)
+    if not decoded:
+        raise RuntimeError(f"No image in {folder / split} could be decoded.")
+    images = torch.stack(decoded)
+    labels = torch.tensor(labels, dtype=torch.long)
     atomic_write(cache, lambda f: torch.save({"meta": meta, "images": images, "labels": labels}, f))
     return ImageSplit(images, labels, _readable(classes))
 

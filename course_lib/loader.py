@@ -31,19 +31,41 @@ def default_normalization(channels: int) -> tuple[tuple[float, ...], tuple[float
     raise ValueError(f"No default normalization for {channels} channels: expected 1 or 3, or pass mean/std.")
 
 
+def check_images(images, what: str = "images") -> None:
+    """Raise a clear error unless ``images`` is a uint8 tensor ``N x C x H x W`` (gray levels 0-255)."""
+    if not torch.is_tensor(images):
+        raise TypeError(f"Expected {what} as a uint8 torch tensor N x C x H x W, got {type(images).__name__} "
+                        "(convert with torch.from_numpy(array)).")
+    if images.dim() != 4:
+        raise ValueError(f"Expected {what} of shape N x C x H x W, got shape {tuple(images.shape)}.")
+    if images.dtype != torch.uint8:
+        raise TypeError(f"Expected {what} as uint8 (gray levels 0-255), got {images.dtype}: the course keeps "
+                        "images as bytes and normalizes them itself. Convert floats in [0, 1] with "
+                        "(x * 255).round().to(torch.uint8), or give fit a Dataset of ready float tensors.")
+
+
+def _mean_std(channels: int, mean, std) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if mean is None or std is None:
+        return default_normalization(channels)
+    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"mean and std need one value per channel ({channels}), got {len(mean)} and {len(std)}.")
+    if not all(s > 0 and s == s and s != float("inf") for s in std):
+        raise ValueError(f"std must be positive and finite for every channel, got {std}: a std of 0 would "
+                         "divide by zero.")
+    return mean, std
+
+
 def normalize(images: torch.Tensor, mean: Sequence[float] | None = None,
               std: Sequence[float] | None = None) -> torch.Tensor:
-    """uint8 ``N x C x H x W`` (or float in [0, 1]) -> float32 ``(x/255 - mean)/std``, same device."""
-    if images.dim() != 4:
-        raise ValueError(f"Expected images of shape N x C x H x W, got shape {tuple(images.shape)}.")
-    if mean is None or std is None:
-        mean, std = default_normalization(images.shape[1])
-    x = images.float()
-    if images.dtype == torch.uint8:
-        x = x / 255.0
-    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    return (x - m) / s
+    """uint8 ``N x C x H x W`` -> a new float32 tensor ``(x/255 - mean)/std`` on the same device (the input
+    is never modified). ``mean``/``std``: one value per channel, default MNIST's (1 channel) or
+    ImageNet's (3). Raises a clear error for another dtype or shape, or a std that is not positive."""
+    check_images(images)
+    mean, std = _mean_std(images.shape[1], mean, std)
+    m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - m) / s
 
 
 def take(images: torch.Tensor, labels: torch.Tensor, n: int | None,
@@ -79,8 +101,12 @@ class TensorLoader:
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  seed: int = 0, drop_last: bool = False, channels_last: bool = False,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None):
-        if images.dim() != 4:
-            raise ValueError(f"Expected images of shape N x C x H x W, got {tuple(images.shape)}.")
+        check_images(images)
+        if not torch.is_tensor(labels) or labels.dim() != 1 or labels.is_floating_point():
+            raise ValueError("Expected labels as a 1-D integer tensor (one class index per image), got "
+                             f"{type(labels).__name__} {tuple(getattr(labels, 'shape', ()))}.")
+        if len(images) == 0:
+            raise ValueError("No images: the data set is empty (check the split or the subset size).")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels: expected the same number.")
         if batch_size < 1:
@@ -95,8 +121,7 @@ class TensorLoader:
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        if mean is None or std is None:
-            mean, std = default_normalization(images.shape[1])
+        mean, std = _mean_std(images.shape[1], mean, std)
         mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         # (x / 255 - mean) / std as one multiply and one add, done in place on the batch

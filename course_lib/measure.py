@@ -97,18 +97,41 @@ class ActivationRecorder:
         return {n: torch.cat(c) for n, c in self._chunks.items() if c}
 
 
-def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None = None,
-           mean=None, std=None) -> dict[str, torch.Tensor]:
-    """Run ``model`` on uint8 ``images`` (``N x C x H x W``, normalized like in training) in eval mode
-    and return ``{layer: activations on the CPU}``."""
-    from .loader import normalize
+# What record() may hold at once on the CPU; beyond it the learner is told to ask for less.
+RECORD_LIMIT_BYTES = 2 * 2**30
 
+
+def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None = None,
+           mean=None, std=None, batch_size: int = 256,
+           max_bytes: int = RECORD_LIMIT_BYTES) -> dict[str, torch.Tensor]:
+    """Run ``model`` on uint8 ``images`` (``N x C x H x W``, normalized like in training) in eval mode,
+    ``batch_size`` images at a time, and return ``{layer: activations on the CPU}``.
+
+    Before the run it measures one image's activations and raises ``ValueError`` when all of them would
+    take more than ``max_bytes`` (default 2 GiB), naming the size and how to ask for less (fewer images,
+    fewer ``layers``). The model is left in the mode it was in.
+    """
+    from .loader import check_images, normalize
+
+    check_images(images, "probe images")
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    with ActivationRecorder(model, layers) as rec, torch.no_grad():
-        model(normalize(images.to(dev), mean, std))
-    model.train(was_training)
+    try:
+        with ActivationRecorder(model, layers) as probe_one, torch.no_grad():
+            model(normalize(images[:1].to(dev), mean, std))
+        per_image = sum(a[0].numel() * 4 for a in probe_one.activations.values())
+        if per_image * len(images) > max_bytes:
+            raise ValueError(
+                f"Recording {len(probe_one.activations)} layers for {len(images):,} images would hold "
+                f"{per_image * len(images) / 2**30:.1f} GiB ({per_image / 2**10:.0f} KiB per image), more than "
+                f"{max_bytes / 2**30:.1f} GiB: pass fewer images, or only the layers you need "
+                f"(layers=[...], from {layer_names(model)}).")
+        with ActivationRecorder(model, layers) as rec, torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                model(normalize(images[start:start + batch_size].to(dev), mean, std))
+    finally:
+        model.train(was_training)
     return rec.activations
 
 

@@ -15,10 +15,18 @@ import torch.nn.functional as F
 
 
 def check_input(x: torch.Tensor, channels: int, min_size: int, model: str,
-                exact_size: int | None = None) -> None:
+                exact_size: int | None = None, dtype: torch.dtype | None = None) -> None:
     """Raise ``ValueError`` unless ``x`` is ``N x channels x H x W`` with H, W >= ``min_size``
     (or exactly ``exact_size``). The message names the model and what it expected."""
     want = f"N x {channels} x {exact_size or 'H'} x {exact_size or 'W'}"
+    if not torch.is_tensor(x):
+        raise TypeError(f"{model} expects a torch tensor of images {want}, got {type(x).__name__} "
+                        "(convert with torch.from_numpy, then normalize).")
+    if not x.is_floating_point():
+        raise TypeError(f"{model} expects normalized float images, got {x.dtype}: pass uint8 images through "
+                        "course_lib.loader.normalize(images) first (fit, evaluate and predict do it for you).")
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{model} has {dtype} weights but got {x.dtype} images: convert with x.to({dtype}).")
     if x.dim() != 4 or x.shape[1] != channels:
         raise ValueError(f"{model} expects images of shape {want}, got {tuple(x.shape)}.")
     h, w = x.shape[-2:]
@@ -26,6 +34,13 @@ def check_input(x: torch.Tensor, channels: int, min_size: int, model: str,
         raise ValueError(f"{model} expects images of shape {want}, got {tuple(x.shape)}.")
     if h < min_size or w < min_size:
         raise ValueError(f"{model} needs images of at least {min_size}x{min_size}, got {h}x{w}.")
+
+
+def check_classes(num_classes, model: str) -> int:
+    """``num_classes`` as an int >= 2, else a ValueError naming the model."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"{model} needs num_classes as a whole number >= 2, got {num_classes!r}.")
+    return num_classes
 
 
 class DigitFrame(nn.Module):
@@ -131,6 +146,7 @@ class LeNet1(nn.Module):
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
+        num_classes = check_classes(num_classes, "LeNet1")
         self.frame = DigitFrame()
         self.conv1 = nn.Conv2d(1, 4, kernel_size=5)
         self.act1 = nn.Tanh()
@@ -142,7 +158,7 @@ class LeNet1(nn.Module):
         self.fc = nn.Linear(12 * 4 * 4, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, 1, 28, "LeNet1", exact_size=28)
+        check_input(x, 1, 28, "LeNet1", exact_size=28, dtype=self.conv1.weight.dtype)
         x = self.pool1(self.act1(self.conv1(self.frame(x))))
         x = self.pool2(self.act2(self.conv2(x)))
         return self.fc(self.flatten(x))
@@ -157,6 +173,7 @@ class LeNet1Simplified(nn.Module):
 
     def __init__(self, num_classes: int = 10):
         super().__init__()
+        num_classes = check_classes(num_classes, "LeNet1Simplified")
         self.conv1 = nn.Conv2d(1, 4, kernel_size=5)
         self.act1 = nn.Tanh()
         self.pool1 = nn.AvgPool2d(2)
@@ -167,7 +184,7 @@ class LeNet1Simplified(nn.Module):
         self.fc = nn.Linear(12 * 4 * 4, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, 1, 28, "LeNet1Simplified", exact_size=28)
+        check_input(x, 1, 28, "LeNet1Simplified", exact_size=28, dtype=self.conv1.weight.dtype)
         x = self.pool1(self.act1(self.conv1(x)))
         x = self.pool2(self.act2(self.conv2(x)))
         return self.fc(self.flatten(x))
@@ -183,6 +200,7 @@ class LeNet5(nn.Module):
 
     def __init__(self, num_classes: int = 10, activation: str = "tanh", pool: str = "avg"):
         super().__init__()
+        num_classes = check_classes(num_classes, "LeNet5")
         acts = {"tanh": nn.Tanh, "relu": nn.ReLU}
         pools = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
         if activation not in acts:
@@ -203,7 +221,7 @@ class LeNet5(nn.Module):
         self.fc3 = nn.Linear(84, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, 1, 28, "LeNet5", exact_size=28)
+        check_input(x, 1, 28, "LeNet5", exact_size=28, dtype=self.conv1.weight.dtype)
         x = self.pool1(self.act1(self.conv1(x)))
         x = self.pool2(self.act2(self.conv2(x)))
         x = self.act3(self.fc1(self.flatten(x)))
@@ -229,6 +247,7 @@ class AlexNet(nn.Module):
 
     def __init__(self, num_classes: int = 1000, streams: int = 2, lrn: bool = True, dropout: float = 0.5):
         super().__init__()
+        num_classes = check_classes(num_classes, "AlexNet")
         if streams not in (1, 2):
             raise ValueError(f"streams must be 1 or 2, got {streams}.")
         self.streams = streams
@@ -270,7 +289,7 @@ class AlexNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutional part: ``N x 3 x S x S`` -> conv5 after pooling."""
-        check_input(x, 3, self.MIN_SIZE, "AlexNet")
+        check_input(x, 3, self.MIN_SIZE, "AlexNet", dtype=self.conv1.weight.dtype)
         x = self.pool1(self.norm1(self.act1(self.conv1(x))))
         x = self.pool2(self.norm2(self.act2(self.conv2(x))))
         x = self.act3(self.conv3(x))

@@ -194,16 +194,21 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     """
     from .measure import Snapshots
 
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}.")
-    if snapshot_every is not None and probe is None:
-        raise ValueError("snapshot_every needs a probe batch: pass probe=images (uint8 P x C x H x W).")
+    _check_arguments(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                      momentum=momentum, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs)
+    if snapshot_every is not None:
+        if not isinstance(snapshot_every, int) or snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be a whole number of epochs >= 1, got {snapshot_every!r}.")
+        if probe is None:
+            raise ValueError("snapshot_every needs a probe batch: pass probe=images (uint8 P x C x H x W).")
     device = torch.device(device) if device is not None else env.device()
     on_cuda = device.type == "cuda"
     model.to(device)
     if on_cuda:
         model.to(memory_format=torch.channels_last)
     train_loader = _as_loader(train_data, batch_size, True, device, mean, std, seed, on_cuda, augment)
+    if isinstance(train_loader, TensorLoader):
+        _check_labels(model, train_loader)
     steps_per_epoch = len(train_loader)
     lrs = lr_schedule(lr, epochs, steps_per_epoch, warmup_epochs)
     optimizer = make_optimizer(model, lr, momentum, weight_decay)
@@ -218,13 +223,15 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
 
     history = History(config={"lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
                               "momentum": momentum, "epochs": epochs, "seed": seed,
-                              "label_smoothing": label_smoothing})
+                              "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs,
+                              "model": repr(model)})
     start_epoch = 0
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
         if not {"model", "optimizer", "history", "epoch"} <= set(state):
             raise RuntimeError(f"{checkpoint} is not a fit() checkpoint (keys {sorted(state)}): "
                                "use another path or delete it.")
+        _check_resumable(checkpoint, state, model, history.config)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = History.from_dict(state["history"])
@@ -275,6 +282,58 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "history": history.to_dict(), "epoch": epoch + 1})
     return history
+
+
+def _check_arguments(**values) -> None:
+    """Clear errors for fit's numbers: each must be a finite number in its range."""
+    ranges = {"epochs": (1, None, "a whole number >= 1"), "batch_size": (1, None, "a whole number >= 1"),
+              "lr": (0, None, "a positive number"), "weight_decay": (0, None, "a number >= 0"),
+              "momentum": (0, 1, "a number in [0, 1)"), "label_smoothing": (0, 1, "a number in [0, 1)"),
+              "warmup_epochs": (0, None, "a number >= 0")}
+    for name, value in values.items():
+        low, high, expected = ranges[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and name in ("epochs", "batch_size"):
+            ok = float(value).is_integer() and value >= low
+        elif ok:
+            ok = (value > low if name == "lr" else value >= low) and (high is None or value < high)
+        if not ok:
+            raise ValueError(f"{name} must be {expected}, got {value!r}.")
+
+
+def _check_labels(model: nn.Module, batches: TensorLoader) -> None:
+    """Labels must index the model's outputs: found before training, not as an IndexError inside it."""
+    labels = batches.labels
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x, _ = next(iter(TensorLoader(batches.images[:1], labels[:1], 1, device=batches.device)))
+        classes = model(x.to(next(model.parameters()).device)).shape[-1]
+    model.train(was_training)
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        raise ValueError(f"The labels run from {low} to {high}, but the model has {classes} outputs: labels must "
+                         f"be class indices 0..{classes - 1} (build the model with num_classes={high + 1}?).")
+
+
+def _check_resumable(path, state: dict, model: nn.Module, config: dict) -> None:
+    """A checkpoint resumes only the run it came from: same model, same settings (more epochs allowed)."""
+    saved = state["history"].get("config", {})
+    if saved.get("model") is not None and saved["model"] != config["model"]:
+        raise RuntimeError(f"{path} was saved by another model:\n{saved['model']}\nnot this one:\n{config['model']}\n"
+                           "Delete the checkpoint (or pass another checkpoint path) to train this model from scratch.")
+    mine = model.state_dict()
+    wrong = [k for k, v in state["model"].items() if k not in mine or tuple(mine[k].shape) != tuple(v.shape)]
+    wrong += [k for k in mine if k not in state["model"]]
+    if wrong:
+        raise RuntimeError(f"{path} does not fit this model (parameters {sorted(set(wrong))[:5]} differ): delete it, "
+                           "or pass another checkpoint path, to train this model from scratch.")
+    differ = {k: (saved[k], config[k]) for k in config
+              if k not in ("epochs", "model") and k in saved and saved[k] != config[k]}
+    if differ:
+        listed = ", ".join(f"{k} {a!r} in the checkpoint, {b!r} now" for k, (a, b) in differ.items())
+        raise RuntimeError(f"{path} was trained with other settings ({listed}): resuming would mix two runs. "
+                           "Use the checkpoint's settings to continue it, or delete it to start again.")
 
 
 def _check_finite(loss: float, epoch: int, lr: float) -> None:

@@ -152,3 +152,43 @@ def test_a_lesson_without_its_badge_is_flagged():
     problems = assign.validate(lesson(new_code_cell("x = 1"), name="08_c.ipynb"), "09_other.ipynb")
     assert any("Colab badge" in p and "notebooks/09_other.ipynb" in p for p in problems)
     assert not any("Colab badge" in p for p in assign.validate(lesson(name="08_c.ipynb"), "08_c.ipynb"))
+
+
+@pytest.mark.parametrize("marker", ["## BEGIN SOLUTION", "### Begin Solution", "###BEGIN SOLUTION",
+                                    "#### END SOLUTION", "### END SOLUTIONS", "# begin solution"])
+def test_a_misspelled_marker_is_an_error_never_a_leak(marker):
+    src = f"def f():\n    {marker}\n    return 42\n    ### END SOLUTION" if "BEGIN" in marker.upper() else \
+        f"def f():\n    ### BEGIN SOLUTION\n    return 42\n    {marker}"
+    with pytest.raises(assign.NotebookError, match="looks like a solution marker") as err:
+        assign.strip_solutions(src, "code", "02_x.ipynb, cell 9")
+    message = str(err.value)
+    assert "02_x.ipynb, cell 9" in message and ("line 2" in message or "line 4" in message)
+
+
+def test_a_check_cell_without_an_exercise_before_it_is_flagged():
+    nb = lesson(new_code_cell("x = 1"), new_code_cell("# CHECK: x\nassert x == 1"), name="01_a.ipynb")
+    problems = assign.validate(nb, "01_a.ipynb")
+    assert any("cell 4: a check cell with no exercise right before it" in p for p in problems)
+
+
+def _three_folders(tmp_path):
+    for name in ("notebooks", "student", "solutions"):
+        shutil.copytree(assign.ROOT / name, tmp_path / name)
+    return tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions"
+
+
+def test_check_names_a_notebook_that_is_not_json(tmp_path):
+    src, stud, sol = _three_folders(tmp_path)
+    (src / "03_training_dynamics.ipynb").write_text('{"cells": [')          # cut off mid-write
+    (sol / "02_lenet1_digits.ipynb").write_text("not json at all")
+    problems = assign.check(src, stud, sol)
+    assert any(str(src / "03_training_dynamics.ipynb") in p and "not a valid notebook" in p for p in problems)
+    assert any(str(sol / "02_lenet1_digits.ipynb") in p and "not a valid notebook" in p for p in problems)
+
+
+def test_check_reports_orphaned_generated_notebooks(tmp_path):
+    src, stud, sol = _three_folders(tmp_path)
+    (src / "05_what_alexnet_learned.ipynb").unlink()                   # a lesson removed, its copies kept
+    problems = assign.check(src, stud, sol)
+    assert any(f"{stud / '05_what_alexnet_learned.ipynb'} has no source" in p for p in problems)
+    assert any(f"{sol / '05_what_alexnet_learned.ipynb'} has no source" in p for p in problems)

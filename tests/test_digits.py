@@ -153,9 +153,9 @@ def test_loader_keeps_uint8_on_device_and_normalizes():
 
 def test_loader_rejects_bad_inputs():
     with pytest.raises(ValueError, match="N x C x H x W"):
-        loader.TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4), device="cpu")
+        loader.TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), device="cpu")
     with pytest.raises(ValueError, match="same number"):
-        loader.TensorLoader(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(3), device="cpu")
+        loader.TensorLoader(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), device="cpu")
 
 
 def test_handwritten_digits_follows_profile():

@@ -93,14 +93,58 @@ def test_path_traversal_is_refused(tmp_path):
     assert not (tmp_path / "escaped.txt").exists()
 
 
-def test_link_out_of_the_folder_is_refused(tmp_path):
-    evil = tmp_path / "link.tgz"
-    with tarfile.open(evil, "w:gz") as tar:
-        info = tarfile.TarInfo("imagenette2-160/passwd")
-        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
-        tar.addfile(info)
-    with pytest.raises(RuntimeError, match="escape"):
-        imagenette.safe_extract(evil, tmp_path / "out")
+def _tar(path, members):
+    """Write a tar archive of (TarInfo, bytes or None) members."""
+    with tarfile.open(path, "w") as tar:
+        for info, payload in members:
+            if payload is not None:
+                info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+    return path
+
+
+def _link(name, target, hard=False):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = (tarfile.LNKTYPE if hard else tarfile.SYMTYPE), target
+    return info, None
+
+
+def _special(name, kind):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    return info, None
+
+
+EVIL = {
+    "symlink out": [_link("imagenette2-160/passwd", "/etc/passwd")],
+    # tar resolves a hard link's target from the archive root, not from the member's folder: checked
+    # from the folder, "../outside.txt" seemed to stay inside
+    "hard link resolved from the root": [_special("a/b", tarfile.DIRTYPE), _link("a/b/link", "../outside.txt", hard=True)],
+    # a chain: an innocent-looking link to a folder, then a path through it
+    "symlink chain": [_link("a/up", ".."), _link("a/up2", "up/.."), (tarfile.TarInfo("a/up2/escaped.txt"), b"x")],
+    "path traversal": [(tarfile.TarInfo("../escaped.txt"), b"boom")],
+    "device": [_special("imagenette2-160/dev", tarfile.CHRTYPE)],
+}
+
+
+@pytest.mark.parametrize("with_filter", [True, False], ids=["data filter", "no data filter (Python < 3.11.4)"])
+@pytest.mark.parametrize("kind", sorted(EVIL))
+def test_unsafe_members_are_refused_with_or_without_the_data_filter(kind, with_filter, tmp_path, monkeypatch):
+    if not with_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    (tmp_path / "outside.txt").write_text("secret")
+    archive = _tar(tmp_path / "evil.tar", EVIL[kind])
+    with pytest.raises(RuntimeError, match="escape|is a link|device"):
+        imagenette.safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists() and not list((tmp_path / "out").rglob("*"))
+    assert (tmp_path / "outside.txt").read_text() == "secret"
+
+
+def test_a_plain_archive_extracts_without_the_data_filter(photo_folder, tmp_path, monkeypatch):
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    _, archive = photo_folder
+    imagenette.safe_extract(archive, tmp_path / "out")
+    assert len(list((tmp_path / "out" / NAME / "train").rglob("*.JPEG"))) == 40
 
 
 def test_nothing_on_disk_says_where_to_put_the_archive(tmp_path):
@@ -171,3 +215,72 @@ def test_center_crop_and_crop_flip_as_augment():
     batch_loader = loader.TensorLoader(x.expand(4, 3, 6, 6).contiguous(), torch.zeros(4, dtype=torch.long), 2,
                                device="cpu", augment=augment.crop_flip(4))
     assert next(iter(batch_loader))[0].shape == (2, 3, 4, 4)
+
+
+@pytest.fixture
+def messy_folder(photo_folder, tmp_path):
+    """A copy of the photo folder with what real folders contain: Jupyter's checkpoints, hidden files,
+    an empty class folder."""
+    import shutil
+    root, _ = photo_folder
+    shutil.copytree(root / NAME, tmp_path / NAME)
+    train_dir = tmp_path / NAME / "train"
+    (train_dir / ".ipynb_checkpoints").mkdir()
+    shutil.copy(next((train_dir / "chelsea").glob("*.JPEG")), train_dir / ".ipynb_checkpoints" / "x.JPEG")
+    (train_dir / "aaa_empty").mkdir()
+    (train_dir / "camera" / ".DS_Store").write_bytes(b"\0\0")
+    (train_dir / "camera" / "._0.JPEG").write_bytes(b"\0\0")            # macOS resource fork
+    return tmp_path
+
+
+def test_hidden_and_empty_folders_never_become_classes(messy_folder):
+    clean = sorted(imagenette.OFFLINE_PHOTOS)
+    with pytest.warns(UserWarning, match="aaa_empty holds no image"):
+        split = imagenette.load("train", root=messy_folder, download=False, resolution=32, progress=False)
+    assert split.classes == clean and len(split.labels) == 40
+    assert split.labels.bincount().tolist() == [4] * 10      # no class shifted, nothing counted twice
+
+
+@pytest.mark.parametrize("bad", ["empty", "truncated", "text"])
+def test_an_unreadable_image_is_named_and_can_be_skipped(messy_folder, bad):
+    target = messy_folder / NAME / "train" / "coins" / "broken.JPEG"
+    good = next((messy_folder / NAME / "train" / "coins").glob("*.JPEG")).read_bytes()
+    target.write_bytes({"empty": b"", "truncated": good[:200], "text": b"hello, I am not a picture"}[bad])
+    with pytest.raises(RuntimeError, match=r"coins/broken.JPEG could not be decoded(.|\n)*skip_bad=True"):
+        imagenette.load("train", root=messy_folder, download=False, resolution=32, progress=False)
+    with pytest.warns(UserWarning, match="broken.JPEG could not be decoded.*left out"):
+        split = imagenette.load("train", root=messy_folder, download=False, resolution=32, progress=False,
+                                skip_bad=True)
+    assert len(split.labels) == 40
+
+
+def test_16_bit_png_keeps_its_gray_levels(tmp_path):
+    from PIL import Image
+    import numpy as np
+    for name in ("dark", "bright"):
+        (tmp_path / "x" / "train" / name).mkdir(parents=True)
+    ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "x" / "train" / "dark" / "a.png")         # 16-bit gray
+    Image.fromarray((ramp // 257).astype(np.uint8)).save(tmp_path / "x" / "train" / "bright" / "b.png")
+    pixels = [imagenette._load_resized(tmp_path / "x" / "train" / d / f, 64) for d, f in (("dark", "a.png"), ("bright", "b.png"))]
+    assert np.abs(pixels[0].astype(int) - pixels[1].astype(int)).max() <= 1      # same picture, not white
+    assert pixels[0].mean() == pytest.approx(127.5, abs=2)
+
+
+def test_cache_is_rebuilt_when_an_image_moves_or_changes(photo_folder, tmp_path):
+    import os
+    import shutil
+    root, _ = photo_folder
+    shutil.copytree(root / NAME, tmp_path / NAME)
+    first = imagenette.load("val", root=tmp_path, download=False, resolution=24, progress=False)
+    # same count, one image moved to another class: the labels must follow
+    src = next((tmp_path / NAME / "val" / "astronaut").glob("*.JPEG"))
+    shutil.move(src, tmp_path / NAME / "val" / "rocket" / src.name)
+    moved = imagenette.load("val", root=tmp_path, download=False, resolution=24, progress=False)
+    assert len(moved.labels) == len(first.labels) and not torch.equal(moved.labels, first.labels)
+    # same names and count, one image replaced by another photo
+    a, b = sorted((tmp_path / NAME / "val" / "coins").glob("*.JPEG"))[:2]
+    b.write_bytes(a.read_bytes())
+    os.utime(b, ns=(b.stat().st_atime_ns, b.stat().st_mtime_ns + 10**9))
+    replaced = imagenette.load("val", root=tmp_path, download=False, resolution=24, progress=False)
+    assert not torch.equal(replaced.images, moved.images)
