@@ -18,7 +18,6 @@ from . import env, measure, models, train
 
 # LeNet-5 with ReLU units: its four ReLU layers, two convolutional and two fully connected.
 RELU_LAYERS = ("act1", "act2", "act3", "act4")
-CONV_RELU_LAYERS = ("act1", "act2")
 
 
 def relu_lenet5(seed: int) -> nn.Module:
