@@ -3,6 +3,10 @@
 * ConvolutionPlayground on a 512x512 photo: one position-slider move. Target: median < 20 ms.
 * ActivationExplorer and FilterExplorer: one control change redrawing a 64-channel layer, on a batch of
   8 images. Target: median < 50 ms on CPU.
+* OcclusionExplorer (lesson 06): one move of the square on a digit (LeNet-1) and on a 224 x 224 photo
+  (AlexNet, its occlusion map already computed). Target: median < 100 ms.
+* DigitCanvas (lesson 02): one stroke segment while drawing, with a refresh of the answer, the
+  probabilities and the feature maps. Target: median < 100 ms.
 
 The browser-side figure (slider move to new image on screen) comes from the browser test and is
 written to test-artifacts/browser/playground_latency.json.
@@ -56,12 +60,46 @@ def explorers_latency():
     return timings(next_image), timings(switch_layer)
 
 
+def attribution_latency():
+    from course_lib import digits, env, models
+
+    x, _ = digits.load("test", env.profile("smoke"))
+    lenet = models.LeNet1().eval()
+    occ = explorers.OcclusionExplorer(lenet, x[:4], window=6)
+    positions = iter(range(10**6))
+
+    def move_square(o):
+        def move():
+            o.col.value = next(positions) % (o.col.max + 1)
+        return move
+
+    digit = timings(move_square(occ), repeat=60)
+    photo = torch.from_numpy((resize(photos.chelsea(), (224, 224, 3)) * 255).astype(np.uint8)).permute(2, 0, 1)
+    alex = explorers.OcclusionExplorer(models.AlexNet(num_classes=10).eval(), photo[None], window=32)
+    cat = timings(move_square(alex), repeat=20)
+
+    canvas = explorers.DigitCanvas(lenet)
+    canvas.LIVE_EVERY_S = 0.0
+    canvas._down(140, 40)
+    points = iter(range(10**6))
+
+    def pen_move():
+        i = next(points) % 200
+        canvas._move(100 + i // 2, 40 + i)
+
+    return digit, cat, timings(pen_move, repeat=60)
+
+
 def main():
     print(machine())
     print(f"ConvolutionPlayground, 512x512 photo, slider move: {summary_ms(playground_latency())} (target median < 20 ms)")
     act, filt = explorers_latency()
     print(f"ActivationExplorer, 64-channel layer, batch of 8, image change: {summary_ms(act)} (target median < 50 ms)")
     print(f"FilterExplorer, 64 filters, layer change: {summary_ms(filt)} (target median < 50 ms)")
+    digit, cat, pen = attribution_latency()
+    print(f"OcclusionExplorer, LeNet-1 on a digit, square move: {summary_ms(digit)} (target median < 100 ms)")
+    print(f"OcclusionExplorer, AlexNet on a 224x224 photo, square move: {summary_ms(cat)} (target median < 100 ms)")
+    print(f"DigitCanvas, LeNet-1, pen move with refresh: {summary_ms(pen)} (target median < 100 ms)")
     browser = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser" / "playground_latency.json"
     if browser.exists():
         ms = sorted(json.loads(browser.read_text())["ms"])

@@ -44,3 +44,17 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 def crop_flip(size: int):
     """``random_crop_flip`` at ``size``, as an ``augment`` function for :class:`TensorLoader` and ``fit``."""
     return lambda batch, generator: random_crop_flip(batch, generator, size)
+
+
+def shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """``N x C x H x W`` images moved ``dx`` pixels right and ``dy`` down (negative: left, up), the
+    uncovered border filled with 0 (MNIST's background). A new tensor of the same dtype and shape."""
+    if images.dim() != 4:
+        raise ValueError(f"Expected images N x C x H x W, got shape {tuple(images.shape)}.")
+    h, w = images.shape[-2:]
+    out = torch.zeros_like(images)
+    if abs(dx) >= w or abs(dy) >= h:
+        return out
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        images[..., max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out

@@ -258,3 +258,86 @@ def stream_gap(values, first: int, permutations: int = 2000, seed: int = 0) -> d
     shuffled = v[perms]
     gaps = (shuffled[:, :first].mean(1) - shuffled[:, first:].mean(1)).abs()
     return {"gap": observed, "p": float((gaps >= observed - 1e-12).double().mean())}
+
+
+# --- lesson 06: what made it decide ---------------------------------------------------------------
+
+def small_mlp(hidden: int = 4) -> nn.Module:
+    """A multilayer perceptron 784 -> ``hidden`` -> 10 with ReLU, for ``N x 1 x 28 x 28`` digits:
+    ``hidden=4`` has 3,190 parameters, LeNet-1's size (2,578); ``hidden=32`` has 25,450 and reaches
+    about LeNet-1's accuracy."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+SHIFT_DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def shift_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                   shifts=(0, 1, 2, 3, 4)) -> list[float]:
+    """Test accuracy of ``model`` on uint8 digits ``images`` moved by each of ``shifts`` pixels,
+    averaged over the four directions (right, left, down, up). Returns one accuracy per shift."""
+    from .augment import shift
+
+    out = []
+    for d in shifts:
+        accs = [(train.predict(model, shift(images, d * dx, d * dy)).argmax(1) == labels).float().mean().item()
+                for dx, dy in SHIFT_DIRECTIONS]
+        out.append(float(np.mean(accs)))
+    return out
+
+
+SHIFT_MODELS = {"LeNet-1": models.LeNet1, "MLP 784-4-10": lambda: small_mlp(4),
+                "MLP 784-32-10": lambda: small_mlp(32)}
+
+
+def shift_run(train_data, test_data, seed: int, epochs: int, shifts=(0, 1, 2, 3, 4)) -> dict[str, list[float]]:
+    """Train LeNet-1 and the two MLPs of :data:`SHIFT_MODELS` with ``seed`` and return
+    ``{name: accuracy per shift}`` (:func:`shift_accuracy` on ``test_data``)."""
+    out = {}
+    for name, make in SHIFT_MODELS.items():
+        env.seed_everything(seed)
+        model = make()
+        train.fit(model, train_data, epochs=epochs, lr=0.3 if name == "LeNet-1" else 0.1, seed=seed,
+                  progress=False)
+        out[name] = shift_accuracy(model, *test_data, shifts=shifts)
+    return out
+
+
+def check_shift(runs: list[dict[str, list[float]]], index: int, conv: str = "LeNet-1") -> dict:
+    """The shift claim across seeds: the share of its accuracy that ``conv`` keeps at shift number
+    ``index`` (accuracy there / unshifted accuracy) is higher, in every seed, than every other model's in
+    any seed. Returns ``{"holds", "kept": {name: [share per seed]}}``; false when the networks are the
+    same kind (the control)."""
+    kept = {name: [r[name][index] / r[name][0] for r in runs] for name in runs[0]}
+    others = [v for name, vals in kept.items() if name != conv for v in vals]
+    return {"holds": bool(others) and min(kept[conv]) > max(others), "kept": kept}
+
+
+def lenet1_attributions(cam_layer: str = "act2") -> dict:
+    """The methods lesson 06 compares, as ``{name: f(model, images, target) -> N x H x W}``, and the
+    weight-blind control: the uint8 digit itself (``image``), recovered from the normalized input."""
+    from . import attribution as A
+
+    return {
+        "image (control)": lambda m, x, t: x[:, 0],
+        "saliency": A.saliency,
+        "guided backprop": A.guided_backprop,
+        "Grad-CAM": lambda m, x, t: A.grad_cam(m, x, t, cam_layer),
+        "occlusion": lambda m, x, t: A.occlusion(m, x, t, window=6, stride=2),
+    }
+
+
+def sanity_run(model: nn.Module, images: torch.Tensor, targets, layers, seed: int) -> dict[str, list[float]]:
+    """Adebayo et al.'s cascading randomization of ``layers`` (output first) with ``seed``, for the
+    methods of :func:`lenet1_attributions`: ``{method: [rank correlation after each layer]}``."""
+    from . import attribution as A
+
+    return A.cascading_randomization(model, images, targets, lenet1_attributions(), layers, seed=seed)
+
+
+def check_weight_blind(finals: list[float], threshold: float = 0.5) -> dict:
+    """Verdict on one method from its rank correlations with the trained maps once every layer is
+    random (one per seed): ``blind`` when all stay above ``threshold`` (the maps barely depend on the
+    weights), ``depends`` when all are below it in absolute value; neither when the seeds disagree."""
+    return {"blind": min(finals) > threshold, "depends": max(abs(v) for v in finals) < threshold,
+            "mean": float(np.mean(finals)), "spread": float(np.std(finals))}

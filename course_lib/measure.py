@@ -386,3 +386,35 @@ def top_patches(activations: torch.Tensor, images: torch.Tensor, channel: int, k
     patches = [padded[n, :, pad + offset + r * stride: pad + offset + r * stride + size,
                       pad + offset + c * stride: pad + offset + c * stride + size] for n, r, c in where]
     return torch.stack(patches), where
+
+
+def measured_field(model: nn.Module, layer: str, images: torch.Tensor, row: int, col: int,
+                   channel: int | None = None) -> torch.Tensor:
+    """The input pixels that the units at ``(row, col)`` of ``layer`` actually depend on, measured:
+    the pixels where the gradient of their sum (over every channel, or only ``channel``) is non-zero
+    for at least one of ``images`` (float ``N x C x H x W``; several random images reach the paths that
+    max pooling and ReLU close for one image). Returns a bool ``H x W`` mask; compare its bounding box
+    with :func:`receptive_field`."""
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(f"Expected float images N x C x H x W, got {images.dtype} {tuple(images.shape)}.")
+    module = dict(model.named_modules()).get(layer)
+    if module is None:
+        raise KeyError(f"Unknown layer {layer!r} for {type(model).__name__}: valid names are "
+                       f"{[n for n, _ in model.named_modules() if n]}.")
+    was_training = model.training
+    model.eval()
+    grabbed = {}
+    handle = module.register_forward_hook(lambda m, i, o: grabbed.__setitem__("out", o))
+    try:
+        x = images.detach().clone().requires_grad_(True)
+        model(x)
+        out = grabbed["out"]
+        if out.dim() != 4 or not (0 <= row < out.shape[2] and 0 <= col < out.shape[3]):
+            raise ValueError(f"{layer!r} gives {tuple(out.shape[1:])}: expected a unit (row, col) inside "
+                             f"its {out.shape[-2:] if out.dim() == 4 else 'spatial'} maps, got ({row}, {col}).")
+        picked = out[:, :, row, col] if channel is None else out[:, channel, row, col]
+        picked.sum().backward()
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return (x.grad != 0).any(1).any(0)

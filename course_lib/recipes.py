@@ -1,5 +1,5 @@
-"""The AlexNet-on-Imagenette recipe that lessons 04 and 05 share: the same data, the same training,
-the same checkpoints, so that the two lessons cannot drift apart.
+"""The recipes lessons share, so that they cannot drift apart: AlexNet on Imagenette (lessons 04 and 05:
+the same data, the same training, the same checkpoints) and the trained LeNet-1 (lessons 02 and 06).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import torch
 
-from . import augment, env, imagenette, models, train
+from . import augment, digits, env, imagenette, models, train
 from .files import data_root
 from .loader import take
 
@@ -88,3 +88,87 @@ def load_or_train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2
         save_alexnet(prof, model, history, d)
         info = {"val_accuracy": history.last["val_accuracy"], "epochs": prof.alexnet_epochs, "source": "trained now"}
     return model.to(env.device()).eval(), info
+
+
+def lenet1_checkpoint_path(prof: env.Profile) -> Path:
+    """Where lesson 02 saves, and lesson 06 finds, the trained LeNet-1 of this profile."""
+    return data_root() / "checkpoints" / f"lenet1-{prof.name}.pt"
+
+
+def save_lenet1(prof: env.Profile, model: torch.nn.Module, test_error: float) -> Path:
+    """Save lesson 02's LeNet-1 (its weights and test error) atomically; returns the path."""
+    path = lenet1_checkpoint_path(prof)
+    train.save_checkpoint(path, {"model": model.state_dict(), "test_error": float(test_error),
+                                 "profile": prof.name})
+    return path
+
+
+def load_or_train_lenet1(prof: env.Profile, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """Lesson 02's LeNet-1 from its checkpoint when there is one for this profile, else trained now as
+    lesson 02 trains it (``prof.lenet_epochs`` epochs, lr 0.3) and saved. Returns ``(model in eval mode,
+    info)`` with info ``{"test_error", "source"}``."""
+    path = lenet1_checkpoint_path(prof)
+    model = models.LeNet1()
+    saved = None
+    if path.exists():
+        try:
+            saved = train.load_checkpoint(path)
+            model.load_state_dict(saved["model"])
+        except (RuntimeError, KeyError):
+            saved = None    # from another version of the course: train again
+    if saved is not None:
+        info = {"test_error": saved["test_error"], "source": f"checkpoint {path}"}
+    else:
+        env.seed_everything(seed)
+        model = models.LeNet1()
+        test = digits.load("test", prof)
+        history = train.fit(model, digits.load("train", prof), test, epochs=prof.lenet_epochs, lr=0.3,
+                            batch_size=prof.batch_size, seed=seed, progress=False)
+        error = 1 - history.last["val_accuracy"]
+        save_lenet1(prof, model, error)
+        info = {"test_error": error, "source": "trained now"}
+    return model.to(env.device()).eval(), info
+
+
+class PretrainedAlexNet(NamedTuple):
+    """An AlexNet trained on real photos, for lesson 06: the model (eval mode, course device), its class
+    names, the layer Grad-CAM reads (the last convolution's ReLU), the input side it reads, and where
+    it came from."""
+
+    model: torch.nn.Module
+    classes: list[str]
+    cam_layer: str
+    size: int
+    source: str
+
+
+def pretrained_alexnet(prof: env.Profile, download: bool | None = None) -> tuple[PretrainedAlexNet | None, str]:
+    """torchvision's ImageNet AlexNet when its weights are in torch's cache (or, with ``download``,
+    default: outside the ``smoke`` profile, can be downloaded), else lesson 04's AlexNet from its
+    checkpoint. Returns ``(PretrainedAlexNet or None, a sentence saying what was found)``."""
+    import torchvision
+
+    weights = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    download = prof.name != "smoke" if download is None else download
+    tried = ""
+    if cached.exists() or download:
+        try:
+            model = torchvision.models.alexnet(weights=weights).to(env.device()).eval()
+            return (PretrainedAlexNet(model, list(weights.meta["categories"]), "features.11", 224,
+                                      "torchvision's ImageNet weights"),
+                    f"Using torchvision's AlexNet trained on ImageNet (weights {cached.name}).")
+        except (OSError, RuntimeError) as err:   # offline, or a broken download
+            tried = f"torchvision's ImageNet weights could not be loaded ({type(err).__name__}: {err}). "
+    path = checkpoint_path(prof, 2)
+    if path.exists():
+        saved = train.load_checkpoint(path)
+        model = models.AlexNet(num_classes=len(saved["classes"]), streams=2)
+        model.load_state_dict(saved["model"])
+        return (PretrainedAlexNet(model.to(env.device()).eval(), list(saved["classes"]), "act5",
+                                  saved["image_size"], f"lesson 04's checkpoint {path.name}"),
+                tried + f"Using lesson 04's AlexNet ({path.name}, validation accuracy "
+                        f"{saved['val_accuracy']:.2f}).")
+    return None, (tried + f"No trained AlexNet here: torchvision's ImageNet weights are not in {cached.parent} "
+                  f"and lesson 04 has not saved {path.name}. Run lesson 04 (or, online, a profile other "
+                  "than smoke) to see AlexNet's maps; the digits above show every method.")

@@ -204,3 +204,20 @@ class WidgetView:
         from IPython.display import display
 
         display(self.widget)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """An ``H x W x 3`` float picture: ``image`` (``H x W`` or ``H x W x 3``, floats in [0, 1] or uint8)
+    under ``heat`` (``H x W``, any range: scaled to [0, 1]) coloured with ``cmap``."""
+    import matplotlib
+
+    img = np.asarray(image, dtype=np.float32)
+    if img.max() > 1:
+        img = img / 255.0
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    h = np.asarray(heat, dtype=np.float32)
+    lo, hi = float(h.min()), float(h.max())
+    h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
+    colored = matplotlib.colormaps[cmap](h)[..., :3]
+    return np.clip((1 - alpha) * img + alpha * colored, 0.0, 1.0)

@@ -128,3 +128,42 @@ def test_stream_gap_is_significant_only_for_a_real_split():
     assert claims.stream_gap(shuffled, 48)["p"] > 0.01 and sum(p < 0.05 for p in ps) <= 4
     with pytest.raises(ValueError, match="split the 96 values"):
         claims.stream_gap(split, 96)
+
+
+# --- lesson 06 ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_digits():
+    return digits.mnist_sample("train"), digits.mnist_sample("test")
+
+
+def test_shift_claim_holds_for_lenet1_and_fails_on_its_controls(smoke_digits):
+    train_data, test_data = smoke_digits
+    runs = [claims.shift_run(train_data, test_data, seed, epochs=3, shifts=(0, 2)) for seed in range(2)]
+    assert claims.check_shift(runs, 1)["holds"]
+    # Control 1: no shift at all: every network keeps all of its accuracy, nobody keeps more.
+    assert not claims.check_shift(runs, 0)["holds"]
+    # Control 2: the same claim made for an MLP against the others fails.
+    assert not claims.check_shift(runs, 1, conv="MLP 784-32-10")["holds"]
+
+
+def test_weight_blind_verdicts_on_made_up_correlations():
+    assert claims.check_weight_blind([0.9, 0.7, 0.8])["blind"]
+    assert claims.check_weight_blind([0.1, -0.2, 0.05])["depends"]
+    mixed = claims.check_weight_blind([0.7, 0.1])
+    assert not mixed["blind"] and not mixed["depends"]
+
+
+def test_sanity_check_separates_methods_on_lenet1_and_its_control(smoke_digits):
+    """On trained LeNet-1 the weight-blind control (the digit itself) stays at 1, Grad-CAM and occlusion
+    fall to about 0 and saliency stays correlated: the lesson's three verdicts."""
+    from course_lib import env, loader, models, train
+
+    (x, y), (xt, yt) = smoke_digits
+    env.seed_everything(0)
+    net = models.LeNet1()
+    train.fit(net, (x, y), epochs=3, lr=0.3, seed=0, progress=False, device="cpu")
+    result = claims.sanity_run(net.eval(), loader.normalize(xt[:8]), yt[:8], ["fc", "conv2", "conv1"], seed=0)
+    assert result["image (control)"] == [pytest.approx(1.0)] * 3
+    assert abs(result["Grad-CAM"][-1]) < 0.5 and abs(result["occlusion"][-1]) < 0.5
+    assert result["saliency"][-1] > 0.5

@@ -162,3 +162,43 @@ def test_handwritten_digits_follows_profile():
     from course_lib import env
     x, y = digits.load("train", env.profile("smoke"))
     assert env.profile("smoke").dataset == "mnist-sample" and torch.equal(x, digits.mnist_sample("train")[0])
+
+
+def test_a_drawing_is_prepared_like_mnist_and_read_correctly():
+    """MNIST digits blown up 10x, as if drawn on the 280-pixel canvas, come back as MNIST-like 28x28
+    digits that a trained network reads as well as the originals (and an empty drawing is empty)."""
+    from course_lib import env, models, train
+
+    x, y = digits.load("train", env.profile("smoke"))
+    xt, yt = digits.load("test", env.profile("smoke"))
+    torch.manual_seed(0)
+    model = models.LeNet1()
+    train.fit(model, (x, y), epochs=3, lr=0.3, progress=False, device="cpu")
+    drawn = torch.cat([digits.from_drawing(np.kron(d[0].numpy(), np.ones((10, 10)))) for d in xt[:200]])
+    assert drawn.shape == (200, 1, 28, 28) and drawn.dtype == torch.uint8
+    for d in drawn[:20, 0]:
+        ys, xs = torch.nonzero(d, as_tuple=True)
+        assert max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 <= 20, "the digit fits a 20 x 20 box"
+    original = (train.predict(model, xt[:200]).argmax(1) == yt[:200]).float().mean()
+    again = (train.predict(model, drawn).argmax(1) == yt[:200]).float().mean()
+    assert again > original - 0.08, f"{again:.3f} of the redrawn digits read right, {original:.3f} of the originals"
+    # Where on the canvas the digit was drawn does not matter: it is framed by its bounding box and
+    # centre of mass, as MNIST's were.
+    big = np.kron(xt[0, 0].numpy(), np.ones((10, 10)))
+    corner = np.zeros((560, 560))
+    corner[:280, 300:] = big[:, :260]
+    assert torch.equal(digits.from_drawing(corner), digits.from_drawing(big))
+    assert not digits.from_drawing(np.zeros((280, 280))).any()
+    with pytest.raises(ValueError, match="H x W"):
+        digits.from_drawing(np.zeros((3, 28, 28)))
+
+
+def test_shift_moves_and_fills_with_background():
+    from course_lib import augment
+
+    x = torch.arange(1, 10, dtype=torch.uint8).view(1, 1, 3, 3)
+    assert augment.shift(x, 1, 0)[0, 0].tolist() == [[0, 1, 2], [0, 4, 5], [0, 7, 8]]
+    assert augment.shift(x, 0, -1)[0, 0].tolist() == [[4, 5, 6], [7, 8, 9], [0, 0, 0]]
+    assert torch.equal(augment.shift(x, 0, 0), x) and not augment.shift(x, 3, 0).any()
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        augment.shift(x[0], 1, 1)

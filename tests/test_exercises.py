@@ -43,6 +43,14 @@ def conv2d_vectorized(x, weight, bias, stride=1, padding=0):   # sums over chann
 def output_size(n, k, s=1, p=0):   # forgets the padding
     return (n - k) // s + 1
 """, "output_size(32, 5, 1, 2) returned 28"),
+        ("pool2d", """
+def pool2d(x, k, s, mode="max"):   # windows that never overlap: moves by k, not s
+    return F.max_pool2d(x, k, k) if mode == "max" else F.avg_pool2d(x, k, k)
+""", "has shape"),
+        ("pool2d", """
+def pool2d(x, k, s, mode="max"):   # always the maximum
+    return F.max_pool2d(x, k, s)
+""", "differs from F.avg_pool2d"),
     ],
     "02_lenet1_digits": [
         ("dense_kernel", """
@@ -85,6 +93,15 @@ class MyLeNet1(nn.Module):   # forgets to shrink the digit to 16x16 first
         x = F.conv2d(x, dense_kernel(self.conv2_kernels, models.LENET1_TABLE, 4), self.conv2_bias)
         return self.fc(self.pool2(torch.tanh(x)).flatten(1))
 """, "different outputs"),
+        ("receptive_fields", """
+def receptive_fields(layers):   # forgets that deeper kernels step over strided units
+    size, stride, fields = 1, 1, {}
+    for name, k, s in layers:
+        size += k - 1
+        stride *= s
+        fields[name] = (size, stride)
+    return fields
+""", "conv2: receptive_fields says (size, stride) = (10, 2), expected (14, 2)"),
         ("worst_mistakes", """
 def worst_mistakes(logits, labels, k):   # most confident overall, right or wrong
     return logits.softmax(1).max(1).values.argsort(descending=True)[:k]
@@ -133,6 +150,47 @@ def my_top_patches(acts, images, channel, k, field):   # forgets the offset (the
         out.append(padded[n, :, size + row * stride:size + row * stride + size, size + col * stride:size + col * stride + size])
     return torch.stack(out)
 """, "its field starts at row"),
+    ],
+    "06_what_made_it_decide": [
+        ("my_occlusion", """
+def my_occlusion(model, images, target, window, stride):   # sums the drops instead of averaging them
+    with torch.no_grad():
+        base = model(images).softmax(1)[:, target]
+        n, _, h, w = images.shape
+        total = torch.zeros(n, h, w)
+        for top in range(0, h - window + 1, stride):
+            for left in range(0, w - window + 1, stride):
+                hidden = images.clone()
+                hidden[:, :, top:top + window, left:left + window] = 0.0
+                total[:, top:top + window, left:left + window] += (base - model(hidden).softmax(1)[:, target])[:, None, None]
+        return total
+""", "Average the drops"),
+        ("my_occlusion", """
+def my_occlusion(model, images, target, window, stride):   # the drop of the logit, not the probability
+    with torch.no_grad():
+        base = model(images)[:, target]
+        n, _, h, w = images.shape
+        total, count = torch.zeros(n, h, w), torch.zeros(h, w)
+        for top in range(0, h - window + 1, stride):
+            for left in range(0, w - window + 1, stride):
+                hidden = images.clone()
+                hidden[:, :, top:top + window, left:left + window] = 0.0
+                total[:, top:top + window, left:left + window] += (base - model(hidden)[:, target])[:, None, None]
+                count[top:top + window, left:left + window] += 1
+        return total / count
+""", "differs from captum"),
+        ("my_saliency", """
+def my_saliency(model, images, target):   # the gradient of the probability, not of the class score
+    x = images.clone().requires_grad_(True)
+    model(x).softmax(1)[torch.arange(len(x)), target].sum().backward()
+    return x.grad.abs().amax(1)
+""", "Differs from captum"),
+        ("my_saliency", """
+def my_saliency(model, images, target):   # keeps the sign
+    x = images.clone().requires_grad_(True)
+    model(x)[torch.arange(len(x)), target].sum().backward()
+    return x.grad.amax(1)
+""", "Differs from captum"),
     ],
     "03_training_dynamics": [
         ("my_sparsity", """

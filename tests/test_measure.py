@@ -207,3 +207,23 @@ def test_top_patches_cut_the_receptive_field_of_the_strongest_units():
     assert torch.equal(patches[1, 0], images[0, 0, 1:5, 3:7])
     with pytest.raises(ValueError, match="channel in 0..C-1"):
         measure.top_patches(acts, images, channel=3, k=1, field=(4, 2, -1))
+
+
+def test_measured_field_equals_the_computed_receptive_field_for_alexnet_conv5():
+    """The 163 x 163 pixels of AlexNet's conv5 units, measured by gradients, not only computed."""
+    model = models.AlexNet(num_classes=10)
+    size, stride, offset = measure.receptive_field(model, "conv5")
+    assert (size, stride) == (163, 16)
+    probe = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    reached = measure.measured_field(model, "conv5", probe, 6, 6)
+    ys, xs = torch.nonzero(reached, as_tuple=True)
+    top = offset + 6 * stride
+    assert (ys.min().item(), ys.max().item()) == (max(top, 0), min(top + size - 1, 223))
+    assert (xs.min().item(), xs.max().item()) == (max(top, 0), min(top + size - 1, 223))
+
+
+def test_measured_field_rejects_a_unit_outside_the_maps():
+    with pytest.raises(ValueError, match="inside"):
+        measure.measured_field(models.LeNet5(), "conv2", torch.randn(1, 1, 28, 28), 10, 0)
+    with pytest.raises(KeyError, match="valid names"):
+        measure.measured_field(models.LeNet5(), "conv9", torch.randn(1, 1, 28, 28), 0, 0)

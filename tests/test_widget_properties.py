@@ -165,3 +165,122 @@ def test_explorers_survive_any_sequence_of_controls(trained, actions, from_histo
         else:
             control.value = min(pick, control.max)
         assert_explorer_consistent(e)
+
+
+# --- the draw-a-digit canvas, the occlusion and receptive-field explorers (issue 13) ---------------
+
+@pytest.fixture(scope="module")
+def digit_model():
+    from course_lib import digits, env, models
+
+    x, y = digits.load("train", env.profile("smoke"))
+    torch.manual_seed(0)
+    model = models.LeNet1()
+    train.fit(model, (x[:1000], y[:1000]), epochs=1, lr=0.3, progress=False, device="cpu")
+    return model
+
+
+def assert_canvas_consistent(c):
+    x = c.input()
+    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.uint8
+    assert all(abs(s) <= c.MAX_SHIFT for s in c.shift) and 0 <= c.noise <= c.MAX_NOISE
+    if c.empty():
+        assert "Draw a digit" in c.answer.value and c.probs.value == ""
+        return
+    probs = c.probabilities()
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    shown = int(re.search(r'digit-prediction">(\d)<', c.answer.value).group(1))
+    assert shown == int(probs.argmax()), "the answer shown must be the network's answer on the input shown"
+    assert c.probs.value.count("prob-row") == 10
+    assert all(v.value[:4] == b"\x89PNG" for v in c.map_views.values())
+
+
+canvas_actions = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["down", "move"]), st.floats(-30, 310), st.floats(-30, 310)),
+    st.tuples(st.just("up"), st.just(0.0), st.just(0.0)),
+    st.tuples(st.just("button"), st.sampled_from(["clear", "left", "right", "up", "down", "noise", "reset"]),
+              st.just(0.0)),
+), min_size=1, max_size=40)
+
+
+@SETTINGS
+@given(actions=canvas_actions)
+def test_digit_canvas_survives_any_sequence_of_pen_moves_and_buttons(digit_model, actions):
+    from course_lib.explorers import DigitCanvas
+
+    c = DigitCanvas(digit_model)
+    c.LIVE_EVERY_S = 0.0          # refresh on every move, so that every step is checked
+    assert_canvas_consistent(c)
+    for kind, a, b in actions:
+        if kind == "button":
+            c.buttons[a].click()
+        else:
+            getattr(c, f"_{kind}")(a, b)
+        assert_canvas_consistent(c)
+
+
+def assert_occlusion_consistent(o):
+    h, w = o.images.shape[-2:]
+    k = o.window.value
+    assert (o.row.max, o.col.max) == (h - k, w - k)
+    assert 0 <= o.row.value <= o.row.max and 0 <= o.col.value <= o.col.max
+    t = o.target_class()
+    p_now = float(o._probs(o.occluded())[0, t])
+    assert f"<b>{p_now:.3f}</b>" in o.numbers.value
+    assert o.occlusion_map().shape == (h, w)
+    assert o.map_view.value[:4] == b"\x89PNG"
+
+
+occlusion_actions = st.lists(st.tuples(st.sampled_from(["image", "window", "row", "col", "target"]),
+                                       st.integers(0, 40)), min_size=1, max_size=30)
+
+
+@SETTINGS
+@given(actions=occlusion_actions)
+def test_occlusion_explorer_survives_any_sequence_of_controls(digit_model, actions):
+    from course_lib import digits, env
+    from course_lib.explorers import OcclusionExplorer
+
+    x, _ = digits.load("test", env.profile("smoke"))
+    o = OcclusionExplorer(digit_model, x[:3])
+    assert_occlusion_consistent(o)
+    for name, pick in actions:
+        control = getattr(o, name)
+        if hasattr(control, "options"):
+            control.value = [v for _, v in control.options][pick % len(control.options)]
+        else:
+            control.value = min(max(pick, control.min), control.max)
+        assert_occlusion_consistent(o)
+
+
+def assert_field_consistent(e):
+    h, w = e._sizes[e.layer.value]
+    assert (e.row.max, e.col.max) == (h - 1, w - 1)
+    top, left, size, _ = e.field()
+    reached = e.measured()
+    ys, xs = torch.nonzero(reached, as_tuple=True)
+    H, W_ = reached.shape
+    # the pixels the gradient reaches are exactly the receptive field's square inside the image
+    assert (ys.min().item(), ys.max().item()) == (max(top, 0), min(top + size - 1, H - 1))
+    assert (xs.min().item(), xs.max().item()) == (max(left, 0), min(left + size - 1, W_ - 1))
+    assert f"<b>{size} x {size}</b>" in e.numbers.value
+
+
+@SETTINGS
+@given(actions=st.lists(st.tuples(st.sampled_from(["layer", "row", "col"]), st.integers(0, 30)),
+                        min_size=1, max_size=25))
+def test_receptive_field_explorer_survives_any_sequence_of_controls(actions):
+    from course_lib import digits, env, models
+    from course_lib.explorers import ReceptiveFieldExplorer
+
+    x, _ = digits.load("test", env.profile("smoke"))
+    torch.manual_seed(0)
+    e = ReceptiveFieldExplorer(models.LeNet5(activation="relu", pool="max"), x[0])
+    assert_field_consistent(e)
+    for name, pick in actions:
+        control = getattr(e, name)
+        if hasattr(control, "options"):
+            control.value = control.options[pick % len(control.options)]
+        else:
+            control.value = min(pick, control.max)
+        assert_field_consistent(e)

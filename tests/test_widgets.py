@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 import io
+import torch
 
 from course_lib import explorers
 from course_lib import playground as pg
@@ -148,3 +149,22 @@ def test_explorer_needs_snapshots():
     from course_lib.train import History
     with pytest.raises(ValueError, match="snapshot_every"):
         explorers.FilterExplorer(History())
+
+
+def test_new_widgets_name_bad_arguments():
+    from course_lib import models
+    from course_lib.explorers import DigitCanvas, OcclusionExplorer, ReceptiveFieldExplorer
+
+    with pytest.raises(KeyError, match="valid names"):
+        DigitCanvas(models.LeNet1(), layers=("conv9",))
+    digits_u8 = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="between 1 and 28"):
+        OcclusionExplorer(models.LeNet1(), digits_u8, window=40)
+    with pytest.raises(ValueError, match="class names"):
+        OcclusionExplorer(models.LeNet1(), digits_u8, classes=["a", "b"])
+    with pytest.raises(TypeError, match="uint8"):
+        OcclusionExplorer(models.LeNet1(), digits_u8.float())
+    with pytest.raises(KeyError, match="no receptive field"):
+        ReceptiveFieldExplorer(models.LeNet5(), digits_u8[0], layers=["fc1"])
+    with pytest.raises(ValueError, match="one image"):
+        ReceptiveFieldExplorer(models.LeNet5(), digits_u8)

@@ -1,0 +1,215 @@
+"""What made a network decide: occlusion, saliency, Grad-CAM and guided backprop, on top of captum.
+
+Every function takes a model, a float batch ``images`` ``N x C x H x W`` (already normalized, as the model
+reads it) and a ``target`` (one class for all images, or one class per image), and returns an
+``N x H x W`` float32 tensor on the CPU at the input's size: how much each pixel mattered for that class.
+The model is put in eval mode for the call and in-place ReLUs are made out-of-place (captum's backward
+hooks cannot see through them); both are restored afterwards, also when the call fails, and captum
+removes the hooks it adds.
+
+* :func:`occlusion` (Zeiler & Fergus 2014): how much the class *probability* drops when a square of
+  ``baseline`` hides the pixel (captum's ``Occlusion``).
+* :func:`saliency` (Simonyan, Vedaldi & Zisserman 2013): the largest absolute gradient of the class score
+  over the channels (captum's ``Saliency``).
+* :func:`grad_cam` (Selvaraju et al. 2017): a layer's maps weighted by their average gradient, rectified
+  and upsampled (captum's ``LayerGradCam``).
+* :func:`guided_backprop` (Springenberg et al. 2015): the gradient with only positive signals passed back
+  through each ReLU (captum's ``GuidedBackprop``), the largest absolute value over the channels.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn as nn
+from scipy.stats import rankdata
+from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, Occlusion, Saliency
+
+
+def _check_images(images: torch.Tensor, name: str = "images") -> None:
+    if not torch.is_tensor(images) or images.dim() != 4 or not images.is_floating_point():
+        what = (f"a {images.dtype} tensor of shape {tuple(images.shape)}" if torch.is_tensor(images)
+                else type(images).__name__)
+        raise ValueError(f"Expected {name} as a float tensor N x C x H x W (normalized, as the model reads "
+                         f"it), got {what}. Convert uint8 images with loader.normalize(images).")
+
+
+def _targets(target, n: int, num_classes: int | None = None) -> torch.Tensor:
+    """``target`` (an int, or one class per image) -> a long tensor of ``n`` classes."""
+    if isinstance(target, bool):
+        raise TypeError(f"target must be a class index (an int) or one per image, got {target!r}.")
+    if isinstance(target, int):
+        t = torch.full((n,), target, dtype=torch.long)
+    else:
+        t = torch.as_tensor(target)
+        if t.dim() == 0:
+            t = t.view(1).expand(n)
+        if t.dim() != 1 or len(t) != n or t.is_floating_point() or t.dtype == torch.bool:
+            raise ValueError(f"target must be one int, or one int per image ({n} of them), got "
+                             f"{target!r}.")
+        t = t.long()
+    if num_classes is not None and (t.min() < 0 or t.max() >= num_classes):
+        raise ValueError(f"target must be a class between 0 and {num_classes - 1}, got {t.tolist()}.")
+    return t
+
+
+def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
+    """``layer`` as a module of ``model``: a module given as it is (it must belong to the model), or a
+    name such as ``"conv2"`` or ``"features.10"``. Raises a KeyError listing the valid names."""
+    names = [n for n, _ in model.named_modules() if n]
+    if isinstance(layer, str):
+        if layer not in names:
+            raise KeyError(f"Unknown layer {layer!r} for {type(model).__name__}: valid names are {names}.")
+        return model.get_submodule(layer)
+    if isinstance(layer, nn.Module) and any(m is layer for m in model.modules()):
+        return layer
+    raise KeyError(f"layer must be a module of the model or one of its names {names}, got "
+                   f"{type(layer).__name__}.")
+
+
+@contextlib.contextmanager
+def prepared(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode with out-of-place ReLUs for the block; its mode and ReLUs restored after."""
+    was_training = model.training
+    inplace = [m for m in model.modules() if isinstance(m, nn.ReLU) and m.inplace]
+    try:
+        model.eval()
+        for m in inplace:
+            m.inplace = False
+        yield model
+    finally:
+        for m in inplace:
+            m.inplace = True
+        model.train(was_training)
+
+
+def _start(model: nn.Module, images: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked inputs on the model's device: ``(images, targets)``."""
+    _check_images(images)
+    device = next(model.parameters()).device
+    images = images.to(device)
+    with torch.no_grad(), prepared(model):
+        num_classes = model(images[:1]).shape[1]
+    return images, _targets(target, len(images), num_classes).to(device)
+
+
+def _per_pixel(attr: torch.Tensor, reduce: str) -> torch.Tensor:
+    """``N x C x H x W`` -> ``N x H x W`` float32 on the CPU."""
+    attr = attr.detach().float()
+    out = attr.sum(1) if reduce == "sum" else attr.abs().amax(1)
+    return out.cpu()
+
+
+def probabilities(model: nn.Module) -> nn.Module:
+    """``model`` followed by a softmax: its output is the class probabilities (for occlusion)."""
+    return nn.Sequential(model, nn.Softmax(dim=1))
+
+
+def occlusion(model: nn.Module, images: torch.Tensor, target, window: int, stride: int,
+              baseline: float = 0.0) -> torch.Tensor:
+    """Occlusion maps ``N x H x W``: for every pixel, the average drop of the target class's probability
+    over the positions of a ``window x window`` square of value ``baseline`` (0 is the dataset's mean
+    grey in normalized images) that cover it, the square moved by ``stride`` pixels. Positive: hiding
+    the pixel lowered the probability."""
+    for name, v in (("window", window), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int (pixels), got {v!r}.")
+    images, t = _start(model, images, target)
+    if window > min(images.shape[-2:]):
+        raise ValueError(f"window {window} is larger than the images ({images.shape[-2]} x {images.shape[-1]}).")
+    channels = images.shape[1]
+    with prepared(model), torch.no_grad():
+        attr = Occlusion(probabilities(model)).attribute(
+            images, target=t, sliding_window_shapes=(channels, window, window),
+            strides=(channels, stride, stride), baselines=float(baseline))
+    return _per_pixel(attr, "sum") / channels
+
+
+def saliency(model: nn.Module, images: torch.Tensor, target) -> torch.Tensor:
+    """Saliency maps ``N x H x W``: the largest absolute gradient of the target class's score (logit)
+    with respect to each pixel, over the colour channels."""
+    images, t = _start(model, images, target)
+    with prepared(model):
+        attr = Saliency(model).attribute(images.detach().requires_grad_(True), target=t, abs=True)
+    return _per_pixel(attr, "max")
+
+
+def guided_backprop(model: nn.Module, images: torch.Tensor, target) -> torch.Tensor:
+    """Guided-backprop maps ``N x H x W``: the gradient of the target score with only positive signals
+    passed back through every ``nn.ReLU`` module, as its largest absolute value over the channels.
+    (On a network without ReLU modules it is the plain gradient.)"""
+    images, t = _start(model, images, target)
+    with prepared(model), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")  # they are removed
+        attr = GuidedBackprop(model).attribute(images.detach().requires_grad_(True), target=t)
+    return _per_pixel(attr, "max")
+
+
+def grad_cam(model: nn.Module, images: torch.Tensor, target, layer: nn.Module | str) -> torch.Tensor:
+    """Grad-CAM maps ``N x H x W``: ``layer``'s output maps (``N x K x h x w``), each weighted by the
+    average gradient of the target score over it, summed, rectified (ReLU) and upsampled bilinearly to
+    the input's size. ``layer``: a module of the model or its name (the last convolution's ReLU is
+    the usual choice)."""
+    module = resolve_layer(model, layer)
+    images, t = _start(model, images, target)
+    with prepared(model):
+        cam = LayerGradCam(model, module).attribute(images.detach().requires_grad_(True), target=t,
+                                                    relu_attributions=True)
+    if cam.dim() != 4:
+        raise ValueError(f"Grad-CAM needs a layer with spatial maps (N x K x h x w); {layer!r} gives "
+                         f"{tuple(cam.shape)}. Pick a convolution or its activation.")
+    cam = LayerAttribution.interpolate(cam.detach().float(), tuple(images.shape[-2:]), "bilinear")
+    return cam[:, 0].cpu()
+
+
+def mass_in(maps: torch.Tensor, region: tuple[slice, slice]) -> torch.Tensor:
+    """Share of each map's absolute attribution inside ``region`` (rows, cols): ``N`` values in [0, 1]."""
+    a = maps.abs()
+    total = a.flatten(1).sum(1).clamp_min(1e-12)
+    return a[:, region[0], region[1]].flatten(1).sum(1) / total
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Spearman rank correlation between two batches of maps (``N x H x W`` each): ``N`` values in
+    [-1, 1] (tied values share their average rank; 0 when a map is constant)."""
+    if a.shape != b.shape:
+        raise ValueError(f"Expected two batches of maps of the same shape, got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}.")
+    ra = torch.from_numpy(rankdata(a.flatten(1).double().numpy(), axis=1))
+    rb = torch.from_numpy(rankdata(b.flatten(1).double().numpy(), axis=1))
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    den = ra.norm(dim=1) * rb.norm(dim=1)
+    const = den == 0
+    return torch.where(const, torch.zeros_like(den), (ra * rb).sum(1) / den.clamp_min(1e-12)).float()
+
+
+def cascading_randomization(model: nn.Module, images: torch.Tensor, target, methods: dict,
+                            layers: Sequence[str], seed: int = 0) -> dict[str, list[float]]:
+    """Adebayo et al.'s (2018) sanity check: re-initialize ``layers`` one after the other (the list's
+    order, usually from the output back to the input; each stays random) in a copy of ``model``, and
+    after each step compare every method's maps with the trained model's by rank correlation.
+
+    ``methods``: ``{name: f(model, images, target) -> N x H x W maps}``. Returns ``{name: [mean rank
+    correlation over the images after randomizing layers[:1], layers[:2], ...]}``. A method whose maps
+    stay correlated while the weights are destroyed does not explain what the network learned.
+    The model itself is not changed.
+    """
+    reference = {name: f(model, images, target) for name, f in methods.items()}
+    scrambled = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    out = {name: [] for name in methods}
+    for layer in layers:
+        module = resolve_layer(scrambled, layer)
+        params = list(module.parameters(recurse=False))
+        if not params:
+            raise ValueError(f"Layer {layer!r} has no weights to randomize.")
+        with torch.no_grad():
+            for p in params:
+                # The same spread as the trained weights, in a random arrangement.
+                p.copy_(torch.randn(p.shape, generator=gen).to(p) * p.std().clamp_min(1e-3))
+        for name, f in methods.items():
+            out[name].append(rank_correlation(reference[name], f(scrambled, images, target)).mean().item())
+    return out
