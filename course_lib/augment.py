@@ -16,13 +16,27 @@ def random_crop_flip(batch: torch.Tensor, generator: torch.Generator, size: int)
     per-image Python work.
     """
     b, c, h, w = batch.shape
+    return crop_at(batch, *crop_positions(b, h, w, size, generator), size)
+
+
+def crop_positions(b: int, h: int, w: int, size: int, generator: torch.Generator):
+    """Random crops for ``b`` images of ``h x w``: ``(top B x 1, left B x 1, flip B x 1 bool)`` on the
+    generator's device, drawn in a fixed order (so that a slice of them is what a slice of the batch
+    would get: the distributed run crops each rank's share as one process would)."""
     if size > min(h, w):
         raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images: cache them larger (e.g. {round(size * 8 / 7)}).")
     dev = generator.device
-    steps = torch.arange(size, device=dev)
     y0 = torch.randint(0, h - size + 1, (b, 1), generator=generator, device=dev)
     x0 = torch.randint(0, w - size + 1, (b, 1), generator=generator, device=dev)
     flip = torch.rand(b, 1, generator=generator, device=dev) < 0.5
+    return y0, x0, flip
+
+
+def crop_at(batch: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, flip: torch.Tensor, size: int) -> torch.Tensor:
+    """Cut ``size x size`` crops of uint8 ``B x C x H x W`` at ``(y0, x0)`` (each ``B x 1``), mirrored where
+    ``flip``. Returns uint8 ``B x C x size x size``."""
+    b, c, h, w = batch.shape
+    steps = torch.arange(size, device=y0.device)
     rows = (y0 + steps).to(batch.device)                                     # B x size
     cols = (x0 + torch.where(flip, size - 1 - steps, steps)).to(batch.device)  # B x size
     # whole rows first (index_select on a (B*C*H) x W view: fast contiguous copies), then the columns

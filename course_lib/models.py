@@ -241,19 +241,31 @@ class AlexNet(nn.Module):
 
     Input ``N x 3 x S x S`` with S >= 63 (224 is the paper's crop; 128 or 160 work through the
     adaptive average pooling before fc6); output ``N x num_classes`` logits.
+
+    ``devices=(d0, d1)`` (two streams only) runs the network as the paper did, on two devices: every
+    layer is split in two halves by its output maps, stream 0 on ``d0`` and stream 1 on ``d1``. The
+    streams exchange activations only where the paper's GPUs communicated: into conv3, fc6 and fc7
+    (each half reads both halves below) and into fc8 (on ``d0``); conv1, conv2, conv4, conv5 and the
+    pooling and normalization stay on their own device. Parameter names and shapes are the grouped
+    model's (the state dict is the same; the halves are joined and split on saving and loading), and
+    with ``devices=("cpu", "cpu")`` the outputs equal the grouped model's. The output is on ``d0``.
     """
 
     MIN_SIZE = 63
+    SPLIT = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")   # halved by output maps
 
-    def __init__(self, num_classes: int = 1000, streams: int = 2, lrn: bool = True, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 1000, streams: int = 2, lrn: bool = True, dropout: float = 0.5,
+                 devices: tuple | None = None):
         super().__init__()
         num_classes = check_classes(num_classes, "AlexNet")
         if streams not in (1, 2):
             raise ValueError(f"streams must be 1 or 2, got {streams}.")
         self.streams = streams
         # The paper's LRN is k=2, n=5, alpha=1e-4, beta=0.75 on the *sum* of squares; PyTorch's layer
-        # uses alpha/n times that sum, so the paper's alpha is 5 * 1e-4 here.
-        norm = (lambda: nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
+        # uses alpha/n times that sum, so the paper's alpha is 5 * 1e-4 here. Each GPU normalized over
+        # its own maps only, so the sum never crosses from one stream to the other.
+        norm = (lambda: StreamLocalResponseNorm(streams, size=5, alpha=5e-4, beta=0.75, k=2.0)) if lrn \
+            else nn.Identity
         self.conv1 = nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2)
         self.act1, self.norm1, self.pool1 = nn.ReLU(inplace=True), norm(), nn.MaxPool2d(3, 2)
         self.conv2 = nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=streams)
@@ -272,6 +284,22 @@ class AlexNet(nn.Module):
         self.act7, self.drop7 = nn.ReLU(inplace=True), nn.Dropout(dropout)
         self.fc8 = nn.Linear(4096, num_classes)
         self.reset_parameters()
+        self.devices = None
+        if devices is not None:
+            self._split_over(devices)
+
+    def _split_over(self, devices) -> None:
+        """Replace each layer of :data:`SPLIT` by its two halves (``layer.halves[0]`` on ``d0``,
+        ``layer.halves[1]`` on ``d1``), and keep the grouped model's state dict."""
+        if self.streams != 2 or len(devices) != 2:
+            raise ValueError(f"devices=(d0, d1) needs streams=2 and two devices, got streams={self.streams} "
+                             f"and devices={devices!r}.")
+        self.devices = tuple(torch.device(d) for d in devices)
+        for name in self.SPLIT:
+            setattr(self, name, _Halves(getattr(self, name), self.devices))
+        self.fc8.to(self.devices[0])
+        self._register_state_dict_hook(_join_halves)
+        self._register_load_state_dict_pre_hook(_split_halves)
 
     def reset_parameters(self) -> None:
         """He initialization for the ReLU convs, N(0, 0.01) for the fully connected layers, zero biases.
@@ -287,6 +315,24 @@ class AlexNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
+    def _two_devices(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.devices
+        local = lambda layer, a, b: [getattr(self, layer).halves[i](t) for i, t in enumerate((a, b))]
+        both = lambda layer, a, b: [getattr(self, layer).halves[i](torch.cat([a.to(d[i]), b.to(d[i])], 1))
+                                    for i in range(2)]
+        each = lambda f, a, b: [f(a), f(b)]
+        s = [self.conv1.halves[i](x.to(d[i])) for i in range(2)]
+        norm1, norm2 = (getattr(n, "one_stream", n) for n in (self.norm1, self.norm2))
+        s = each(lambda t: self.pool1(norm1(self.act1(t))), *s)
+        # conv2: each stream reads its own 48 maps (the grouped convolution's halves)
+        s = each(lambda t: self.pool2(norm2(self.act2(t))), *local("conv2", *s))
+        s = each(self.act3, *both("conv3", *s))                  # the GPUs communicate
+        s = each(self.act4, *local("conv4", *s))
+        s = each(lambda t: self.flatten(self.avgpool(self.pool5(self.act5(t)))), *local("conv5", *s))
+        s = each(lambda t: self.drop6(self.act6(t)), *both("fc6", *s))   # communicate
+        s = each(lambda t: self.drop7(self.act7(t)), *both("fc7", *s))   # communicate
+        return self.fc8(torch.cat([s[0], s[1].to(d[0])], 1))
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutional part: ``N x 3 x S x S`` -> conv5 after pooling."""
         check_input(x, 3, self.MIN_SIZE, "AlexNet", dtype=self.conv1.weight.dtype)
@@ -297,6 +343,9 @@ class AlexNet(nn.Module):
         return self.pool5(self.act5(self.conv5(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.devices is not None:
+            check_input(x, 3, self.MIN_SIZE, "AlexNet", dtype=self.conv1.halves[0].weight.dtype)
+            return self._two_devices(x)
         x = self.flatten(self.avgpool(self.features(x)))
         x = self.drop6(self.act6(self.fc6(x)))
         x = self.drop7(self.act7(self.fc7(x)))
@@ -310,6 +359,71 @@ class AlexNet(nn.Module):
         if not isinstance(module, nn.Conv2d):
             raise KeyError(f"{layer!r} is not a conv layer of AlexNet: expected conv1 ... conv5.")
         return list(module.weight.detach().float().cpu().chunk(self.streams, dim=0))
+
+
+class StreamLocalResponseNorm(nn.LocalResponseNorm):
+    """``nn.LocalResponseNorm`` applied to each stream's maps apart (the channels split in ``streams``
+    equal parts), as on AlexNet's two GPUs: the sum over neighbouring maps stays inside a stream."""
+
+    def __init__(self, streams: int, size: int, alpha: float, beta: float, k: float):
+        super().__init__(size, alpha, beta, k)
+        self.streams = streams
+
+    def one_stream(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.streams == 1:
+            return super().forward(x)
+        return torch.cat([self.one_stream(part) for part in x.chunk(self.streams, 1)], 1)
+
+
+class _Halves(nn.Module):
+    """A conv or linear layer cut in two by its output maps, one half per device. A grouped convolution
+    (groups=2) becomes two plain convolutions, each reading its own half of the input."""
+
+    def __init__(self, layer: nn.Module, devices):
+        super().__init__()
+        halves = []
+        for i, device in enumerate(devices):
+            if isinstance(layer, nn.Conv2d):
+                groups = layer.groups
+                half = nn.Conv2d(layer.in_channels // groups, layer.out_channels // 2, layer.kernel_size,
+                                 layer.stride, layer.padding)
+            else:
+                half = nn.Linear(layer.in_features, layer.out_features // 2)
+            with torch.no_grad():
+                half.weight.copy_(layer.weight.chunk(2, 0)[i])
+                half.bias.copy_(layer.bias.chunk(2, 0)[i])
+            halves.append(half.to(device))
+        self.halves = nn.ModuleList(halves)
+
+
+def _join_halves(module, state, prefix, local_metadata):
+    """State-dict hook: ``conv2.halves.0.weight`` + ``conv2.halves.1.weight`` -> ``conv2.weight``, in
+    the grouped model's order."""
+    items = list(state.items())
+    lookup = dict(items)
+    state.clear()
+    for key, value in items:
+        head, _, tail = key[len(prefix):].partition(".halves.")
+        if not key.startswith(prefix) or not tail:
+            state[key] = value
+        elif tail.startswith("0."):
+            kind = tail[2:]
+            other = lookup[f"{prefix}{head}.halves.1.{kind}"]
+            state[f"{prefix}{head}.{kind}"] = torch.cat([value, other.to(value.device)])
+    return state
+
+
+def _split_halves(state, prefix, local_metadata, strict, missing, unexpected, errors):
+    """Load pre-hook: ``conv2.weight`` -> its two halves (a grouped model's state dict loads as it is)."""
+    for name in AlexNet.SPLIT:
+        for kind in ("weight", "bias"):
+            key = f"{prefix}{name}.{kind}"
+            if key in state:
+                for i, part in enumerate(state.pop(key).chunk(2, 0)):
+                    state[f"{prefix}{name}.halves.{i}.{kind}"] = part
 
 
 def pretrained_alexnet() -> nn.Module:

@@ -129,9 +129,54 @@ def test_pretrained_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, mon
 
 def test_alexnet_lrn_is_the_papers_formula():
     """b = a / (k + alpha * sum of a^2 over 5 neighbouring channels)^beta, k=2, alpha=1e-4, beta=0.75
-    (PyTorch's layer divides its alpha by n, so it must be given 5e-4)."""
+    (PyTorch's layer divides its alpha by n, so it must be given 5e-4). With two streams the sum stays
+    inside each stream's maps, as on the paper's two GPUs."""
     a = torch.rand(1, 8, 3, 3) * 40
-    squares = torch.nn.functional.pad(a.pow(2), (0, 0, 0, 0, 2, 2))
-    neighbours = sum(squares[:, i:i + 8] for i in range(5))
-    expected = a / (2.0 + 1e-4 * neighbours).pow(0.75)
-    assert torch.allclose(models.AlexNet().norm1(a), expected, rtol=1e-5)
+
+    def paper(a):
+        squares = torch.nn.functional.pad(a.pow(2), (0, 0, 0, 0, 2, 2))
+        neighbours = sum(squares[:, i:i + a.shape[1]] for i in range(5))
+        return a / (2.0 + 1e-4 * neighbours).pow(0.75)
+
+    assert torch.allclose(models.AlexNet(streams=1).norm1(a), paper(a), rtol=1e-5)
+    two = models.AlexNet(streams=2).norm1(a)
+    assert torch.allclose(two, torch.cat([paper(a[:, :4]), paper(a[:, 4:])], 1), rtol=1e-5)
+    assert not torch.allclose(two, paper(a), rtol=1e-5), "the streams' boundary must not be crossed"
+
+
+def test_alexnet_on_two_devices_is_the_grouped_model_output_for_output():
+    """AlexNet(streams=2, devices=(d0, d1)) loads the grouped model's state dict as it is and computes
+    the same function, forward and backward; saving gives back the same names and shapes."""
+    torch.manual_seed(0)
+    grouped = models.AlexNet(num_classes=10).eval()
+    split = models.AlexNet(num_classes=10, devices=("cpu", "cpu")).eval()
+    assert not torch.allclose(split.conv1.halves[0].weight, grouped.conv1.weight[:48])  # its own init first
+    split.load_state_dict(grouped.state_dict())
+    saved = split.state_dict()
+    assert list(saved) == list(grouped.state_dict())
+    assert all(torch.equal(saved[k], v) for k, v in grouped.state_dict().items())
+    x = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(grouped(x), split(x), atol=1e-6, rtol=1e-4)
+    # forward and backward in float64, where rounding cannot flip a max-pooling choice
+    grouped.double(), split.double()
+    x = x.double().requires_grad_(True)
+    out_g, out_s = grouped(x), split(x)
+    assert torch.allclose(out_g, out_s, atol=1e-12, rtol=1e-9)
+    (gx_g,) = torch.autograd.grad(out_g[:, 3].sum(), x)
+    (gx_s,) = torch.autograd.grad(out_s[:, 3].sum(), x)
+    assert torch.allclose(gx_g, gx_s, atol=1e-14, rtol=1e-8)
+    # The halves are really separate: conv2's stream 0 reads only conv1's first 48 maps.
+    assert split.conv2.halves[0].weight.shape == (128, 48, 5, 5)
+    assert split.conv3.halves[1].weight.shape == (192, 256, 3, 3)      # conv3 reads both streams
+    with pytest.raises(ValueError, match="streams=2"):
+        models.AlexNet(streams=1, devices=("cpu", "cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_alexnet_on_two_gpus_trains():
+    model = models.AlexNet(num_classes=10, devices=("cuda:0", "cuda:1"))
+    assert model.conv5.halves[1].weight.device == torch.device("cuda:1")
+    x = torch.randn(4, 3, 224, 224, device="cuda:0")
+    loss = model(x).logsumexp(1).mean()
+    loss.backward()
+    assert model.conv1.halves[1].weight.grad is not None

@@ -1,0 +1,348 @@
+"""Training on several processes, GPUs and machines with PyTorch's own engine (``torch.distributed``).
+
+    python -m course_lib.distributed --model lenet1 --data mnist-sample --epochs 2 --batch-size 64 \\
+        --lr 0.3 --seed 0 --out runs/lenet1
+    torchrun --standalone --nproc_per_node=4 -m course_lib.distributed ...      # 4 processes, one machine
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d \\
+        --rdzv-endpoint=HOST:29400 --rdzv-id=run1 -m course_lib.distributed ...  # on each of 2 machines
+
+Data parallelism: every process (rank) holds the whole model; ``--batch-size`` is the *global* batch,
+and each of the N ranks takes its 1/N share of every global batch (ranks ``r, r + N, ...`` of it),
+so the data order does not depend on N. ``DistributedDataParallel`` averages the gradients (NCCL on
+GPUs, gloo on CPUs), so 1, 2 or 4 processes take the same steps and end with the same weights, up to
+the order of float additions. Only full global batches are used (the remainder of an epoch is left
+out), so that every step averages the same number of images whatever N is. AlexNet's random crops are
+drawn for the global batch too; its dropout masks are drawn by each process, so with dropout the runs
+on different N are equivalent in distribution, not equal.
+
+Rank 0 writes, in ``--out``: ``checkpoint.pt`` after every epoch (atomically: model, optimizer, epoch,
+settings, history), ``history.json``, and ``final.pt`` (the model's state dict; it loads with
+``torch.load(..., weights_only=True)``). With ``--resume`` a run continues from ``checkpoint.pt`` when
+there is one, which is what makes ``torchrun --max-restarts=K`` recover from a crashed rank.
+
+``--data folder:PATH`` reads an ImageFolder tree (``PATH/train/<class>/<image>``, ImageNet-1k's layout):
+decoded once at the training resolution into a uint8 cache on disk (every rank of a machine decodes its
+share of the files), then memory-mapped, so that each rank reads only the images of its share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from . import augment, env, files, loader, models, train
+
+MODELS = {"lenet1": models.LeNet1, "lenet5": models.LeNet5, "alexnet": models.AlexNet}
+NAMED_DATA = ("mnist-sample", "mnist", "imagenette", "imagewoof")
+SETTINGS = ("model", "data", "batch_size", "lr", "seed", "image_size", "weight_decay", "dropout")
+
+
+class DistributedError(RuntimeError):
+    """A run that cannot start or go on, with a message that says what to do."""
+
+
+# --- the process group ---------------------------------------------------------------------------
+
+def start(timeout_s: float = 300) -> tuple[int, int, torch.device]:
+    """Join the process group that ``torchrun`` (or the ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/
+    ``MASTER_PORT`` variables) describes; a plain ``python -m`` run is one process and needs no group.
+    Returns ``(rank, world size, device)``: ``cuda:LOCAL_RANK`` when there are GPUs, else the CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    else:
+        # several processes on one machine's cores: share them instead of each taking all
+        per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_machine))
+    if world > 1:
+        where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+        try:
+            timeout = timedelta(seconds=timeout_s)
+            # torchrun's agent keeps its store across restarts: without a fresh prefix per attempt the
+            # restarted ranks read the dead ranks' addresses (pytorch/pytorch#167288) and cannot connect.
+            agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                                  is_master=rank == 0 and not agent, timeout=timeout)
+            store = dist.PrefixStore(f"course_lib/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=rank,
+                                    world_size=world, timeout=timeout)
+        except (RuntimeError, ValueError, OSError, KeyError) as err:  # DistNetworkError and friends
+            raise DistributedError(
+                f"Rank {rank} of {world} could not join the process group at {where} within {timeout_s:.0f} s "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). Check that rank 0 "
+                "(or the rendezvous host) is running, that the address and port are right and reachable "
+                "through the firewall, and that every machine runs the same command.") from None
+    return rank, world, device
+
+
+def stop() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+def parse_data(text: str) -> str:
+    """``--data``'s value, checked: one of :data:`NAMED_DATA` or ``folder:PATH`` with an existing folder."""
+    if text in NAMED_DATA:
+        return text
+    if text.startswith("folder:"):
+        path = Path(text[len("folder:"):]).expanduser()
+        if not path.is_dir():
+            raise argparse.ArgumentTypeError(f"folder:{path}: no such folder (expected an ImageFolder tree "
+                                             "with train/<class>/<image> inside).")
+        return f"folder:{path.resolve()}"
+    raise argparse.ArgumentTypeError(f"unknown data {text!r}: expected one of {', '.join(NAMED_DATA)} or folder:PATH.")
+
+
+def folder_cache(path: Path, resolution: int, split: str = "train", rank: int = 0, world: int = 1,
+                 local_rank: int = 0, local_world: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The images of ``path/split`` decoded once at ``resolution`` into ``path/.course-cache/``, then
+    memory-mapped. Every rank of a machine decodes every ``local_world``-th file into the same file;
+    the cache is valid once its fingerprint (each file's class, name, size and time) is written, last.
+    Returns ``(images N x 3 x R x R uint8 memory map, labels N int64, classes)``."""
+    from .imagenette import _fingerprint, _image_files, _load_resized
+
+    folder = path / split if (path / split).is_dir() else path
+    classes, found = _image_files(folder)
+    cache = path / ".course-cache"
+    stem = cache / f"{split}-{resolution}px"
+    fingerprint = json.dumps({"classes": classes, "files": _fingerprint(found)})
+    ready = stem.with_suffix(".json")
+    if not (ready.exists() and ready.read_text() == fingerprint):
+        if local_rank == 0:
+            cache.mkdir(exist_ok=True)
+            ready.unlink(missing_ok=True)
+            np.lib.format.open_memmap(stem.with_suffix(".tmp.npy"), mode="w+", dtype=np.uint8,
+                                      shape=(len(found), 3, resolution, resolution)).flush()
+        barrier(world)
+        out = np.load(stem.with_suffix(".tmp.npy"), mmap_mode="r+")
+        for i in range(local_rank, len(found), local_world):
+            out[i] = _load_resized(found[i][0], resolution).transpose(2, 0, 1)
+        out.flush()
+        del out
+        barrier(world)
+        if local_rank == 0:
+            files.atomic_write(stem.with_suffix(".labels.npy"),
+                               lambda f: np.save(f, np.array([label for _, label in found], dtype=np.int64)))
+            os.replace(stem.with_suffix(".tmp.npy"), stem.with_suffix(".npy"))
+            files.atomic_write(ready, lambda f: f.write(fingerprint), mode="w")
+        barrier(world)
+    return (np.load(stem.with_suffix(".npy"), mmap_mode="r"), np.load(stem.with_suffix(".labels.npy")),
+            classes)
+
+
+def load_data(data: str, image_size: int, rank: int, world: int) -> tuple[object, torch.Tensor, list[str]]:
+    """Training images (a uint8 tensor, or a memory map for ``folder:``), labels and class names.
+    Rank 0 downloads first; the others wait for it, then read the same files."""
+    from . import digits, imagenette
+
+    cache_side = round(image_size * 8 / 7)
+    if data.startswith("folder:"):
+        images, labels, classes = folder_cache(
+            Path(data[len("folder:"):]), cache_side, rank=rank, world=world,
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        return images, torch.from_numpy(labels), classes
+    for turn in ("first", "others"):
+        if (rank == 0) == (turn == "first"):
+            if data == "mnist-sample":
+                images, labels = digits.mnist_sample("train")
+                classes = [str(d) for d in range(10)]
+            elif data == "mnist":
+                images, labels = digits.mnist("train")
+                classes = [str(d) for d in range(10)]
+            else:
+                split = imagenette.load("train", variant=data, size=160, resolution=cache_side,
+                                        progress=rank == 0)
+                images, labels, classes = split.images, split.labels, list(split.classes)
+        barrier(world)
+    return images, labels, classes
+
+
+def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's order of the ``n`` training images as full global batches: ``steps x batch_size``
+    indices, the same on every rank and for any number of ranks (seeded by ``seed`` and ``epoch``)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    steps = n // batch_size
+    return order[:steps * batch_size].view(steps, batch_size)
+
+
+def shard(batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's share of one global batch of indices: positions ``rank, rank + world, ...``."""
+    return batch[rank::world]
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+def make_model(name: str, num_classes: int, seed: int, dropout: float = 0.5) -> nn.Module:
+    """The model, its weights drawn from ``seed`` (the same on every rank); ``dropout`` for AlexNet."""
+    torch.manual_seed(seed)
+    extra = {"dropout": dropout} if name == "alexnet" else {}
+    return MODELS[name](num_classes=num_classes, **extra)
+
+
+def _check_resumable(saved: dict, settings: dict, path: Path) -> None:
+    differ = {k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v}
+    if differ:
+        what = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
+        raise DistributedError(f"{path} is the checkpoint of another run ({what}). Resume with the same "
+                               "settings, or give another --out folder (or delete the checkpoint) to start afresh.")
+
+
+def run(args: argparse.Namespace) -> None:
+    """One training run (see the module's docstring); every rank calls it with the same arguments."""
+    rank, world, device = start(args.timeout)
+    try:
+        _run(args, rank, world, device)
+    finally:
+        stop()
+
+
+def _run(args, rank: int, world: int, device: torch.device) -> None:
+    from tqdm.auto import tqdm
+
+    if args.batch_size % world:
+        raise DistributedError(f"--batch-size {args.batch_size} is the global batch: it must split evenly over "
+                               f"the {world} processes (use a multiple of {world}).")
+    images, labels, classes = load_data(args.data, args.image_size, rank, world)
+    channels = images.shape[1]
+    wanted = 3 if args.model == "alexnet" else 1
+    if channels != wanted:
+        raise DistributedError(f"--model {args.model} reads {wanted}-channel images, but --data {args.data} has "
+                               f"{channels}: use alexnet for photos, lenet1 or lenet5 for digits.")
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    out = Path(args.out)
+    ckpt = out / "checkpoint.pt"
+    model = make_model(args.model, len(classes), args.seed, args.dropout).to(device)
+    optimizer = train.make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay)
+    history, start_epoch = [], 0
+    if args.resume and ckpt.exists():
+        saved = train.load_checkpoint(ckpt)
+        _check_resumable(saved, settings, ckpt)
+        try:
+            model.load_state_dict(saved["model"])
+        except RuntimeError as err:
+            raise DistributedError(f"{ckpt} does not fit --model {args.model}: {str(err).splitlines()[0]}") from None
+        optimizer.load_state_dict(saved["optimizer"])
+        history, start_epoch = saved["history"], saved["epoch"]
+    if device.type == "cuda" and args.model == "alexnet":
+        model = model.to(memory_format=torch.channels_last)
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else model
+    steps = len(images) // args.batch_size
+    if steps == 0:
+        raise DistributedError(f"{len(images)} training images make no full batch of {args.batch_size}.")
+    lrs = train.lr_schedule(args.lr, args.epochs, steps)
+    amp = train._autocast_dtype(device)
+    precision = torch.autocast(device.type, dtype=amp) if amp is not None else None
+    scaler = torch.amp.GradScaler(enabled=amp == torch.float16)
+    crop = args.model == "alexnet"
+    on_disk = isinstance(images, np.ndarray)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"{args.model} on {args.data}: {len(images):,} images, {world} process(es) on {device.type}, "
+              f"global batch {args.batch_size} ({args.batch_size // world} per process), epochs "
+              f"{start_epoch + 1}..{args.epochs}", flush=True)
+    for epoch in range(start_epoch, args.epochs):
+        net.train()
+        started = time.perf_counter()
+        totals = torch.zeros(3, device=device)   # loss sum, correct, count (this rank)
+        batches = global_batches(len(images), args.batch_size, args.seed, epoch)
+        for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0,
+                                          leave=False)):
+            idx = shard(batch, rank, world)
+            if on_disk:
+                order = idx.sort()
+                x = torch.from_numpy(np.ascontiguousarray(images[order.values.numpy()]))
+                x = x[order.indices.argsort()]
+            else:
+                x = images[idx]
+            x, y = x.to(device, non_blocking=True), labels[idx].to(device, non_blocking=True)
+            if crop:
+                # Crops are drawn for the whole global batch and each rank keeps its own: the crop of an
+                # image depends on its place in the global batch, not on the number of processes.
+                gen = torch.Generator(device=device).manual_seed(args.seed * 100_003 + epoch * 10_007 + step)
+                where = augment.crop_positions(len(batch), *x.shape[-2:], args.image_size, gen)
+                x = augment.crop_at(x, *(t[rank::world] for t in where), args.image_size)
+            x = loader.normalize(x)
+            if device.type == "cuda" and args.model == "alexnet":
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss, logits = train.train_step(net, optimizer, x, y, lrs[epoch * steps + step],
+                                            precision=precision, scaler=scaler)
+            totals += torch.stack([loss.float() * len(y), (logits.argmax(1) == y).sum().float(),
+                                   torch.tensor(float(len(y)), device=device)])
+        if world > 1:
+            dist.all_reduce(totals)
+        loss_sum, correct, count = totals.tolist()
+        if not np.isfinite(loss_sum):
+            raise train.TrainingDiverged(f"Training diverged in epoch {epoch + 1} at --lr {args.lr}: try 10x smaller.")
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / count, "train_accuracy": correct / count,
+                        "seconds": time.perf_counter() - started, "processes": world})
+        if rank == 0:
+            train.save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "epoch": epoch + 1, "settings": settings, "history": history,
+                                         "classes": classes})
+            files.atomic_write(out / "history.json", lambda f: json.dump(history, f, indent=1), mode="w")
+            print(f"epoch {epoch + 1}: loss {loss_sum / count:.4f}, accuracy {correct / count:.4f}, "
+                  f"{history[-1]['seconds']:.1f} s", flush=True)
+        barrier(world)
+    if rank == 0:
+        train.save_checkpoint(out / "final.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        print(f"wrote {out / 'final.pt'}", flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m course_lib.distributed",
+                                description="Data-parallel training with torch.distributed (run it under torchrun "
+                                            "for several processes, GPUs or machines).")
+    p.add_argument("--model", choices=sorted(MODELS), required=True)
+    p.add_argument("--data", type=parse_data, required=True,
+                   help=f"{', '.join(NAMED_DATA)} or folder:PATH (an ImageFolder tree)")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--batch-size", type=int, default=64, help="the global batch, over all processes")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--image-size", type=int, default=224, help="AlexNet's crop (the cache is 8/7 of it)")
+    p.add_argument("--dropout", type=float, default=0.5,
+                   help="AlexNet's dropout (each process draws its own masks: runs on different numbers of "
+                        "processes agree exactly only without it)")
+    p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.json and final.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt when there is one")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the other processes")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
+        parser().error("--epochs and --batch-size must be at least 1 and --lr positive")
+    try:
+        run(args)
+    except DistributedError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
