@@ -53,14 +53,19 @@ class DistributedError(RuntimeError):
 
 # --- the process group ---------------------------------------------------------------------------
 
-def start(timeout_s: float = 300) -> tuple[int, int, torch.device]:
+def start(timeout_s: float = 300, cpu: bool = False) -> tuple[int, int, torch.device]:
     """Join the process group that ``torchrun`` (or the ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/
     ``MASTER_PORT`` variables) describes; a plain ``python -m`` run is one process and needs no group.
-    Returns ``(rank, world size, device)``: ``cuda:LOCAL_RANK`` when there are GPUs, else the CPU."""
+    Returns ``(rank, world size, device)``: ``cuda:LOCAL_RANK`` when there are GPUs (and not ``cpu``),
+    else the CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
+    gpus = 0 if cpu else torch.cuda.device_count()
+    if world > 1 and 0 < gpus <= local:
+        raise DistributedError(f"Local rank {local} has no GPU of its own ({gpus} here): start at most {gpus} "
+                               "processes per machine (--nproc_per_node), or add --cpu to train on the CPUs.")
+    device = torch.device(f"cuda:{local}") if gpus else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     else:
@@ -210,7 +215,7 @@ def _check_resumable(saved: dict, settings: dict, path: Path) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """One training run (see the module's docstring); every rank calls it with the same arguments."""
-    rank, world, device = start(args.timeout)
+    rank, world, device = start(args.timeout, args.cpu)
     try:
         _run(args, rank, world, device)
     finally:
@@ -329,6 +334,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.json and final.pt")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt when there is one")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the other processes")
+    p.add_argument("--cpu", action="store_true", help="train on the CPUs (gloo) even where there are GPUs")
     return p
 
 

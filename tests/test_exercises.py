@@ -192,6 +192,16 @@ def my_saliency(model, images, target):   # keeps the sign
     return x.grad.amax(1)
 """, "Differs from captum"),
     ],
+    "07_many_gpus": [
+        ("my_shard", """
+def my_shard(batch, rank, world):   # contiguous pieces: the shares depend on how many processes there are
+    return batch.chunk(world)[rank]
+""", "process r must take positions"),
+        ("my_shard", """
+def my_shard(batch, rank, world):   # every process takes the whole batch
+    return batch
+""", "process r must take positions"),
+    ],
     "03_training_dynamics": [
         ("my_sparsity", """
 def my_sparsity(acts):   # counts the zeros instead of their share
