@@ -7,11 +7,15 @@ PROFILE ?= smoke
 
 .PHONY: setup lab test unit notebooks browser student solutions check benchmarks clean
 
-# Re-install only when the package description or the pins change (a second `make` is instant).
-$(STAMP): pyproject.toml constraints.txt
+# Re-install only when the package description, the pins or the JupyterLab settings change (a second
+# `make` is instant). The settings override stops JupyterLab 4's "notified about official Jupyter news?"
+# pop-up, which --LabApp.news_url=None alone does not.
+$(STAMP): pyproject.toml constraints.txt jupyter/overrides.json
 	@if ! $(BIN)/python -c "import sys" >/dev/null 2>&1; then \
 		echo "Creating $(VENV) with $(PYTHON)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[lab,instructor,test]"
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -4,7 +4,7 @@
 
 Prints one table: claim, measured value (mean ± std over seeds), control value, in how many seeds the
 measured value beat the control, the verdict of the lesson's rule (``course_lib.claims``) and whether
-the lesson asserts the claim. The digit claims (lesson 03) run on any machine; the AlexNet claims
+the lesson asserts the claim. The digit claims (lessons 03 and 06) run on any machine; the AlexNet claims
 (lesson 05) need a GPU and Imagenette, and the report says when they were not run.
 """
 
@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     prof = env.profile(args.profile)
     start = time.perf_counter()
     rows = claims.digit_claims(prof, args.seeds, progress=sys.stderr.isatty())
+    rows += claims.decision_claims(prof, args.seeds, progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
 
     print(f"# Claims report — profile {prof.name}, {args.seeds} seeds, data {prof.dataset}: {rows[0]['data']}")

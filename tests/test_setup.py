@@ -13,7 +13,8 @@ def _name(requirement: str) -> str:
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    wanted = {_name(r) for r in project["dependencies"]} | {
+        _name(r) for extra in project["optional-dependencies"].values() for r in extra}
     yml = (ROOT / "environment.yml").read_text()
     pip_lines = [l.strip()[2:] for l in yml.split("pip:")[1].splitlines() if l.strip().startswith("- ")]
     listed = {_name(l) for l in pip_lines if not l.startswith("-e")}
@@ -60,3 +61,8 @@ def test_the_wheel_ships_the_mnist_sample_and_it_loads_from_there(tmp_path):
                          cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert str(tmp_path / "site") in out.stdout and "(1000, 1, 28, 28)" in out.stdout
+    # What Colab installs: the run-time needs only; JupyterLab and the notebook tools only as extras.
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    plain = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert not [line for line in plain if re.search(r"jupyterlab|nbformat|nbclient|pytest|playwright", line)], plain
+    assert any(line.startswith("Requires-Dist: jupyterlab") and 'extra == "lab"' in line for line in metadata.splitlines())

@@ -39,10 +39,9 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", root, dirs_exist_ok=True)
     port, token = _free_port(), secrets.token_hex(16)
-    # keep the "Jupyter news?" pop-up out of the page and the screenshots
-    (root / ".jupyter" / "labconfig").mkdir(parents=True)
-    (root / ".jupyter" / "labconfig" / "page_config.json").write_text(
-        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
+    # No settings of our own here: the "Jupyter news?" pop-up must be kept away by the override that
+    # `make` installs into the environment (jupyter/overrides.json), as for a learner's `make lab`.
+    (root / ".jupyter").mkdir(parents=True)
     env = dict(os.environ, COURSE_PROFILE="smoke", JUPYTER_CONFIG_DIR=str(root / ".jupyter"),
                JUPYTER_RUNTIME_DIR=str(root / ".runtime"))
     log = open(root / "server.log", "wb")

@@ -27,6 +27,7 @@ def assert_clean(page) -> None:
     """No 'Error displaying widget', no JavaScript error, no Python traceback in the page."""
     body = page.inner_text("body")
     assert "Error displaying widget" not in body
+    assert "official Jupyter news" not in body, "the news pop-up is back: see jupyter/overrides.json"
     assert "Traceback" not in body and "Error:" not in page.inner_text(".jp-Notebook").split("\n")[0]
     serious = [e for e in page.errors if "favicon" not in e and "net::ERR" not in e]
     assert not serious, f"JavaScript errors in the console: {serious}"
