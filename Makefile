@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: setup lab test unit notebooks browser student solutions check benchmarks clean
+.PHONY: setup lab test unit notebooks browser student solutions check release benchmarks clean
 
 # Re-install only when the package description, the pins or the JupyterLab settings change (a second
 # `make` is instant). The settings override stops JupyterLab 4's "notified about official Jupyter news?"
@@ -41,6 +41,13 @@ solutions: setup
 	$(BIN)/python -m course_lib.assign solutions --profile $(PROFILE)
 
 check: setup
+	$(BIN)/python -m course_lib.assign check
+
+# Move the course to a new release: pyproject's version, then every Colab badge and install line
+# (README, notebooks/, student/, solutions/). Then tag the commit: git tag $(TAG).
+release: setup
+	@test -n "$(TAG)" || (echo "usage: make release TAG=vX.Y.Z [REPO=owner/name]"; exit 2)
+	$(BIN)/python -m course_lib.assign release $(TAG) $(if $(REPO),--repo $(REPO),)
 	$(BIN)/python -m course_lib.assign check
 
 # The CPU benchmarks; on a GPU machine also run benchmarks/alexnet_imagenette.py.

@@ -36,19 +36,45 @@ PINNED_INSTALL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+@(v\d+\.\d
 
 
 COLAB_BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-               "(https://colab.research.google.com/github/convnet-course/convnet-course/blob/v0.1.0/{folder}/{name})")
+               "(https://colab.research.google.com/github/{repo}/blob/{tag}/{folder}/{name})")
+COLAB_INSTALL = '%pip install -q "course_lib @ git+https://github.com/{repo}@{tag}"'
 
 
-def badge(name: str, folder: str = "notebooks") -> str:
-    """The markdown of a lesson's "Open in Colab" badge, pointing at ``folder/name`` at the pinned tag."""
-    return COLAB_BADGE.format(folder=folder, name=name)
+def release_info(root: Path = ROOT) -> tuple[str, str]:
+    """The course's one source of where it is published: ``(repository "owner/name", tag "vX.Y.Z")``
+    from ``pyproject.toml`` (``[project.urls] Repository`` and ``version``)."""
+    text = (Path(root) / "pyproject.toml").read_text()
+    version = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
+    repo = re.search(r'^Repository\s*=\s*"https://github\.com/([\w.-]+/[\w.-]+?)/?"', text, re.M)
+    if not version or not repo:
+        raise NotebookError("pyproject.toml must give version = \"X.Y.Z\" and, under [project.urls], "
+                            "Repository = \"https://github.com/OWNER/NAME\".")
+    return repo.group(1), f"v{version.group(1)}"
 
 
-def point_badges(nb, name: str, folder: str) -> None:
+def _root_of(src) -> Path:
+    """The course tree of a lesson folder: its parent when that holds a pyproject.toml, else this one."""
+    parent = Path(src).resolve().parent
+    return parent if (parent / "pyproject.toml").exists() else ROOT
+
+
+def badge(name: str, folder: str = "notebooks", root: Path = ROOT) -> str:
+    """The markdown of a lesson's "Open in Colab" badge, pointing at ``folder/name`` at the release tag."""
+    repo, tag = release_info(root)
+    return COLAB_BADGE.format(repo=repo, tag=tag, folder=folder, name=name)
+
+
+def colab_install(root: Path = ROOT) -> str:
+    """The Colab cell's install line: course_lib from the repository at the release tag."""
+    repo, tag = release_info(root)
+    return COLAB_INSTALL.format(repo=repo, tag=tag)
+
+
+def point_badges(nb, name: str, folder: str, root: Path = ROOT) -> None:
     """Make the lesson's badge (in place) open the copy in ``folder`` (``student`` or ``solutions``)."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = cell.source.replace(badge(name), badge(name, folder))
+            cell.source = cell.source.replace(badge(name, root=root), badge(name, folder, root))
 
 
 class NotebookError(ValueError):
@@ -105,7 +131,7 @@ def is_check(cell) -> bool:
     return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_PREFIX)
 
 
-def validate(nb, name: str) -> list[str]:
+def validate(nb, name: str, root: Path = ROOT) -> list[str]:
     """Problems of one source notebook: outputs stored, unbalanced markers (raised), an exercise
     without a check cell after it, a missing or unpinned Colab cell. Returns the messages."""
     problems = []
@@ -125,16 +151,20 @@ def validate(nb, name: str) -> list[str]:
             if not before or not has_solution(before[-1]):
                 problems.append(f"{name}, cell {i}: a check cell with no exercise right before it (the code "
                                 f"cell before a {CHECK_PREFIX!r} cell must hold a {BEGIN!r} region).")
-    if not nb.cells or nb.cells[0].cell_type != "markdown" or badge(name) not in nb.cells[0].source:
-        problems.append(f"{name}: the first cell must be markdown with the lesson's Colab badge: {badge(name)}")
+    if not nb.cells or nb.cells[0].cell_type != "markdown" or badge(name, root=root) not in nb.cells[0].source:
+        problems.append(f"{name}: the first cell must be markdown with the lesson's Colab badge: "
+                        f"{badge(name, root=root)}")
     if not code_cells or COLAB_MARKER not in code_cells[0].source:
         problems.append(f"{name}: the first code cell must be the Colab set-up cell ({COLAB_MARKER!r}).")
     elif not PINNED_INSTALL.search(code_cells[0].source):
         problems.append(f"{name}: the Colab cell must install course_lib at a tag (vX.Y.Z) or a full commit.")
+    elif colab_install(root) not in code_cells[0].source:
+        problems.append(f"{name}: the Colab cell must install this release ({colab_install(root)}): run "
+                        "`make release TAG=...` to move every lesson to a new one.")
     return problems
 
 
-def make_student(nb, name: str):
+def make_student(nb, name: str, root: Path = ROOT):
     """The student version of a source notebook (a new notebook; the source is untouched)."""
     out = copy.deepcopy(nb)
     for i, cell in enumerate(out.cells, 1):
@@ -146,7 +176,7 @@ def make_student(nb, name: str):
         cell.pop("id", None)
     out.metadata = {k: v for k, v in nb.metadata.items() if k in KEPT_METADATA}
     out.nbformat, out.nbformat_minor = 4, 4
-    point_badges(out, name, "student")
+    point_badges(out, name, "student", root)
     return out
 
 
@@ -166,11 +196,11 @@ def student(src: Path = ROOT / "notebooks", dst: Path = ROOT / "student") -> lis
     written = []
     for path in lessons(src):
         nb = read_notebook(path)
-        problems = validate(nb, path.name)
+        problems = validate(nb, path.name, _root_of(src))
         if problems:
             raise NotebookError("\n".join(problems))
         target = Path(dst) / path.name
-        write_atomic(target, _dumps(make_student(nb, path.name)))
+        write_atomic(target, _dumps(make_student(nb, path.name, _root_of(src))))
         written.append(target)
     return written
 
@@ -216,7 +246,7 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
         done.metadata = {k: v for k, v in done.metadata.items() if k in KEPT_METADATA}
         done.metadata["course"] = {"profile": profile}
         done.nbformat, done.nbformat_minor = 4, 4  # no cell ids: stable files and diffs
-        point_badges(done, path.name, "solutions")
+        point_badges(done, path.name, "solutions", _root_of(src))
         for cell in done.cells:
             cell.pop("id", None)
             cell.metadata.pop("execution", None)
@@ -252,8 +282,8 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
     for path in paths:
         try:
             nb = read_notebook(path)
-            problems += validate(nb, path.name)
-            expected = _dumps(make_student(nb, path.name))
+            problems += validate(nb, path.name, _root_of(src))
+            expected = _dumps(make_student(nb, path.name, _root_of(src)))
         except NotebookError as err:
             problems.append(str(err))
             continue
@@ -271,7 +301,48 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
                     problems.append(f"{sol} was made from an older {path}: run `make solutions`.")
             except NotebookError as err:
                 problems.append(f"{err} Run `make solutions`.")
+    readme = _root_of(src) / "README.md"
+    if readme.exists() and _root_of(src) == Path(src).resolve().parent:   # the lesson table of this tree
+        text = readme.read_text(encoding="utf-8")
+        for path in paths:
+            for folder in ("student", "solutions"):
+                if badge(path.name, folder, _root_of(src)) not in text:
+                    problems.append(f"{readme.name} lacks the Colab badge of {folder}/{path.name} at this release "
+                                    f"({release_info(_root_of(src))[1]}): add it to the lesson table.")
     return problems
+
+
+def release(tag: str, repo: str | None = None, root: Path = ROOT) -> list[Path]:
+    """Move the course to release ``tag`` (``vX.Y.Z``; and ``repo`` ``OWNER/NAME``, default unchanged):
+    pyproject's version (and Repository), then every Colab badge and install line in the README and in
+    the source, student and solution notebooks. Returns the files changed (each written atomically)."""
+    if not re.fullmatch(r"v\d+\.\d+\.\d+", tag):
+        raise NotebookError(f"A release tag looks like v1.2.3, got {tag!r}.")
+    if repo is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+        raise NotebookError(f"A repository looks like OWNER/NAME, got {repo!r}.")
+    old_repo, old_tag = release_info(root)
+    new_repo = repo or old_repo
+    swaps = [(f"github/{old_repo}/blob/{old_tag}/", f"github/{new_repo}/blob/{tag}/"),
+             (f"git+https://github.com/{old_repo}@{old_tag}", f"git+https://github.com/{new_repo}@{tag}")]
+    pyproject = Path(root) / "pyproject.toml"
+    text = pyproject.read_text()
+    text = re.sub(r'^version\s*=\s*"[^"]+"', f'version = "{tag[1:]}"', text, count=1, flags=re.M)
+    text = text.replace(f"https://github.com/{old_repo}", f"https://github.com/{new_repo}")
+    changed = []
+    files = [Path(root) / "README.md"] + [p for d in ("notebooks", "student", "solutions")
+                                          for p in lessons(Path(root) / d)]
+    updates = {pyproject: text}
+    for path in files:
+        old = path.read_text()
+        new = old
+        for a, b in swaps:
+            new = new.replace(a, b)
+        updates[path] = new
+    for path, new in updates.items():
+        if new != path.read_text():
+            write_atomic(path, new)
+            changed.append(path)
+    return changed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     p_sol.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     p_sol.add_argument("lessons", nargs="*", help="only these lessons (e.g. 02_lenet1_digits)")
     sub.add_parser("check", help="fail when generated notebooks are stale or sources malformed")
+    p_rel = sub.add_parser("release", help="move every badge and Colab install line to a new release tag")
+    p_rel.add_argument("tag", help="vX.Y.Z")
+    p_rel.add_argument("--repo", help="OWNER/NAME on GitHub (default: pyproject's Repository)")
     args = parser.parse_args(argv)
     try:
         if args.command == "student":
@@ -290,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "solutions":
             for p in solutions(profile=args.profile, only=args.lessons):
                 print(f"wrote {p.relative_to(ROOT)}")
+        elif args.command == "release":
+            for p in release(args.tag, args.repo):
+                print(f"updated {p.relative_to(ROOT)}")
         else:
             problems = check()
             for msg in problems:

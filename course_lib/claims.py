@@ -377,9 +377,9 @@ def decision_claims(prof: env.Profile, seeds: int, progress: bool = True) -> lis
 
     control = np.abs(finals["image (control)"])
     for name in ("Grad-CAM", "occlusion"):
-        row(f"{name} maps change when LeNet-1's weights are randomized (|rank corr.|)", np.abs(finals[name]),
+        row(f"{name} maps change when LeNet-1's weights are randomized (absolute rank correlation)", np.abs(finals[name]),
             control, "the digit itself", False, check_weight_blind(finals[name])["depends"])
-    row("LeNet-1's saliency maps barely change when its weights are randomized (rank corr.)",
+    row("LeNet-1's saliency maps barely change when its weights are randomized (rank correlation)",
         finals["saliency"], finals["Grad-CAM"], "Grad-CAM", True, check_weight_blind(finals["saliency"])["blind"])
     for index in (1, 2, 3):
         verdict = check_shift(shifts, index)

@@ -9,7 +9,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from course_lib import assign
 
 COLAB = ('# Colab set-up\nimport sys\nif "google.colab" in sys.modules:\n'
-         '    %pip install -q "course_lib @ git+https://github.com/o/r@v0.1.0"')
+         f'    {assign.colab_install()}')
 
 
 def lesson(*cells, name=None):
@@ -67,7 +67,7 @@ def test_student_is_deterministic(tmp_path):
 def test_validate_finds_missing_check_outputs_and_unpinned_colab():
     nb = lesson(new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), new_code_cell("print(x)"))
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="1")]
-    nb.cells[0].source = nb.cells[0].source.replace("@v0.1.0", "@main")  # no title: cell 1 is the Colab cell
+    nb.cells[0].source = nb.cells[0].source.replace(f"@{assign.release_info()[1]}", "@main")  # cell 1: Colab
     problems = "\n".join(assign.validate(nb, "05_z.ipynb"))
     assert "cell 2: this exercise has no check cell" in problems
     assert "cell 3: the source carries outputs" in problems
@@ -192,3 +192,39 @@ def test_check_reports_orphaned_generated_notebooks(tmp_path):
     problems = assign.check(src, stud, sol)
     assert any(f"{stud / '05_what_alexnet_learned.ipynb'} has no source" in p for p in problems)
     assert any(f"{sol / '05_what_alexnet_learned.ipynb'} has no source" in p for p in problems)
+
+
+def test_release_moves_every_badge_and_install_line(tmp_path):
+    """`make release TAG=...`: the version and repository live in pyproject.toml; every Colab badge and
+    install line follows them, in the README and in all three copies of every lesson."""
+    for name in ("notebooks", "student", "solutions"):
+        shutil.copytree(assign.ROOT / name, tmp_path / name)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(assign.ROOT / name, tmp_path / name)
+    repo, tag = assign.release_info(tmp_path)
+    assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
+    changed = assign.release("v9.8.7", "someone/course", root=tmp_path)
+    assert len(changed) == 2 + 3 * len(assign.lessons(tmp_path / "notebooks"))
+    assert assign.release_info(tmp_path) == ("someone/course", "v9.8.7")
+    assert 'version = "9.8.7"' in (tmp_path / "pyproject.toml").read_text()
+    for path in [tmp_path / "README.md", *(tmp_path / "solutions").glob("*.ipynb")]:
+        text = path.read_text()
+        assert f"{repo}/blob/{tag}" not in text and f"{repo}@{tag}" not in text, path.name
+        assert "someone/course" in text, path.name
+    # validated against the new release: nothing stale
+    assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
+    assert assign.release("v9.8.7", root=tmp_path) == []          # a second run changes nothing
+    with pytest.raises(assign.NotebookError, match="v1.2.3"):
+        assign.release("9.8.8", root=tmp_path)
+
+
+def test_a_colab_cell_of_another_release_and_a_readme_without_badges_are_flagged(tmp_path):
+    nb = lesson(name="07_x.ipynb")
+    nb.cells[1].source = nb.cells[1].source.replace(assign.release_info()[1], "v0.0.9")
+    assert any("must install this release" in p for p in assign.validate(nb, "07_x.ipynb"))
+    for name in ("notebooks", "student", "solutions"):
+        shutil.copytree(assign.ROOT / name, tmp_path / name)
+    shutil.copy(assign.ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "README.md").write_text("# no lesson table\n")
+    problems = assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
+    assert any("README.md lacks the Colab badge of student/00_welcome.ipynb" in p for p in problems)
