@@ -78,7 +78,8 @@ def colab(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     env.update(COLAB_RELEASE_TAG="release-colab-simulated", COURSE_PROFILE="smoke", MPLBACKEND="agg",
                PATH=f"{python.parent}:{env.get('PATH', '')}", PIP_DISABLE_PIP_VERSION_CHECK="1")
-    return python, f"file://{clone}", env
+    # "localhost": a PEP 508 URL needs a host (pip rejects git+file:///path in a "name @ url" requirement)
+    return python, f"file://localhost{clone}", env
 
 
 def _as_python(cell: str) -> str:
@@ -103,7 +104,8 @@ def _torch(python, env) -> str:
 def test_the_environment_starts_like_colab(colab):
     python, _, env = colab
     assert _torch(python, env).split()[0] == __import__("torch").__version__
-    missing = subprocess.run([str(python), "-c", "import course_lib"], env=env, capture_output=True, text=True)
+    missing = subprocess.run([str(python), "-c", "import course_lib"], env=env, capture_output=True, text=True,
+                             cwd=python.parent)
     assert missing.returncode != 0, "course_lib must not be importable before the Colab cell installs it"
 
 
@@ -115,7 +117,8 @@ def test_each_lessons_colab_cell_installs_the_release_and_its_next_cell_runs(col
     assert f"git+https://github.com/{repo}@{tag}" in first
     torch_before = _torch(python, env)
     local = _as_python(first.replace(f"https://github.com/{repo}", clone_url))
-    ran = subprocess.run([str(python), "-c", local], env=env, capture_output=True, text=True, timeout=900)
+    ran = subprocess.run([str(python), "-c", local], env=env, capture_output=True, text=True, timeout=900,
+                         cwd=python.parent)
     assert ran.returncode == 0, f"{name}: the Colab cell failed:\n{ran.stdout[-2000:]}\n{ran.stderr[-3000:]}"
     shown = subprocess.run([str(python), "-m", "pip", "show", "-f", "course_lib"], env=env, capture_output=True,
                            text=True).stdout
@@ -134,7 +137,8 @@ def test_off_colab_the_cell_does_nothing(colab):
     off = {k: v for k, v in env.items() if k != "COLAB_RELEASE_TAG"}
     first = _cells("00_welcome.ipynb")[0]
     before = subprocess.run([str(python), "-m", "pip", "freeze"], env=off, capture_output=True, text=True).stdout
-    ran = subprocess.run([str(python), "-c", _as_python(first)], env=off, capture_output=True, text=True)
+    ran = subprocess.run([str(python), "-c", _as_python(first)], env=off, capture_output=True, text=True,
+                         cwd=python.parent)
     assert ran.returncode == 0 and ran.stdout == ""
     after = subprocess.run([str(python), "-m", "pip", "freeze"], env=off, capture_output=True, text=True).stdout
     assert before == after
