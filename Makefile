@@ -37,8 +37,9 @@ test: setup
 student: setup
 	$(BIN)/python -m course_lib.assign student
 
+# Runs only the lessons whose source or library changed since their solution was made; ALL=1 runs all.
 solutions: setup
-	$(BIN)/python -m course_lib.assign solutions --profile $(PROFILE)
+	$(BIN)/python -m course_lib.assign solutions --profile $(PROFILE) $(if $(ALL),--all,)
 
 check: setup
 	$(BIN)/python -m course_lib.assign check

@@ -225,32 +225,74 @@ def execute(nb, cwd: Path, profile: str, timeout: int = 1800):
     return nb
 
 
-def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", profile: str = "cpu",
-              only: list[str] | None = None) -> list[Path]:
-    """Execute every lesson (or those named in ``only``) and write ``dst/NAME.ipynb`` with outputs.
+LIBRARY = Path(__file__).resolve().parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
-    A failure names the notebook and the cell and leaves the previous solution file untouched.
+
+def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:
+    """What a solution notebook was made from: SHA-256 of the lesson source's bytes and of the library
+    (every file of ``course_lib``, names and bytes, in order)."""
+    import hashlib
+
+    lib = hashlib.sha256()
+    for f in sorted(p for p in Path(library).rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        lib.update(str(f.relative_to(library)).encode() + b"\0" + f.read_bytes())
+    return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "library": lib.hexdigest()}
+
+
+def _stable_widget_ids(nb, name: str) -> None:
+    """Widget outputs name a random model id on every run; the stored notebook keeps no widget state,
+    so the id is replaced by one derived from the lesson, the cell and the output (same run, same id)."""
+    import hashlib
+
+    for i, cell in enumerate(nb.cells):
+        for j, out in enumerate(cell.get("outputs", [])):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if view is not None and "model_id" in view:
+                view["model_id"] = hashlib.sha1(f"{name}/{i}/{j}".encode()).hexdigest()[:32]
+
+
+def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", profile: str = "cpu",
+              only: list[str] | None = None, force: bool = False) -> list[Path]:
+    """Execute the lessons (or those named in ``only``) and write ``dst/NAME.ipynb`` with outputs.
+
+    A lesson whose solution was made in this ``profile`` from the same source bytes and the same library
+    (:func:`fingerprint`, kept in the notebook's metadata) is skipped, and its file is not touched, unless
+    ``force``. A failure names the notebook and the cell and leaves the previous solution file untouched.
+    Returns the files written.
     """
     from nbclient.exceptions import CellExecutionError
     from tqdm.auto import tqdm
 
     paths = [p for p in lessons(src) if not only or p.stem in only or p.name in only]
+    todo = []
+    for path in paths:
+        made = {"profile": profile, **fingerprint(path)}
+        target = Path(dst) / path.name
+        try:
+            current = not force and target.exists() and read_notebook(target).metadata.get("course") == made
+        except NotebookError:
+            current = False
+        if current:
+            print(f"{target.name}: unchanged source and library, not run again (--all to force)")
+        else:
+            todo.append((path, target, made))
     written = []
-    for path in tqdm(paths, desc=f"executing lessons ({profile})", unit="notebook"):
+    for path, target, made in tqdm(todo, desc=f"executing lessons ({profile})", unit="notebook"):
         nb = read_notebook(path)
         try:
             done = execute(nb, Path(src), profile)
         except CellExecutionError as err:
             raise RuntimeError(f"{path.name} failed in the {profile!r} profile; "
-                               f"{dst / path.name} was left as it was.\n{err}") from None
+                               f"{target} was left as it was.\n{err}") from None
         done.metadata = {k: v for k, v in done.metadata.items() if k in KEPT_METADATA}
-        done.metadata["course"] = {"profile": profile}
+        done.metadata["course"] = made
         done.nbformat, done.nbformat_minor = 4, 4  # no cell ids: stable files and diffs
         point_badges(done, path.name, "solutions", _root_of(src))
         for cell in done.cells:
             cell.pop("id", None)
             cell.metadata.pop("execution", None)
-        target = Path(dst) / path.name
+        _stable_widget_ids(done, path.name)
         write_atomic(target, _dumps(done))
         written.append(target)
     return written
@@ -352,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sol = sub.add_parser("solutions", help="execute notebooks/ into solutions/")
     p_sol.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     p_sol.add_argument("lessons", nargs="*", help="only these lessons (e.g. 02_lenet1_digits)")
+    p_sol.add_argument("--all", action="store_true", help="run lessons whose source and library did not change too")
     sub.add_parser("check", help="fail when generated notebooks are stale or sources malformed")
     p_rel = sub.add_parser("release", help="move every badge and Colab install line to a new release tag")
     p_rel.add_argument("tag", help="vX.Y.Z")
@@ -362,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             for p in student():
                 print(f"wrote {p.relative_to(ROOT)}")
         elif args.command == "solutions":
-            for p in solutions(profile=args.profile, only=args.lessons):
+            for p in solutions(profile=args.profile, only=args.lessons, force=args.all):
                 print(f"wrote {p.relative_to(ROOT)}")
         elif args.command == "release":
             for p in release(args.tag, args.repo):

@@ -156,7 +156,7 @@ def _fit_display(image) -> tuple[np.ndarray, str]:
     array = _as_image_array(image, convert=False)
     h, w = array.shape[:2]
     if max(h, w) <= MAX_SIDE:
-        return _as_image_array(image), ""
+        return _as_image_array(array), ""
     factor = MAX_SIDE / max(h, w)
     size = (max(1, round(h * factor)), max(1, round(w * factor)))
     t = torch.from_numpy(np.ascontiguousarray(array)).float()

@@ -120,7 +120,38 @@ def test_solutions_writes_outputs_and_counts(tmp_path):
     assign.solutions(src, dst, profile="smoke")
     nb = nbformat.read(dst / "01_ok.ipynb", 4)
     assert nb.cells[1].outputs[0].text == "smoke\n" and nb.cells[1].execution_count == 2
-    assert nb.metadata["course"] == {"profile": "smoke"}
+    assert nb.metadata["course"] == {"profile": "smoke", **assign.fingerprint(src / "01_ok.ipynb")}
+
+
+def test_solutions_runs_only_what_changed_and_keeps_bytes(tmp_path):
+    """`make solutions` re-runs a lesson only when its source or the library changed (or with --all);
+    an unchanged lesson's file keeps every byte. Widget outputs get stable ids, so a forced run of a
+    lesson without timings writes the same bytes again."""
+    src, dst = tmp_path / "notebooks", tmp_path / "solutions"
+    src.mkdir()
+    widget = new_code_cell("import ipywidgets as W\nW.IntSlider(value=3)")
+    nbformat.write(lesson(widget), src / "01_w.ipynb")
+    nbformat.write(lesson(new_code_cell("print(2 + 2)")), src / "02_p.ipynb")
+    assert len(assign.solutions(src, dst, profile="smoke")) == 2
+    first = {p.name: p.read_bytes() for p in dst.glob("*.ipynb")}
+    stamp = (dst / "01_w.ipynb").stat().st_mtime_ns
+    assert assign.solutions(src, dst, profile="smoke") == []                       # nothing changed
+    assert (dst / "01_w.ipynb").stat().st_mtime_ns == stamp
+    assert [p.name for p in assign.solutions(src, dst, profile="cpu")] == ["01_w.ipynb", "02_p.ipynb"]
+    assign.solutions(src, dst, profile="smoke")
+    forced = assign.solutions(src, dst, profile="smoke", force=True)
+    assert len(forced) == 2
+    assert {p.name: p.read_bytes() for p in dst.glob("*.ipynb")} == first, "a re-run must not change a byte"
+    view = nbformat.read(dst / "01_w.ipynb", 4).cells[1].outputs[0].data["application/vnd.jupyter.widget-view+json"]
+    assert len(view["model_id"]) == 32
+    nbformat.write(lesson(new_code_cell("print(2 + 3)")), src / "02_p.ipynb")  # an edited lesson
+    assert [p.name for p in assign.solutions(src, dst, profile="smoke")] == ["02_p.ipynb"]
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "a.py").write_text("x = 1")
+    before = assign.fingerprint(src / "02_p.ipynb", library)["library"]
+    (library / "a.py").write_text("x = 2")                                           # the library changed
+    assert assign.fingerprint(src / "02_p.ipynb", library)["library"] != before
 
 
 def test_command_line_check_fails_with_names(tmp_path, monkeypatch, capsys):
