@@ -25,8 +25,10 @@ from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
-from scipy.stats import rankdata
 from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, Occlusion, Saliency
+from scipy.stats import rankdata
+
+from .models import evaluating
 
 
 def _check_images(images: torch.Tensor, name: str = "images") -> None:
@@ -73,17 +75,15 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
 @contextlib.contextmanager
 def prepared(model: nn.Module) -> Iterator[nn.Module]:
     """The model in eval mode with out-of-place ReLUs for the block; its mode and ReLUs restored after."""
-    was_training = model.training
     inplace = [m for m in model.modules() if isinstance(m, nn.ReLU) and m.inplace]
-    try:
-        model.eval()
-        for m in inplace:
-            m.inplace = False
-        yield model
-    finally:
-        for m in inplace:
-            m.inplace = True
-        model.train(was_training)
+    with evaluating(model):
+        try:
+            for m in inplace:
+                m.inplace = False
+            yield model
+        finally:
+            for m in inplace:
+                m.inplace = True
 
 
 def _start(model: nn.Module, images: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor]:

@@ -175,6 +175,18 @@ def weight_decay_for(target: float, lrs, momentum: float = 0.9) -> float:
     return -math.log(target) * (1 - momentum) / float(sum(lrs))
 
 
+def claim_row(claim: str, measured, control, control_name: str, higher: bool, reproduced: bool,
+              asserted: bool, data: str) -> dict:
+    """One row of the claims report: means and spreads over seeds of ``measured`` and ``control`` (one
+    value per seed each), in how many seeds the measured value beat the control (``higher``: by being
+    above it, else below), and the verdict of the lesson's rule."""
+    m, c = np.asarray(measured, float), np.asarray(control, float)
+    return {"claim": claim, "measured": float(m.mean()), "measured_spread": float(m.std()),
+            "control": float(c.mean()), "control_name": control_name,
+            "k": int((m > c).sum() if higher else (m < c).sum()), "n": len(m),
+            "reproduced": bool(reproduced), "asserted": asserted, "data": data}
+
+
 def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[dict]:
     """Run every digit claim of lesson 03 with ``seeds`` seeds at the sizes of profile ``prof``.
 
@@ -207,13 +219,9 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
 
     def row(claim, measured, control, control_name, asserted, higher=True, verdict=None, min_rise=0.02):
         """``higher``: the claim is that ``measured`` exceeds ``control`` (else that it is below it)."""
-        m, c = np.asarray(measured, float), np.asarray(control, float)
-        v = verdict or (check_rise(c, m, min_rise) if higher else check_rise(m, c, min_rise))
-        rows.append({"claim": claim, "measured": float(m.mean()), "measured_spread": float(m.std()),
-                     "control": float(c.mean()), "control_name": control_name,
-                     "k": int((m > c).sum() if higher else (m < c).sum()), "n": len(m),
-                     "reproduced": v["reproduced"], "asserted": asserted,
-                     "data": f"{len(y_all):,} training and {len(test[1]):,} test digits"})
+        v = verdict or (check_rise(control, measured, min_rise) if higher else check_rise(measured, control, min_rise))
+        rows.append(claim_row(claim, measured, control, control_name, higher, v["reproduced"], asserted,
+                              f"{len(y_all):,} training and {len(test[1]):,} test digits"))
 
     for layer, key, text, asserted in (
             ("act2", "live_sparsity", "conv2 sparser among live units after training", True),
@@ -369,11 +377,7 @@ def decision_claims(prof: env.Profile, seeds: int, progress: bool = True) -> lis
     rows = []
 
     def row(claim, measured, control, control_name, higher, reproduced):
-        m, c = np.asarray(measured, float), np.asarray(control, float)
-        rows.append({"claim": claim, "measured": float(m.mean()), "measured_spread": float(m.std()),
-                     "control": float(c.mean()), "control_name": control_name,
-                     "k": int((m > c).sum() if higher else (m < c).sum()), "n": len(m),
-                     "reproduced": bool(reproduced), "asserted": True, "data": data})
+        rows.append(claim_row(claim, measured, control, control_name, higher, reproduced, True, data))
 
     control = np.abs(finals["image (control)"])
     for name in ("Grad-CAM", "occlusion"):

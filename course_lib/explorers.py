@@ -380,13 +380,9 @@ class DigitCanvas(viz.WidgetView):
 
     def _read(self) -> tuple[torch.Tensor, dict]:
         device = next(self.model.parameters()).device
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with measure.ActivationRecorder(self.model, self.layers) as rec, torch.no_grad():
-                logits = self.model(loader.normalize(self.input().to(device), self.mean, self.std))
-        finally:
-            self.model.train(was_training)
+        with models.evaluating(self.model), measure.ActivationRecorder(self.model, self.layers) as rec, \
+                torch.no_grad():
+            logits = self.model(loader.normalize(self.input().to(device), self.mean, self.std))
         return logits.float().softmax(1)[0].cpu(), rec.activations
 
     def update(self) -> None:
@@ -468,13 +464,8 @@ class OcclusionExplorer(viz.WidgetView):
 
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         device = next(self.model.parameters()).device
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                return self.model(x.to(device)).float().softmax(1).cpu()
-        finally:
-            self.model.train(was_training)
+        with models.evaluating(self.model), torch.no_grad():
+            return self.model(x.to(device)).float().softmax(1).cpu()
 
     def _window_changed(self, _=None) -> None:
         h, w = self.images.shape[-2:]
@@ -555,12 +546,8 @@ class ReceptiveFieldExplorer(viz.WidgetView):
             raise KeyError(f"Layer(s) {unknown or names} have no receptive field to show: expected some of {valid}.")
         gen = torch.Generator().manual_seed(0)
         self._probe = torch.randn(4, *image.shape, generator=gen)
-        self._sizes = {}
-        with measure.ActivationRecorder(model, names) as rec, torch.no_grad():
-            was_training = model.training
-            model.eval()
+        with models.evaluating(model), measure.ActivationRecorder(model, names) as rec, torch.no_grad():
             model(self._probe[:1])
-            model.train(was_training)
         self._sizes = {n: tuple(a.shape[-2:]) for n, a in rec.activations.items()}
         self.layer = W.Dropdown(options=names, value=names[-1], description="layer")
         self.row = W.IntSlider(value=0, min=0, max=0, description="unit row")

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import SparseConv2d, Subsample
+from .models import SparseConv2d, Subsample, evaluating
 
 # Layers recorded by default: the ones whose outputs a learner wants to look at.
 _RECORDED = (nn.Conv2d, SparseConv2d, Subsample, nn.Linear, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.GELU,
@@ -115,9 +115,7 @@ def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None 
 
     check_images(images, "probe images")
     dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         with ActivationRecorder(model, layers) as probe_one, torch.no_grad():
             model(normalize(images[:1].to(dev), mean, std))
         per_image = sum(a[0].numel() * 4 for a in probe_one.activations.values())
@@ -130,8 +128,6 @@ def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None 
         with ActivationRecorder(model, layers) as rec, torch.no_grad():
             for start in range(0, len(images), batch_size):
                 model(normalize(images[start:start + batch_size].to(dev), mean, std))
-    finally:
-        model.train(was_training)
     return rec.activations
 
 
@@ -160,11 +156,8 @@ class Snapshots:
         from .loader import normalize
 
         device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        with ActivationRecorder(model, self.layers, device="cpu") as rec, torch.no_grad():
+        with evaluating(model), ActivationRecorder(model, self.layers, device="cpu") as rec, torch.no_grad():
             model(normalize(self.probe.to(device), self.mean, self.std))
-        model.train(was_training)
         return {"epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                 "activations": rec.activations}
 
@@ -401,20 +394,18 @@ def measured_field(model: nn.Module, layer: str, images: torch.Tensor, row: int,
     if module is None:
         raise KeyError(f"Unknown layer {layer!r} for {type(model).__name__}: valid names are "
                        f"{[n for n, _ in model.named_modules() if n]}.")
-    was_training = model.training
-    model.eval()
     grabbed = {}
     handle = module.register_forward_hook(lambda m, i, o: grabbed.__setitem__("out", o))
-    try:
-        x = images.detach().clone().requires_grad_(True)
-        model(x)
-        out = grabbed["out"]
-        if out.dim() != 4 or not (0 <= row < out.shape[2] and 0 <= col < out.shape[3]):
-            raise ValueError(f"{layer!r} gives {tuple(out.shape[1:])}: expected a unit (row, col) inside "
-                             f"its {out.shape[-2:] if out.dim() == 4 else 'spatial'} maps, got ({row}, {col}).")
-        picked = out[:, :, row, col] if channel is None else out[:, channel, row, col]
-        picked.sum().backward()
-    finally:
-        handle.remove()
-        model.train(was_training)
+    with evaluating(model):
+        try:
+            x = images.detach().clone().requires_grad_(True)
+            model(x)
+            out = grabbed["out"]
+            if out.dim() != 4 or not (0 <= row < out.shape[2] and 0 <= col < out.shape[3]):
+                raise ValueError(f"{layer!r} gives {tuple(out.shape[1:])}: expected a unit (row, col) inside "
+                                 f"its {out.shape[-2:] if out.dim() == 4 else 'spatial'} maps, got ({row}, {col}).")
+            picked = out[:, :, row, col] if channel is None else out[:, channel, row, col]
+            picked.sum().backward()
+        finally:
+            handle.remove()
     return (x.grad != 0).any(1).any(0)

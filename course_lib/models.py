@@ -7,7 +7,8 @@ them by name when recording activations or showing filters.
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -41,6 +42,18 @@ def check_classes(num_classes, model: str) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"{model} needs num_classes as a whole number >= 2, got {num_classes!r}.")
     return num_classes
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode for the ``with`` block (no dropout), and back in the mode it was in
+    afterwards, also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class DigitFrame(nn.Module):

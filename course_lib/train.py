@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .files import atomic_write
 from .loader import TensorLoader, normalize
 from . import env
+from .models import evaluating
 
 
 @dataclass
@@ -304,12 +305,9 @@ def _check_arguments(**values) -> None:
 def _check_labels(model: nn.Module, batches: TensorLoader) -> None:
     """Labels must index the model's outputs: found before training, not as an IndexError inside it."""
     labels = batches.labels
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with evaluating(model), torch.no_grad():
         x, _ = next(iter(batches))  # each pass draws its own seeded order: this one changes nothing
         classes = model(x[:1].to(next(model.parameters()).device)).shape[-1]
-    model.train(was_training)
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= classes:
         raise ValueError(f"The labels run from {low} to {high}, but the model has {classes} outputs: labels must "
@@ -350,16 +348,14 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000,
     """Logits for uint8 ``images`` (``N x C x H x W``): a float32 ``N x classes`` tensor on the CPU.
     The model is put in eval mode for the call and left in the mode it was in."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     loader = TensorLoader(images, torch.zeros(len(images), dtype=torch.long), batch_size,
                                    device=device, mean=mean, std=std)
     amp_dtype = _autocast_dtype(device)
     out = []
-    for x, _ in loader:
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            out.append(model(x).float().cpu())
-    model.train(was_training)
+    with evaluating(model):
+        for x, _ in loader:
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                out.append(model(x).float().cpu())
     return torch.cat(out)
 
 
@@ -372,19 +368,17 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device: torch.de
     ``{"loss": float, "accuracy": float, "error": float}``.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     loader = _as_loader(data, batch_size, False, device, mean, std, 0, False)
     amp_dtype = _autocast_dtype(device)
     loss_sum, correct, seen = 0.0, 0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(x).float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-    model.train(was_training)
+    with evaluating(model):
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
     if seen == 0:
         raise ValueError("evaluate() got no examples.")
     accuracy = correct / seen
