@@ -5,15 +5,18 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: setup lab test unit notebooks browser student solutions check release benchmarks clean
+.PHONY: setup lab test unit notebooks browser student solutions check site lock release benchmarks clean
 
-# Re-install only when the package description, the pins or the JupyterLab settings change (a second
-# `make` is instant). The settings override stops JupyterLab 4's "notified about official Jupyter news?"
-# pop-up, which --LabApp.news_url=None alone does not.
-$(STAMP): pyproject.toml constraints.txt jupyter/overrides.json
+# Every package at the version in requirements.lock (made by `make lock` from pyproject.toml and the
+# torch pins in constraints.txt), then the course itself without resolving anything more. Re-installs
+# only when the lock, the package description or the JupyterLab settings change (a second `make` is
+# instant). The settings override stops JupyterLab 4's "notified about official Jupyter news?" pop-up,
+# which --LabApp.news_url=None alone does not.
+$(STAMP): requirements.lock pyproject.toml jupyter/overrides.json
 	@if ! $(BIN)/python -c "import sys" >/dev/null 2>&1; then \
 		echo "Creating $(VENV) with $(PYTHON)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[lab,instructor,test]"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $(STAMP)
@@ -33,6 +36,7 @@ test: setup
 	COURSE_PROFILE=smoke MPLBACKEND=agg $(BIN)/python -m pytest tests solutions --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 	@command -v chromium >/dev/null || echo "NOTE: Chromium is missing: the browser tests were SKIPPED (apt-get install -y chromium)."
+	@command -v node >/dev/null || echo "NOTE: Node.js is missing: the course site was not built and its tests were SKIPPED."
 
 student: setup
 	$(BIN)/python -m course_lib.assign student
@@ -43,6 +47,18 @@ solutions: setup
 
 check: setup
 	$(BIN)/python -m course_lib.assign check
+
+# Re-lock every dependency (pyproject.toml's, extras included, with constraints.txt's torch pins) for
+# Python 3.11 on every platform, then write environment.yml from the lock. Needs the package registry.
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --extra lab --extra instructor \
+		--extra test -c constraints.txt --custom-compile-command "make lock" -o requirements.lock
+	$(BIN)/python -m course_lib.assign environment
+
+# The course website from the README and the executed solutions (Jupyter Book 2; needs Node.js),
+# into build/site/html: open build/site/html/index.html, or publish that folder as it is.
+site: setup
+	$(BIN)/python -m course_lib.site build
 
 # Move the course to a new release: pyproject's version, then every Colab badge and install line
 # (README, notebooks/, student/, solutions/). Then tag the commit: git tag $(TAG).

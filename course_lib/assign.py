@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import re
 import sys
@@ -229,13 +230,19 @@ LIBRARY = Path(__file__).resolve().parent
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
+# Parts of course_lib that no lesson runs: the site builder (changing it re-runs no lesson).
+NOT_RUN_BY_LESSONS = ("site.py", "site_static")
+
+
 def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:
     """What a solution notebook was made from: SHA-256 of the lesson source's bytes and of the library
-    (every file of ``course_lib``, names and bytes, in order)."""
+    (every file of ``course_lib`` but :data:`NOT_RUN_BY_LESSONS`, names and bytes, in order)."""
     import hashlib
 
     lib = hashlib.sha256()
-    for f in sorted(p for p in Path(library).rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    files = (p for p in Path(library).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+             and p.relative_to(library).parts[0] not in NOT_RUN_BY_LESSONS)
+    for f in sorted(files):
         lib.update(str(f.relative_to(library)).encode() + b"\0" + f.read_bytes())
     return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "library": lib.hexdigest()}
 
@@ -250,6 +257,49 @@ def _stable_widget_ids(nb, name: str) -> None:
             view = out.get("data", {}).get(WIDGET_VIEW)
             if view is not None and "model_id" in view:
                 view["model_id"] = hashlib.sha1(f"{name}/{i}/{j}".encode()).hexdigest()[:32]
+
+
+# What changes from run to run without the lesson changing: durations and speeds, memory addresses.
+VOLATILE = re.compile(r"\d[\d,]*(?:\.\d+)?(?=\s*(?:ms|s|µs|min|images/s|it/s|s/it)\b)|0x[0-9a-fA-F]{6,}")
+
+
+def _masked(outputs) -> str:
+    """The outputs as JSON with the volatile parts of their text masked (pictures are compared whole)."""
+    masked = copy.deepcopy(list(outputs))
+    for out in masked:
+        if "text" in out:
+            out["text"] = VOLATILE.sub("#", "".join(out["text"]))
+        for mime in ("text/plain", "text/html"):
+            if mime in out.get("data", {}):
+                out["data"][mime] = VOLATILE.sub("#", "".join(out["data"][mime]))
+    return json.dumps(masked, sort_keys=True)
+
+
+def _coalesce_streams(nb) -> None:
+    """Join each run of consecutive stream outputs of one name (stdout, stderr) into one, in place: how
+    printed text is split into messages depends on timing, what it says does not."""
+    for cell in nb.cells:
+        merged = []
+        for out in cell.get("outputs", []):
+            if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] = "".join(merged[-1]["text"]) + "".join(out["text"])
+            else:
+                merged.append(out)
+        if "outputs" in cell:
+            cell.outputs = merged
+
+
+def _keep_unchanged_outputs(new, old) -> None:
+    """Where a cell of the new run has the same source as the old solution's and its outputs differ from
+    the old ones only in timings or addresses (:data:`VOLATILE`), keep the old outputs (in place), so a
+    re-run of an unchanged lesson changes no byte. Figures and every other number must match exactly."""
+    if len(new.cells) != len(old.cells):
+        return
+    for cell, before in zip(new.cells, old.cells):
+        if (cell.cell_type == "code" and before.cell_type == "code" and cell.source == before.source
+                and cell.outputs != before.outputs and _masked(cell.outputs) == _masked(before.outputs)):
+            cell.outputs = before.outputs
 
 
 def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", profile: str = "cpu",
@@ -293,6 +343,11 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
             cell.pop("id", None)
             cell.metadata.pop("execution", None)
         _stable_widget_ids(done, path.name)
+        _coalesce_streams(done)
+        try:
+            _keep_unchanged_outputs(done, read_notebook(target))
+        except (NotebookError, FileNotFoundError):
+            pass  # no earlier solution to keep outputs from
         write_atomic(target, _dumps(done))
         written.append(target)
     return written
@@ -351,6 +406,58 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
                 if badge(path.name, folder, _root_of(src)) not in text:
                     problems.append(f"{readme.name} lacks the Colab badge of {folder}/{path.name} at this release "
                                     f"({release_info(_root_of(src))[1]}): add it to the lesson table.")
+        problems += lock_problems(_root_of(src))
+    return problems
+
+
+ENVIRONMENT_HEADER = """\
+# Generated from requirements.lock by `make lock` (python -m course_lib.assign environment): do not edit.
+# The course's conda environment, with the same locked versions as `make lab`:
+#   conda env create -f environment.yml && conda activate convnet-course
+"""
+
+
+def locked(root: Path = ROOT) -> list[str]:
+    """The pinned requirements of ``requirements.lock`` (``name==version`` with any ``; marker``), in order."""
+    lines = (Path(root) / "requirements.lock").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith((" ", "#", "-"))]
+
+
+def environment_yml(root: Path = ROOT) -> str:
+    """The text of ``environment.yml``: Python 3.11 from conda-forge, then every locked pin through pip."""
+    pins = "".join(f"      - {json.dumps(pin) if ';' in pin else pin}\n" for pin in locked(root))
+    return (ENVIRONMENT_HEADER + "name: convnet-course\nchannels:\n  - conda-forge\ndependencies:\n"
+            "  - python=3.11\n  - pip\n  - pip:\n" + pins + "      - -e .\n")
+
+
+def lock_problems(root: Path = ROOT) -> list[str]:
+    """What is stale about the lock: a dependency of ``pyproject.toml`` (extras included) that the lock
+    lacks or pins outside its range, a torch pin that differs from ``constraints.txt``, and an
+    ``environment.yml`` that is not the one generated from the lock."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    root = Path(root)
+    if not (root / "requirements.lock").exists():
+        return [f"{root / 'requirements.lock'} is missing: run `make lock`."]
+    pins = {}
+    for line in locked(root):
+        req = Requirement(line)
+        pins.setdefault(req.name.lower().replace("_", "-"), set()).add(str(req.specifier).removeprefix("=="))
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"]) + [r for extra in project["optional-dependencies"].values() for r in extra]
+    wanted += [line for line in (root / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    problems = []
+    for line in wanted:
+        req = Requirement(line)
+        versions = pins.get(req.name.lower().replace("_", "-"), set())
+        if not versions or not all(req.specifier.contains(v, prereleases=True) for v in versions):
+            problems.append(f"requirements.lock does not pin {line!r} (it has {sorted(versions) or 'nothing'}): "
+                            "run `make lock`.")
+    env = root / "environment.yml"
+    if not env.exists() or env.read_text() != environment_yml(root):
+        problems.append("environment.yml is not the one generated from requirements.lock: run `make lock`.")
     return problems
 
 
@@ -399,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     p_rel = sub.add_parser("release", help="move every badge and Colab install line to a new release tag")
     p_rel.add_argument("tag", help="vX.Y.Z")
     p_rel.add_argument("--repo", help="OWNER/NAME on GitHub (default: pyproject's Repository)")
+    sub.add_parser("environment", help="write environment.yml from requirements.lock (make lock runs it)")
     args = parser.parse_args(argv)
     try:
         if args.command == "student":
@@ -407,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "solutions":
             for p in solutions(profile=args.profile, only=args.lessons, force=args.all):
                 print(f"wrote {p.relative_to(ROOT)}")
+        elif args.command == "environment":
+            write_atomic(ROOT / "environment.yml", environment_yml())
+            print("wrote environment.yml")
         elif args.command == "release":
             for p in release(args.tag, args.repo):
                 print(f"updated {p.relative_to(ROOT)}")

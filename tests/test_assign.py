@@ -154,6 +154,36 @@ def test_solutions_runs_only_what_changed_and_keeps_bytes(tmp_path):
     assert assign.fingerprint(src / "02_p.ipynb", library)["library"] != before
 
 
+def test_forced_rerun_keeps_timings_and_addresses_but_not_real_changes(tmp_path):
+    """A lesson that prints a duration, a speed and an object's address is re-run with --all: the file
+    keeps every byte. The control: a lesson whose printed number really changes gets the new output."""
+    src, dst = tmp_path / "notebooks", tmp_path / "solutions"
+    src.mkdir()
+    timed = new_code_cell("import time, random\nt = time.perf_counter(); sum(range(random.randint(1, 10**5)))\n"
+                          "print(f'took {time.perf_counter() - t:.6f} s, {random.random() * 1e5:,.0f} images/s')\n"
+                          "print(object())")
+    nbformat.write(lesson(timed), src / "01_t.ipynb")
+    nbformat.write(lesson(new_code_cell("import random; print(random.random())")), src / "02_r.ipynb")
+    assign.solutions(src, dst, profile="smoke")
+    first = {p.name: p.read_bytes() for p in dst.glob("*.ipynb")}
+    assert " s, " in nbformat.read(dst / "01_t.ipynb", 4).cells[1].outputs[0].text
+    assert len(assign.solutions(src, dst, profile="smoke", force=True)) == 2
+    assert (dst / "01_t.ipynb").read_bytes() == first["01_t.ipynb"]
+    assert (dst / "02_r.ipynb").read_bytes() != first["02_r.ipynb"]
+
+
+def test_printed_text_is_one_output_however_it_was_sent(tmp_path):
+    """Text printed in several messages (here flushed apart) is stored as one stream output per name."""
+    src, dst = tmp_path / "notebooks", tmp_path / "solutions"
+    src.mkdir()
+    cell = new_code_cell("import sys, time\nfor i in range(3):\n    print(i, flush=True); time.sleep(0.2)\n"
+                         "print('warn', file=sys.stderr, flush=True)\nprint('end')")
+    nbformat.write(lesson(cell), src / "01_s.ipynb")
+    assign.solutions(src, dst, profile="smoke")
+    outputs = nbformat.read(dst / "01_s.ipynb", 4).cells[1].outputs
+    assert [(o.name, o.text) for o in outputs] == [("stdout", "0\n1\n2\n"), ("stderr", "warn\n"), ("stdout", "end\n")]
+
+
 def test_command_line_check_fails_with_names(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(assign, "check", lambda: ["student/01_x.ipynb is missing: run `make student`."])
     assert assign.main(["check"]) == 1
@@ -230,7 +260,7 @@ def test_release_moves_every_badge_and_install_line(tmp_path):
     install line follows them, in the README and in all three copies of every lesson."""
     for name in ("notebooks", "student", "solutions"):
         shutil.copytree(assign.ROOT / name, tmp_path / name)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "requirements.lock", "constraints.txt", "environment.yml"):
         shutil.copy(assign.ROOT / name, tmp_path / name)
     repo, tag = assign.release_info(tmp_path)
     assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []

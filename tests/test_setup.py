@@ -11,15 +11,71 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ]", requirement.strip(), maxsplit=1)[0].lower()
 
 
-def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"]} | {
-        _name(r) for extra in project["optional-dependencies"].values() for r in extra}
-    yml = (ROOT / "environment.yml").read_text()
-    pip_lines = [l.strip()[2:] for l in yml.split("pip:")[1].splitlines() if l.strip().startswith("- ")]
-    listed = {_name(l) for l in pip_lines if not l.startswith("-e")}
-    assert listed == wanted
-    assert "python=3.11" in yml and any(l.startswith("-e .") for l in pip_lines)
+def test_the_lock_covers_pyproject_and_environment_yml_is_generated_from_it():
+    from course_lib import assign
+
+    assert assign.lock_problems(ROOT) == []
+    assert (ROOT / "environment.yml").read_text() == assign.environment_yml(ROOT)
+
+
+def test_a_stale_lock_or_environment_is_caught(tmp_path):
+    """The controls: a new dependency the lock lacks, a torch pin that moved, a hand-edited environment.yml."""
+    from course_lib import assign
+
+    for name in ("pyproject.toml", "requirements.lock", "constraints.txt", "environment.yml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    assert assign.lock_problems(tmp_path) == []
+    pyproject = (tmp_path / "pyproject.toml").read_text()
+    (tmp_path / "pyproject.toml").write_text(pyproject.replace('"pytest>=7.4",', '"pytest>=7.4",\n    "tabulate>=0.9",'))
+    assert any("'tabulate>=0.9'" in p for p in assign.lock_problems(tmp_path))
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    lock = (tmp_path / "requirements.lock").read_text()
+    (tmp_path / "requirements.lock").write_text(lock.replace("torch==2.14.1", "torch==2.13.0"))
+    problems = assign.lock_problems(tmp_path)
+    assert any("'torch==2.14.1'" in p for p in problems) and any("environment.yml" in p for p in problems)
+    (tmp_path / "requirements.lock").write_text(lock)
+    (tmp_path / "environment.yml").write_text((ROOT / "environment.yml").read_text().replace("==", ">="))
+    assert assign.lock_problems(tmp_path) == [
+        "environment.yml is not the one generated from requirements.lock: run `make lock`."]
+
+
+def installed_against_lock(lines: list[str]) -> tuple[list[str], list[str]]:
+    """(locked packages for this platform that are missing or at another version, installed packages
+    that the lock does not name), for the lock's ``lines`` and the Python running the tests."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    wrong, names = [], set()
+    for line in lines:
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        names.add(canonicalize_name(req.name))
+        try:
+            version = md.version(req.name)
+        except md.PackageNotFoundError:
+            wrong.append(f"{req.name}: not installed, locked {req.specifier}")
+            continue
+        if not req.specifier.contains(version, prereleases=True):
+            wrong.append(f"{req.name}: {version} installed, locked {req.specifier}")
+    tools = {"course-lib", "pip", "setuptools", "wheel"}
+    extra = sorted({canonicalize_name(d.metadata["Name"]) for d in md.distributions()} - names - tools)
+    return wrong, extra
+
+
+def test_the_environment_holds_exactly_the_locked_versions():
+    """What `make lab` / `make test` installed is the lock: every pin at its version, nothing unlocked."""
+    from course_lib import assign
+
+    lines = assign.locked(ROOT)
+    wrong, extra = installed_against_lock(lines)
+    assert wrong == [] and extra == [], (wrong, extra)
+    # The controls: a pin at another version, and an installed package the lock leaves out.
+    moved = [line.replace("numpy==", "numpy==1.0.") if line.startswith("numpy==") else line for line in lines]
+    assert any(w.startswith("numpy:") for w in installed_against_lock(moved)[0])
+    assert installed_against_lock([line for line in lines if not line.startswith("tqdm==")])[1] == ["tqdm"]
 
 
 def test_local_pins_and_loose_package_ranges():
@@ -35,7 +91,7 @@ def test_readme_gives_the_two_commands_and_makefile_has_them():
     assert "make lab" in readme and "make test" in readme
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^lab:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
-    assert "-c constraints.txt" in makefile
+    assert "-c constraints.txt" in makefile and "pip install --quiet -r requirements.lock" in makefile
 
 
 def test_ci_runs_make_test():
