@@ -51,7 +51,7 @@ check: setup
 # Re-lock every dependency (pyproject.toml's, extras included, with constraints.txt's torch pins) for
 # Python 3.11 on every platform, then write environment.yml from the lock. Needs the package registry.
 lock: setup
-	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --extra lab --extra instructor \
+	$(BIN)/uv pip compile --quiet pyproject.toml --universal --python-version 3.11 --extra lab --extra instructor \
 		--extra test -c constraints.txt --custom-compile-command "make lock" -o requirements.lock
 	$(BIN)/python -m course_lib.assign environment
 

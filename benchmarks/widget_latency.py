@@ -24,7 +24,7 @@ from skimage.transform import resize
 
 from common import machine, summary_ms, timings
 
-from course_lib import explorers, playground
+from course_lib import explorers, playground, probes
 
 
 def playground_latency():
@@ -65,7 +65,7 @@ def attribution_latency():
 
     x, _ = digits.load("test", env.profile("smoke"))
     lenet = models.LeNet1().eval()
-    occ = explorers.OcclusionExplorer(lenet, x[:4], window=6)
+    occ = probes.OcclusionExplorer(lenet, x[:4], window=6)
     positions = iter(range(10**6))
 
     def move_square(o):
@@ -75,10 +75,10 @@ def attribution_latency():
 
     digit = timings(move_square(occ), repeat=60)
     photo = torch.from_numpy((resize(photos.chelsea(), (224, 224, 3)) * 255).astype(np.uint8)).permute(2, 0, 1)
-    alex = explorers.OcclusionExplorer(models.AlexNet(num_classes=10).eval(), photo[None], window=32)
+    alex = probes.OcclusionExplorer(models.AlexNet(num_classes=10).eval(), photo[None], window=32)
     cat = timings(move_square(alex), repeat=20)
 
-    canvas = explorers.DigitCanvas(lenet)
+    canvas = probes.DigitCanvas(lenet)
     canvas.LIVE_EVERY_S = 0.0
     canvas._down(140, 40)
     points = iter(range(10**6))

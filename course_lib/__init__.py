@@ -7,7 +7,7 @@ extraction, the uint8 cache), ``loader`` (the device-resident batch loader and n
 evaluate, checkpoints), ``measure`` (activations, sparsity, dead units, smoothness, frequency, color,
 resemblance, receptive fields, snapshots), ``claims`` (the course's claims as experiments over seeds,
 with their controls), ``recipes`` (the AlexNet recipe lessons 04 and 05 share), ``viz`` (grids and
-plots), ``playground`` and ``explorers`` (the widgets), ``assign`` (instructor tooling).
+plots), ``playground``, ``explorers`` and ``probes`` (the widgets), ``assign`` (instructor tooling), ``site`` (the course website).
 """
 
 __version__ = "0.1.0"

@@ -206,7 +206,7 @@ canvas_actions = st.lists(st.one_of(
 @SETTINGS
 @given(actions=canvas_actions)
 def test_digit_canvas_survives_any_sequence_of_pen_moves_and_buttons(digit_model, actions):
-    from course_lib.explorers import DigitCanvas
+    from course_lib.probes import DigitCanvas
 
     c = DigitCanvas(digit_model)
     c.LIVE_EVERY_S = 0.0          # refresh on every move, so that every step is checked
@@ -239,7 +239,7 @@ occlusion_actions = st.lists(st.tuples(st.sampled_from(["image", "window", "row"
 @given(actions=occlusion_actions)
 def test_occlusion_explorer_survives_any_sequence_of_controls(digit_model, actions):
     from course_lib import digits, env
-    from course_lib.explorers import OcclusionExplorer
+    from course_lib.probes import OcclusionExplorer
 
     x, _ = digits.load("test", env.profile("smoke"))
     o = OcclusionExplorer(digit_model, x[:3])
@@ -271,7 +271,7 @@ def assert_field_consistent(e):
                         min_size=1, max_size=25))
 def test_receptive_field_explorer_survives_any_sequence_of_controls(actions):
     from course_lib import digits, env, models
-    from course_lib.explorers import ReceptiveFieldExplorer
+    from course_lib.probes import ReceptiveFieldExplorer
 
     x, _ = digits.load("test", env.profile("smoke"))
     torch.manual_seed(0)

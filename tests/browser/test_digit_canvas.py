@@ -11,7 +11,7 @@ NOTEBOOK = {
               for src in [
                   "import torch\n"
                   "from course_lib import digits, env, models, train\n"
-                  "from course_lib.explorers import DigitCanvas\n"
+                  "from course_lib.probes import DigitCanvas\n"
                   "x, y = digits.load('train', env.profile('smoke'))\n"
                   "torch.manual_seed(0)\n"
                   "net = models.LeNet1()\n"
