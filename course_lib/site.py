@@ -38,6 +38,12 @@ build:
 """
 
 
+# MyST nodes that are one HTML element around their children ("": the children alone), or one empty element.
+SIMPLE_TAGS = {"root": "", "paragraph": "p", "strong": "strong", "emphasis": "em", "delete": "del",
+               "blockquote": "blockquote", "listItem": "li", "tableRow": "tr"}
+EMPTY_TAGS = {"break": "br", "thematicBreak": "hr"}
+
+
 class SiteError(RuntimeError):
     """The site cannot be built (a missing tool or lesson, or a failed Jupyter Book run)."""
 
@@ -116,12 +122,16 @@ class Page:
         self.path = "index.html" if is_index else f"{slug}/index.html"
 
     @property
+    def export(self) -> dict | None:
+        """The lesson's notebook as MyST stored it (``filename``, and ``url`` of its public copy), or None
+        for the index page."""
+        exports = self.data.get("frontmatter", {}).get("exports", [])
+        return next((e for e in exports if e.get("format") == "ipynb"), None)
+
+    @property
     def notebook(self) -> str | None:
         """The lesson's notebook file name, or None for the index page."""
-        for export in self.data.get("frontmatter", {}).get("exports", []):
-            if export.get("format") == "ipynb":
-                return export["filename"]
-        return None
+        return self.export["filename"] if self.export else None
 
 
 class Renderer:
@@ -150,21 +160,26 @@ class Renderer:
             slug = self.slugs.get(name, "")
             page = f"{slug}/index.html" if slug else "index.html"
             return self.page.prefix + page + (f"#{anchor}" if anchor else "")
-        return f"{self.repo_url}/{target.lstrip('./')}" + (f"#{anchor}" if anchor else "")
+        path = re.sub(r"^(\./)+", "", target)
+        return f"{self.repo_url}/{path}" + (f"#{anchor}" if anchor else "")
 
     def children(self, node: dict) -> str:
+        """The HTML of a node's children, in order."""
         return "".join(self.node(child) for child in node.get("children", []))
 
     def node(self, node: dict) -> str:
+        """The HTML of one MyST node (a dict with ``type`` and, for most, ``children``) and its subtree."""
         kind = node["type"]
+        if kind in SIMPLE_TAGS:
+            tag = SIMPLE_TAGS[kind]
+            return f"<{tag}>{self.children(node)}</{tag}>" if tag else self.children(node)
+        if kind in EMPTY_TAGS:
+            return f"<{EMPTY_TAGS[kind]}>"
         method = getattr(self, "n_" + kind, None)
         if method is None:
             self.unknown.add(kind)
             return self.children(node)
         return method(node)
-
-    def n_root(self, node):
-        return self.children(node)
 
     def n_block(self, node):
         kind = node.get("kind", "")
@@ -174,22 +189,10 @@ class Renderer:
     def n_text(self, node):
         return html.escape(node["value"])
 
-    def n_paragraph(self, node):
-        return f"<p>{self.children(node)}</p>"
-
     def n_heading(self, node):
         depth = min(int(node.get("depth", 2)) + 1, 6)  # the page title is the only h1
         ident = html.escape(node.get("html_id") or node.get("identifier") or "")
         return f'<h{depth} id="{ident}">{self.children(node)}<a class="anchor" href="#{ident}">#</a></h{depth}>'
-
-    def n_strong(self, node):
-        return f"<strong>{self.children(node)}</strong>"
-
-    def n_emphasis(self, node):
-        return f"<em>{self.children(node)}</em>"
-
-    def n_delete(self, node):
-        return f"<del>{self.children(node)}</del>"
 
     def n_inlineCode(self, node):
         return f"<code>{html.escape(node['value'])}</code>"
@@ -198,29 +201,14 @@ class Renderer:
         lang = html.escape(node.get("lang") or "")
         return f'<pre class="source" data-lang="{lang}"><code>{html.escape(node["value"])}</code></pre>'
 
-    def n_break(self, node):
-        return "<br>"
-
-    def n_thematicBreak(self, node):
-        return "<hr>"
-
-    def n_blockquote(self, node):
-        return f"<blockquote>{self.children(node)}</blockquote>"
-
     def n_list(self, node):
         if node.get("ordered"):
             start = node.get("start") or 1
             return f'<ol start="{int(start)}">{self.children(node)}</ol>'
         return f"<ul>{self.children(node)}</ul>"
 
-    def n_listItem(self, node):
-        return f"<li>{self.children(node)}</li>"
-
     def n_table(self, node):
         return f'<div class="table"><table>{self.children(node)}</table></div>'
-
-    def n_tableRow(self, node):
-        return f"<tr>{self.children(node)}</tr>"
 
     def n_tableCell(self, node):
         tag = "th" if node.get("header") else "td"
@@ -341,8 +329,7 @@ def render(cdn: str, out: Path, root: Path = ROOT) -> list[str]:
         colab = download = None
         if page.notebook:
             colab = f"https://colab.research.google.com/github/{repo}/blob/{tag}/solutions/{page.notebook}"
-            export = next(e for e in page.data["frontmatter"]["exports"] if e.get("format") == "ipynb")
-            download = renderer.asset(export["url"])
+            download = renderer.asset(page.export["url"])
         target = out / page.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(page_html(page, pages, body, site_title, colab, download))

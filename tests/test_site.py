@@ -35,6 +35,7 @@ def test_links_to_lessons_become_pages_and_repository_files_point_at_the_tag():
     assert r.href("02_lenet1_digits.ipynb#exercise-1") == "../lenet1-digits/index.html#exercise-1"
     assert r.href("README.md") == "../index.html"
     assert r.href("data/README.md") == "https://github.com/o/r/blob/v1.0.0/data/README.md"
+    assert r.href("./.ci/run") == "https://github.com/o/r/blob/v1.0.0/.ci/run"
     assert r.href("https://captum.ai") == "https://captum.ai" and r.href("#top") == "#top"
     assert renderer(page("index", None)).href("notebooks/00_welcome.ipynb") == "welcome/index.html"
 
