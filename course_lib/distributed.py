@@ -28,6 +28,7 @@ share of the files), then memory-mapped, so that each rank reads only the images
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -218,7 +219,11 @@ def run(args: argparse.Namespace) -> None:
     rank, world, device = start(args.timeout, args.cpu)
     try:
         _run(args, rank, world, device)
+        barrier(world)  # every rank leaves together, once rank 0 has written final.pt
     finally:
+        # The DDP model can outlive _run in a reference cycle; freed at exit, after its process group, gloo's
+        # threads abort the process ("terminate called without an active exception", seen once in CI).
+        gc.collect()
         stop()
 
 
