@@ -25,7 +25,6 @@ from . import assign
 
 ROOT = assign.ROOT
 STATIC = Path(__file__).resolve().parent / "site_static"  # site.css, site.js
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # The richest form of an output that a page without a kernel can show, best first.
 MIME_ORDER = ("image/png", "image/jpeg", "image/svg+xml", "image/gif", "text/html", "text/plain")
 PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm's text form: a bar's state when it was first drawn, not its end
@@ -259,7 +258,7 @@ class Renderer:
             text = entry.get("content", "")
             if mime == "text/html":
                 return f'<div class="output html">{text}</div>'
-            if WIDGET_VIEW in data:
+            if assign.WIDGET_VIEW in data:
                 if PROGRESS_BAR.search(text):
                     return ""
                 return ('<p class="output widget-note">An interactive widget: open this lesson in Colab or '
