@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: setup lab test unit notebooks browser student solutions check site lock release benchmarks clean
+.PHONY: setup lab test test-quick student solutions check site lock release benchmarks references clean
 
 # Every package at the version in requirements.lock (made by `make lock` from pyproject.toml and the
 # torch pins in constraints.txt), then the course itself without resolving anything more. Re-installs
@@ -30,13 +30,22 @@ lab: setup
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/00_welcome.ipynb \
 		--LabApp.news_url=None $(ALLOW_ROOT)
 
-# Unit tests, instructor checks, every lesson under nbval (smoke profile), browser tests.
+# Unit tests, instructor checks, every lesson under nbval (smoke profile), browser tests: on every core
+# (pytest-xdist; JOBS=1 for one process), one torch thread each. A lesson's cells stay together on one
+# worker, and so do a module's tests (tests/conftest.py says which modules are spread out).
+JOBS  ?= auto
+PYTEST = COURSE_PROFILE=smoke MPLBACKEND=agg OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:cacheprovider \
+	$(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
+
 test: setup
 	$(BIN)/python -m course_lib.assign check
-	COURSE_PROFILE=smoke MPLBACKEND=agg $(BIN)/python -m pytest tests solutions --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	$(PYTEST) tests solutions --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 	@command -v chromium >/dev/null || echo "NOTE: Chromium is missing: the browser tests were SKIPPED (apt-get install -y chromium)."
 	@command -v node >/dev/null || echo "NOTE: Node.js is missing: the course site was not built and its tests were SKIPPED."
+
+# The library's unit tests while you work: no lesson runs, no browser, no torchrun, no Colab simulation.
+test-quick: setup
+	$(PYTEST) tests -m "not slow and not browser"
 
 student: setup
 	$(BIN)/python -m course_lib.assign student
@@ -72,6 +81,13 @@ benchmarks: setup
 	for b in lenet1_mnist fit_throughput fit_defaults widget_latency alexnet_pipeline; do \
 		$(BIN)/python benchmarks/$$b.py || exit 1; done
 	$(BIN)/python benchmarks/seed_claims.py --profile cpu --seeds 3
+
+# The trained reference networks shipped in course_lib/reference_nets/ (see course_lib/references.py;
+# AlexNet needs Imagenette: downloaded, or a folder in $$COURSE_IMAGENETTE).
+references: setup
+	$(BIN)/python -m course_lib.references build lenet1-mnist
+	$(BIN)/python -m course_lib.references build alexnet-imagenette --epochs 10
+	$(BIN)/python -m course_lib.references build alexnet-imagenette-one-stream --epochs 10
 
 clean:
 	rm -rf $(VENV) test-artifacts

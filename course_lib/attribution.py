@@ -28,15 +28,12 @@ import torch.nn as nn
 from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, Occlusion, Saliency
 from scipy.stats import rankdata
 
+from .loader import check_images
 from .models import evaluating
 
 
 def _check_images(images: torch.Tensor, name: str = "images") -> None:
-    if not torch.is_tensor(images) or images.dim() != 4 or not images.is_floating_point():
-        what = (f"a {images.dtype} tensor of shape {tuple(images.shape)}" if torch.is_tensor(images)
-                else type(images).__name__)
-        raise ValueError(f"Expected {name} as a float tensor N x C x H x W (normalized, as the model reads "
-                         f"it), got {what}. Convert uint8 images with loader.normalize(images).")
+    check_images(images, name, kind="float", allow_empty=False)
 
 
 def _targets(target, n: int, num_classes: int | None = None) -> torch.Tensor:
@@ -172,12 +169,32 @@ def mass_in(maps: torch.Tensor, region: tuple[slice, slice]) -> torch.Tensor:
     return a[:, region[0], region[1]].flatten(1).sum(1) / total
 
 
-def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def visible_mask(model: nn.Module, size: int) -> torch.Tensor:
+    """The input pixels ``model`` reads, as a bool ``size x size`` mask: LeNet-1 reads only the 20 x 20 box
+    its :class:`models.DigitFrame` crops (the rest of the frame reaches no unit, so every attribution
+    method gives it 0, in every network alike); other networks read every pixel."""
+    mask = torch.ones(size, size, dtype=torch.bool)
+    frame = getattr(model, "frame", None)
+    if frame is not None and hasattr(frame, "box"):
+        start = (size - frame.box) // 2
+        mask[:] = False
+        mask[start:start + frame.box, start:start + frame.box] = True
+    return mask
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Spearman rank correlation between two batches of maps (``N x H x W`` each): ``N`` values in
-    [-1, 1] (tied values share their average rank; 0 when a map is constant)."""
+    [-1, 1] (tied values share their average rank; 0 when a map is constant). ``mask`` (bool ``H x W``)
+    compares only those pixels: pixels that are 0 in every map tie, and inflate the correlation of any
+    two maps (pass :func:`visible_mask` to compare only what the network sees)."""
     if a.shape != b.shape:
         raise ValueError(f"Expected two batches of maps of the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}.")
+    if mask is not None:
+        if mask.shape != a.shape[-2:] or mask.dtype != torch.bool:
+            raise ValueError(f"Expected a bool mask of shape {tuple(a.shape[-2:])}, got {mask.dtype} "
+                             f"{tuple(mask.shape)}.")
+        a, b = a[:, mask], b[:, mask]
     ra = torch.from_numpy(rankdata(a.flatten(1).double().numpy(), axis=1))
     rb = torch.from_numpy(rankdata(b.flatten(1).double().numpy(), axis=1))
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
@@ -187,7 +204,8 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def cascading_randomization(model: nn.Module, images: torch.Tensor, target, methods: dict,
-                            layers: Sequence[str], seed: int = 0) -> dict[str, list[float]]:
+                            layers: Sequence[str], seed: int = 0,
+                            mask: torch.Tensor | None = None) -> dict[str, list[float]]:
     """Adebayo et al.'s (2018) sanity check: re-initialize ``layers`` one after the other (the list's
     order, usually from the output back to the input; each stays random) in a copy of ``model``, and
     after each step compare every method's maps with the trained model's by rank correlation.
@@ -195,7 +213,7 @@ def cascading_randomization(model: nn.Module, images: torch.Tensor, target, meth
     ``methods``: ``{name: f(model, images, target) -> N x H x W maps}``. Returns ``{name: [mean rank
     correlation over the images after randomizing layers[:1], layers[:2], ...]}``. A method whose maps
     stay correlated while the weights are destroyed does not explain what the network learned.
-    The model itself is not changed.
+    ``mask``: compare only those pixels (:func:`rank_correlation`). The model itself is not changed.
     """
     reference = {name: f(model, images, target) for name, f in methods.items()}
     scrambled = copy.deepcopy(model)
@@ -211,5 +229,5 @@ def cascading_randomization(model: nn.Module, images: torch.Tensor, target, meth
                 # The same spread as the trained weights, in a random arrangement.
                 p.copy_(torch.randn(p.shape, generator=gen).to(p) * p.std().clamp_min(1e-3))
         for name, f in methods.items():
-            out[name].append(rank_correlation(reference[name], f(scrambled, images, target)).mean().item())
+            out[name].append(rank_correlation(reference[name], f(scrambled, images, target), mask).mean().item())
     return out

@@ -60,6 +60,27 @@ def crop_flip(size: int):
     return lambda batch, generator: random_crop_flip(batch, generator, size)
 
 
+def random_shift(batch: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.Tensor:
+    """Each image of uint8 ``B x C x S x S`` moved by its own random whole number of pixels, from
+    ``-max_shift`` to ``max_shift`` in each direction, the uncovered border filled with 0 (MNIST's
+    background). Returns uint8 ``B x C x S x S``: a crop of the zero-padded batch, no per-image work."""
+    b, c, h, w = batch.shape
+    if h != w:
+        raise ValueError(f"random_shift takes square images, got {h}x{w}.")
+    padded = torch.nn.functional.pad(batch, (max_shift,) * 4)
+    dev = generator.device
+    y0 = torch.randint(0, 2 * max_shift + 1, (b, 1), generator=generator, device=dev)
+    x0 = torch.randint(0, 2 * max_shift + 1, (b, 1), generator=generator, device=dev)
+    return crop_at(padded, y0, x0, torch.zeros_like(y0, dtype=torch.bool), h)
+
+
+def shifts(max_shift: int):
+    """``random_shift`` by up to ``max_shift`` pixels, as an ``augment`` function for ``fit``."""
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be a whole number of pixels >= 0, got {max_shift!r}.")
+    return lambda batch, generator: random_shift(batch, generator, max_shift)
+
+
 def shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     """``N x C x H x W`` images moved ``dx`` pixels right and ``dy`` down (negative: left, up), the
     uncovered border filled with 0 (MNIST's background). A new tensor of the same dtype and shape."""

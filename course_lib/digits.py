@@ -17,31 +17,48 @@ from .files import data_root
 from .loader import take
 
 
+class MNISTUnavailable(RuntimeError):
+    """MNIST's files are not on disk and could not be downloaded (the lessons then fall back to the
+    shipped sample). A file that is there but wrong raises a plain ``RuntimeError`` instead."""
+
+
+# MD5 of each of MNIST's four files once unpacked (torchvision checks the .gz files; a learner may have
+# the unpacked ones). The official .gz files, gunzipped, give exactly these.
+MNIST_RAW_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+
 def mnist(split: str = "train", root: str | os.PathLike | None = None,
           download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST through torchvision (its own mirrors and MD5 checks).
 
     Takes ``split`` ``"train"`` (60,000 images) or ``"test"`` (10,000). Returns
-    ``(images uint8 N x 1 x 28 x 28, labels int64 N)``. The four ``.gz`` files put by hand into
-    ``<root>/MNIST/raw/`` are used as they are (checked against torchvision's MD5s and unpacked). When
-    the files are missing and cannot be downloaded, raises ``RuntimeError`` naming exactly the files,
-    where they go, and :func:`mnist_sample`, the offline fallback. Files whose image and label counts
-    differ, or with labels outside 0-9, raise ``ValueError`` naming them.
+    ``(images uint8 N x 1 x 28 x 28, labels int64 N)``. Files put by hand into ``<root>/MNIST/raw/``
+    are used as they are: the four ``.gz`` files (checked against torchvision's MD5s, then unpacked)
+    or the four unpacked files (checked against :data:`MNIST_RAW_MD5`). A file there that fails its
+    check raises ``RuntimeError`` naming it. When the files are missing and cannot be downloaded,
+    raises :class:`MNISTUnavailable` naming exactly the files, where they go, and :func:`mnist_sample`,
+    the offline fallback. Files whose image and label counts differ, or with labels outside 0-9, raise
+    ``ValueError`` naming them.
     """
     from torchvision.datasets import MNIST
 
     _check_split(split)
     folder = data_root(root)
     raw = folder / "MNIST" / "raw"
-    _unpack_hand_placed(raw, MNIST.resources)
+    _check_hand_placed(raw, MNIST.resources)
     try:
         ds = MNIST(str(folder), train=(split == "train"), download=download)
     except Exception as err:  # torchvision raises RuntimeError or URLError depending on the failure
         names = ", ".join(name for name, _ in MNIST.resources)
-        raise RuntimeError(
+        raise MNISTUnavailable(
             f"MNIST ({split}) is not in {raw} and could not be downloaded ({type(err).__name__}: {err}). "
-            f"Put exactly these four files there by hand: {names}; or work offline with "
-            "course_lib.digits.mnist_sample(), 5,000 real MNIST digits shipped with the course "
+            f"Put exactly these four files there by hand: {names} (or the same four unpacked); or work "
+            "offline with course_lib.digits.mnist_sample(), 5,000 real MNIST digits shipped with the course "
             "(set COURSE_PROFILE=smoke to make the lessons use it)."
         ) from err
     images, labels = ds.data.unsqueeze(1).contiguous(), ds.targets.long()  # N x 1 x 28 x 28, uint8
@@ -56,9 +73,15 @@ def mnist(split: str = "train", root: str | os.PathLike | None = None,
     return images, labels
 
 
-def _unpack_hand_placed(raw: Path, resources) -> None:
-    """Unpack (atomically) the MNIST ``.gz`` files a learner put in ``raw`` by hand, after checking each
-    against torchvision's MD5; a file that fails the check raises ``RuntimeError`` naming it."""
+# (path, size, modification time) of unpacked files already checked in this process: hashing 47 MB
+# once per session is enough.
+_CHECKED: set = set()
+
+
+def _check_hand_placed(raw: Path, resources) -> None:
+    """Check the MNIST files a learner put in ``raw`` by hand: each ``.gz`` against torchvision's MD5
+    (then unpacked, atomically), each unpacked file against :data:`MNIST_RAW_MD5`. A file that fails
+    raises ``RuntimeError`` naming it and what to do."""
     import gzip
 
     from torchvision.datasets.utils import check_integrity
@@ -67,12 +90,24 @@ def _unpack_hand_placed(raw: Path, resources) -> None:
 
     for name, md5 in resources:
         gz, unpacked = raw / name, raw / name[:-3]
-        if not gz.exists() or unpacked.exists():
-            continue
-        if not check_integrity(str(gz), md5):
-            raise RuntimeError(f"{gz} is not MNIST's file (its MD5 is not {md5}): it is truncated or another "
-                               "file. Download it again, or remove it to let torchvision download it.")
-        atomic_write(unpacked, lambda f: f.write(gzip.decompress(gz.read_bytes())))
+        if gz.exists() and not unpacked.exists():
+            if not check_integrity(str(gz), md5):
+                raise RuntimeError(f"{gz} is not MNIST's file (its MD5 is not {md5}): it is truncated or another "
+                                   "file. Download it again, or remove it to let torchvision download it.")
+            atomic_write(unpacked, lambda f: f.write(gzip.decompress(gz.read_bytes())))
+            stat = unpacked.stat()
+            _CHECKED.add((str(unpacked), stat.st_size, stat.st_mtime_ns))   # made from a checked file
+        elif unpacked.exists():
+            stat = unpacked.stat()
+            key = (str(unpacked), stat.st_size, stat.st_mtime_ns)
+            expected = MNIST_RAW_MD5.get(unpacked.name)
+            if key in _CHECKED or expected is None:
+                continue
+            if not check_integrity(str(unpacked), expected):
+                raise RuntimeError(f"{unpacked} is not MNIST's file (its MD5 is not {expected}, the official "
+                                   f"{name} unpacked): it is truncated or another file. Replace it, or remove "
+                                   "it to let torchvision download MNIST again.")
+            _CHECKED.add(key)
 
 
 # The 5,000 MNIST digits shipped inside the package (see mnist_sample/README.md for source and licence).
@@ -150,7 +185,7 @@ def load(split: str, prof: env.Profile | None = None,
     if prof.dataset == "mnist":
         try:
             images, labels = mnist(split, root=root)
-        except RuntimeError as err:
+        except MNISTUnavailable as err:
             warnings.warn(f"{err}\n→ Using the 5,000-digit MNIST sample shipped with the course instead "
                           "(4,000 train / 1,000 test): results are not comparable with full MNIST.",
                           stacklevel=2)

@@ -32,7 +32,6 @@ import gc
 import json
 import os
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from . import augment, env, files, loader, models, train
+from . import augment, files, loader, models, train
 
 MODELS = {"lenet1": models.LeNet1, "lenet5": models.LeNet5, "alexnet": models.AlexNet}
 NAMED_DATA = ("mnist-sample", "mnist", "imagenette", "imagewoof")
@@ -207,7 +206,9 @@ def make_model(name: str, num_classes: int, seed: int, dropout: float = 0.5) -> 
 
 
 def _check_resumable(saved: dict, settings: dict, path: Path) -> None:
-    differ = {k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v}
+    """A checkpoint resumes only the run it came from: the same model, data and settings."""
+    config = saved.get("history", {}).get("config", {}) if isinstance(saved.get("history"), dict) else {}
+    differ = {k: (config.get(k), v) for k, v in settings.items() if config.get(k) != v}
     if differ:
         what = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
         raise DistributedError(f"{path} is the checkpoint of another run ({what}). Resume with the same "
@@ -227,9 +228,30 @@ def run(args: argparse.Namespace) -> None:
         stop()
 
 
-def _run(args, rank: int, world: int, device: torch.device) -> None:
-    from tqdm.auto import tqdm
+def _rank_batches(images, labels, args, rank: int, world: int, epoch: int, device: torch.device):
+    """This rank's share of every full global batch of ``epoch``, normalized on ``device``: ``(x, y)``
+    pairs. AlexNet's crops are drawn for the whole global batch and each rank keeps its own, so the crop
+    of an image depends on its place in the global batch, not on the number of processes."""
+    on_disk = isinstance(images, np.ndarray)
+    for step, batch in enumerate(global_batches(len(images), args.batch_size, args.seed, epoch)):
+        idx = shard(batch, rank, world)
+        if on_disk:    # a memory map reads fastest in file order
+            order = idx.sort()
+            x = torch.from_numpy(np.ascontiguousarray(images[order.values.numpy()]))[order.indices.argsort()]
+        else:
+            x = images[idx]
+        x, y = x.to(device, non_blocking=True), labels[idx].to(device, non_blocking=True)
+        if args.model == "alexnet":
+            gen = torch.Generator(device=device).manual_seed(args.seed * 100_003 + epoch * 10_007 + step)
+            where = augment.crop_positions(len(batch), *x.shape[-2:], args.image_size, gen)
+            x = augment.crop_at(x, *(t[rank::world] for t in where), args.image_size)
+        x = loader.normalize(x)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, y
 
+
+def _run(args, rank: int, world: int, device: torch.device) -> None:
     if args.batch_size % world:
         raise DistributedError(f"--batch-size {args.batch_size} is the global batch: it must split evenly over "
                                f"the {world} processes (use a multiple of {world}).")
@@ -239,81 +261,43 @@ def _run(args, rank: int, world: int, device: torch.device) -> None:
     if channels != wanted:
         raise DistributedError(f"--model {args.model} reads {wanted}-channel images, but --data {args.data} has "
                                f"{channels}: use alexnet for photos, lenet1 or lenet5 for digits.")
-    settings = {k: getattr(args, k) for k in SETTINGS}
-    out = Path(args.out)
-    ckpt = out / "checkpoint.pt"
-    model = make_model(args.model, len(classes), args.seed, args.dropout).to(device)
-    optimizer = train.make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay)
-    history, start_epoch = [], 0
-    if args.resume and ckpt.exists():
-        saved = train.load_checkpoint(ckpt)
-        _check_resumable(saved, settings, ckpt)
-        try:
-            model.load_state_dict(saved["model"])
-        except RuntimeError as err:
-            raise DistributedError(f"{ckpt} does not fit --model {args.model}: {str(err).splitlines()[0]}") from None
-        optimizer.load_state_dict(saved["optimizer"])
-        history, start_epoch = saved["history"], saved["epoch"]
-    if device.type == "cuda" and args.model == "alexnet":
-        model = model.to(memory_format=torch.channels_last)
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world > 1 else model
     steps = len(images) // args.batch_size
     if steps == 0:
         raise DistributedError(f"{len(images)} training images make no full batch of {args.batch_size}.")
-    lrs = train.lr_schedule(args.lr, args.epochs, steps)
-    amp = train._autocast_dtype(device)
-    precision = torch.autocast(device.type, dtype=amp) if amp is not None else None
-    scaler = torch.amp.GradScaler(enabled=amp == torch.float16)
-    crop = args.model == "alexnet"
-    on_disk = isinstance(images, np.ndarray)
+    out = Path(args.out)
+    ckpt = out / "checkpoint.pt"
+    model = make_model(args.model, len(classes), args.seed, args.dropout).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    settings = train.Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                              weight_decay=args.weight_decay, seed=args.seed)
+    identity = {k: getattr(args, k) for k in SETTINGS}   # what a checkpoint must match to be resumed
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else model
+    config = {**identity, "classes": classes, "model_repr": repr(model)}
+    run = train.Run(model, settings, steps, device, config, step_model=net)
+    if args.resume and ckpt.exists():
+        saved = train.load_checkpoint(ckpt)
+        _check_resumable(saved, identity, ckpt)
+        try:
+            run.resume(ckpt)
+        except RuntimeError as err:
+            raise DistributedError(f"{ckpt} does not fit --model {args.model}: {str(err).splitlines()[0]}") from None
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         print(f"{args.model} on {args.data}: {len(images):,} images, {world} process(es) on {device.type}, "
               f"global batch {args.batch_size} ({args.batch_size // world} per process), epochs "
-              f"{start_epoch + 1}..{args.epochs}", flush=True)
-    for epoch in range(start_epoch, args.epochs):
-        net.train()
-        started = time.perf_counter()
-        totals = torch.zeros(3, device=device)   # loss sum, correct, count (this rank)
-        batches = global_batches(len(images), args.batch_size, args.seed, epoch)
-        for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0,
-                                          leave=False)):
-            idx = shard(batch, rank, world)
-            if on_disk:
-                order = idx.sort()
-                x = torch.from_numpy(np.ascontiguousarray(images[order.values.numpy()]))
-                x = x[order.indices.argsort()]
-            else:
-                x = images[idx]
-            x, y = x.to(device, non_blocking=True), labels[idx].to(device, non_blocking=True)
-            if crop:
-                # Crops are drawn for the whole global batch and each rank keeps its own: the crop of an
-                # image depends on its place in the global batch, not on the number of processes.
-                gen = torch.Generator(device=device).manual_seed(args.seed * 100_003 + epoch * 10_007 + step)
-                where = augment.crop_positions(len(batch), *x.shape[-2:], args.image_size, gen)
-                x = augment.crop_at(x, *(t[rank::world] for t in where), args.image_size)
-            x = loader.normalize(x)
-            if device.type == "cuda" and args.model == "alexnet":
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss, logits = train.train_step(net, optimizer, x, y, lrs[epoch * steps + step],
-                                            precision=precision, scaler=scaler)
-            totals += torch.stack([loss.float() * len(y), (logits.argmax(1) == y).sum().float(),
-                                   torch.tensor(float(len(y)), device=device)])
-        if world > 1:
-            dist.all_reduce(totals)
-        loss_sum, correct, count = totals.tolist()
-        if not np.isfinite(loss_sum):
-            raise train.TrainingDiverged(f"Training diverged in epoch {epoch + 1} at --lr {args.lr}: try 10x smaller.")
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / count, "train_accuracy": correct / count,
-                        "seconds": time.perf_counter() - started, "processes": world})
+              f"{run.epoch + 1}..{args.epochs}", flush=True)
+    reduce = dist.all_reduce if world > 1 else None
+    while run.epoch < args.epochs:
+        row = run.train_epoch(_rank_batches(images, labels, args, rank, world, run.epoch, device),
+                              progress=rank == 0 and sys.stderr.isatty(), reduce=reduce)
+        row["processes"] = world
+        run.end_epoch(row, ckpt if rank == 0 else None)
         if rank == 0:
-            train.save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "epoch": epoch + 1, "settings": settings, "history": history,
-                                         "classes": classes})
-            files.atomic_write(out / "history.json", lambda f: json.dump(history, f, indent=1), mode="w")
-            print(f"epoch {epoch + 1}: loss {loss_sum / count:.4f}, accuracy {correct / count:.4f}, "
-                  f"{history[-1]['seconds']:.1f} s", flush=True)
+            files.atomic_write(out / "history.json", lambda f: json.dump(run.history.epochs, f, indent=1), mode="w")
+            print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, accuracy {row['train_accuracy']:.4f}, "
+                  f"{row['seconds']:.1f} s", flush=True)
         barrier(world)
     if rank == 0:
         train.save_checkpoint(out / "final.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})

@@ -14,7 +14,7 @@ import math
 import ipywidgets as W
 import torch
 
-from . import measure, viz
+from . import loader, measure, viz
 
 
 PAGE_SIZE = 64  # maps or filters on one page: more would not be readable
@@ -74,10 +74,7 @@ class ActivationExplorer(_Explorer):
 
     def __init__(self, source, images: torch.Tensor, layers=None, mean=None, std=None):
         model, snapshots = _snapshots_of(source)
-        if not torch.is_tensor(images) or images.dim() != 4:
-            raise ValueError(f"Expected probe images N x C x H x W, got {tuple(getattr(images, 'shape', ()))}.")
-        if len(images) == 0:
-            raise ValueError("Expected at least one probe image, got an empty batch.")
+        loader.check_images(images, "probe images", allow_empty=False)
         if snapshots and not snapshots[0].get("activations"):
             raise ValueError("These snapshots hold no activations: train with fit(..., snapshot_every=k, "
                              "probe=images) so that each snapshot records the probe's activations.")

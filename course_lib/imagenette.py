@@ -4,6 +4,7 @@ of archives and checksums, download, safe extraction, and a uint8 cache at the t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tarfile
@@ -39,7 +40,22 @@ WNID_NAMES = {
 }
 
 
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+# The ten classes of each variant, by ImageNet wnid (Imagenette v2; v1 used n03888605 for parachute).
+WNIDS = {
+    "imagenette": ("n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916", "n03417042",
+                   "n03425413", "n03445777", "n03888257"),
+    "imagewoof": ("n02086240", "n02087394", "n02088364", "n02089973", "n02093754", "n02096294", "n02099601",
+                  "n02105641", "n02111889", "n02115641"),
+}
+
+
+# A folder the learner already has, in ImageNet's layout (PATH/train/<wnid>/<image>, PATH/val/...): set
+# COURSE_IMAGENETTE (or COURSE_IMAGEWOOF) to PATH, or pass folder=PATH to load().
+FOLDER_SETTINGS = {"imagenette": "COURSE_IMAGENETTE", "imagewoof": "COURSE_IMAGEWOOF"}
+
+
+# Every format PIL reads that image datasets are published in.
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 CACHE_VERSION = 2
@@ -170,61 +186,110 @@ def _load_resized(path: Path, resolution: int) -> np.ndarray:
     from PIL import Image, ImageOps
 
     with Image.open(path) as img:
+        # JPEG: decode at a reduced scale (1/2, 1/4, 1/8) when that still covers the resolution. draft()
+        # acts only before the pixels are loaded, so it comes before anything that reads them.
+        img.draft("RGB", (resolution, resolution))
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):   # 16-bit gray: 0-65535, not 0-255
             img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
         img = img.convert("RGB")
-        img.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale when possible
         return np.asarray(ImageOps.fit(img, (resolution, resolution), Image.BILINEAR))
 
 
 def load(split: str = "train", variant: str = "imagenette", size: int = 160,
-               root: str | os.PathLike | None = None, download: bool = True,
-               resolution: int | None = None, md5: str | None = "published",
-               progress: bool = True, skip_bad: bool = False) -> ImageSplit:
+         root: str | os.PathLike | None = None, download: bool = True,
+         resolution: int | None = None, md5: str | None = "published",
+         progress: bool = True, skip_bad: bool = False,
+         folder: str | os.PathLike | None = None) -> ImageSplit:
     """Imagenette or Imagewoof as one uint8 tensor, cached at the training resolution.
 
-    ``split`` is ``"train"`` or ``"val"``; ``size`` picks the published archive (160 or 320 px);
-    ``resolution`` (default ``size``) is the square side of the cached images. The first call
-    downloads ``<root>/<variant>2-<size>.tgz``, checks its published MD5, extracts it safely and
-    decodes every image once (progress bar) into ``<root>/<variant>2-<size>-<split>-<res>px.pt``,
-    written atomically; later calls load that cache in seconds. A cache that does not match the
-    folder (another resolution, another image count, another format version) is rebuilt, not
-    trusted. A file that cannot be decoded raises ``RuntimeError`` naming it; with ``skip_bad=True`` it
-    is left out with a warning instead. Returns an :class:`ImageSplit` ``(images N x 3 x res x res,
-    labels N, classes)``.
-    """
-    from tqdm.auto import tqdm
+    ``split`` is ``"train"`` or ``"val"``; ``resolution`` is the square side of the cached images
+    (default ``size``). The images come from, in this order:
 
+    * ``folder`` (or the folder in ``$COURSE_IMAGENETTE`` / ``$COURSE_IMAGEWOOF``): a copy the learner
+      already has, in ImageNet's layout ``folder/<split>/<wnid>/<image>`` at any image size and in any
+      format PIL reads (see :func:`check_folder`);
+    * else the published archive ``<root>/<variant>2-<size>.tgz`` (``size`` 160 or 320 px): downloaded
+      when missing, checked against its published MD5, extracted safely into ``<root>/<variant>2-<size>/``.
+
+    Every image is decoded once (progress bar) into a cache in ``root`` written atomically; later calls
+    load it in seconds. A cache that does not match the folder (an image added, removed or replaced,
+    another resolution or format version) is rebuilt, not trusted. A file that cannot be decoded raises
+    ``RuntimeError`` naming it; with ``skip_bad=True`` it is left out with a warning instead. Returns an
+    :class:`ImageSplit` ``(images uint8 N x 3 x res x res, labels int64 N, classes)``.
+    """
     if split not in ("train", "val"):
         raise ValueError(f"Unknown split {split!r}: expected 'train' or 'val'.")
     name = archive_name(variant, size)
-    resolution = resolution or size
     root = data_root(root)
-    folder = root / name
-    cache = root / f"{name}-{split}-{resolution}px.pt"
-
-    if not (folder / split).is_dir():
+    folder = folder or os.environ.get(FOLDER_SETTINGS[variant]) or None
+    if folder is not None:
+        source = check_folder(folder, variant, split)
+        # the cache is named after the folder's name and its absolute path: two copies never share one
+        tag = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:8]
+        return _cached(source / split, root / f"{source.name}-{tag}-{split}-{resolution or size}px.pt",
+                       resolution or size, progress, skip_bad, announce=True)
+    if not (root / name / split).is_dir():
         url, published = ARCHIVES[variant, size]
         archive = _download_archive(name, url, root, published if md5 == "published" else md5, download)
         _extract(archive, name, root)
-    classes, files = _image_files(folder / split)
-    meta = {"version": CACHE_VERSION, "name": name, "split": split, "resolution": resolution,
-            "count": len(files), "classes": classes, "files": _fingerprint(files), "skip_bad": skip_bad}
+    return _cached(root / name / split, root / f"{name}-{split}-{resolution or size}px.pt", resolution or size,
+                   progress, skip_bad)
+
+
+def check_folder(folder: str | os.PathLike, variant: str = "imagenette", split: str | None = None) -> Path:
+    """Check that ``folder`` holds ``variant`` in ImageNet's layout: ``folder/train/<wnid>/`` and
+    ``folder/val/<wnid>/`` (or only ``split``), whose class folders are exactly the variant's ten wnids
+    (:data:`WNIDS`; Imagenette v1's parachute wnid is accepted too). Returns the folder as a ``Path``;
+    raises ``FileNotFoundError`` or ``ValueError`` saying what is missing or extra, and what was expected."""
+    if variant not in WNIDS:
+        raise ValueError(f"Unknown variant {variant!r}: expected 'imagenette' or 'imagewoof'.")
+    source = Path(folder).expanduser()
+    expected = (f"{source}/train/<wnid>/<image> and {source}/val/<wnid>/<image> with {variant}'s wnids "
+                f"{', '.join(WNIDS[variant])} (the folder comes from ${FOLDER_SETTINGS[variant]} or folder=...)")
+    for part in (split,) if split else ("train", "val"):
+        where = source / part
+        if not where.is_dir():
+            raise FileNotFoundError(f"{source} has no {part}/ folder: expected {expected}.")
+        found = {d.name for d in where.iterdir() if d.is_dir() and _visible(d)}
+        wanted = set(WNIDS[variant])
+        if variant == "imagenette" and "n03888605" in found:   # Imagenette v1
+            wanted = wanted - {"n03888257"} | {"n03888605"}
+        missing, extra = sorted(wanted - found), sorted(found - wanted)
+        if missing or extra:
+            said = [f"missing {', '.join(missing)}"] * bool(missing) + [f"not {variant} classes: {', '.join(extra)}"] * bool(extra)
+            raise ValueError(f"{where} does not hold {variant}'s ten classes ({'; '.join(said)}): expected {expected}.")
+    return source
+
+
+def _cached(split_dir: Path, cache: Path, resolution: int, progress: bool, skip_bad: bool,
+            announce: bool = False) -> ImageSplit:
+    """The images of ``split_dir/<class>/*`` as an :class:`ImageSplit`, from ``cache`` when it matches the
+    folder, else decoded once and cached. ``announce``: print the images per class when decoding."""
+    import warnings
+
+    from PIL import UnidentifiedImageError
+    from tqdm.auto import tqdm
+
+    classes, files = _image_files(split_dir)
+    meta = {"version": CACHE_VERSION, "name": split_dir.parent.name, "split": split_dir.name,
+            "resolution": resolution, "count": len(files), "classes": classes, "files": _fingerprint(files),
+            "skip_bad": skip_bad}
     if cache.exists():
         try:
             stored = torch.load(cache, weights_only=True)
             if stored["meta"] == meta and tuple(stored["images"].shape[1:]) == (3, resolution, resolution):
                 return ImageSplit(stored["images"], stored["labels"], _readable(classes))
-            print(f"{cache.name} does not match {folder / split} (an image added, removed, replaced or moved, "
+            print(f"{cache.name} does not match {split_dir} (an image added, removed, replaced or moved, "
                   "another resolution or version): rebuilding it.")
         except Exception as err:  # unreadable or truncated cache: rebuild it
             print(f"{cache.name} could not be read ({type(err).__name__}): rebuilding it.")
-    import warnings
-
-    from PIL import UnidentifiedImageError
-
+    if announce:
+        counts = np.bincount([label for _, label in files], minlength=len(classes))
+        print(f"{split_dir}: {len(files):,} images; " + ", ".join(
+            f"{name} {count}" for name, count in zip(_readable(classes), counts)))
     decoded, labels = [], []
-    for path, label in tqdm(files, desc=f"caching {name}/{split} at {resolution}px", disable=not progress):
+    for path, label in tqdm(files, desc=f"caching {split_dir.parent.name}/{split_dir.name} at {resolution}px",
+                            disable=not progress):
         try:
             pixels = _load_resized(path, resolution)
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
@@ -232,12 +297,12 @@ def load(split: str = "train", variant: str = "imagenette", size: int = 160,
             if not skip_bad:
                 raise RuntimeError(f"{message}. Delete or replace it, or pass skip_bad=True to leave out the "
                                    "files that cannot be read.") from err
-            warnings.warn(f"{message}: left out (skip_bad=True).", stacklevel=2)
+            warnings.warn(f"{message}: left out (skip_bad=True).", stacklevel=3)
             continue
         decoded.append(torch.from_numpy(pixels.copy()).permute(2, 0, 1))
         labels.append(label)
     if not decoded:
-        raise RuntimeError(f"No image in {folder / split} could be decoded.")
+        raise RuntimeError(f"No image in {split_dir} could be decoded.")
     images = torch.stack(decoded)
     labels = torch.tensor(labels, dtype=torch.long)
     atomic_write(cache, lambda f: torch.save({"meta": meta, "images": images, "labels": labels}, f))

@@ -31,23 +31,36 @@ def default_normalization(channels: int) -> tuple[tuple[float, ...], tuple[float
     raise ValueError(f"No default normalization for {channels} channels: expected 1 or 3, or pass mean/std.")
 
 
-def check_images(images, what: str = "images") -> None:
-    """Raise a clear error unless ``images`` is a uint8 tensor ``N x C x H x W`` (gray levels 0-255)."""
+def check_images(images, what: str = "images", kind: str = "uint8", allow_empty: bool = True) -> None:
+    """The one check of an image batch in the course: raise a clear error unless ``images`` is a tensor
+    ``N x C x H x W`` of ``kind`` ``"uint8"`` (gray levels 0-255, what the loaders and ``fit`` take) or
+    ``"float"`` (normalized, what a model reads). ``allow_empty=False`` refuses ``N = 0``."""
+    want = ("uint8 (gray levels 0-255)" if kind == "uint8" else
+            "float (normalized, as the model reads it: convert uint8 images with loader.normalize(images))")
     if not torch.is_tensor(images):
-        raise TypeError(f"Expected {what} as a uint8 torch tensor N x C x H x W, got {type(images).__name__} "
+        raise TypeError(f"Expected {what} as a torch tensor N x C x H x W of {want}, got {type(images).__name__} "
                         "(convert with torch.from_numpy(array)).")
     if images.dim() != 4:
         raise ValueError(f"Expected {what} of shape N x C x H x W, got shape {tuple(images.shape)}.")
-    if images.dtype != torch.uint8:
+    if kind == "uint8" and images.dtype != torch.uint8:
         raise TypeError(f"Expected {what} as uint8 (gray levels 0-255), got {images.dtype}: the course keeps "
                         "images as bytes and normalizes them itself. Convert floats in [0, 1] with "
                         "(x * 255).round().to(torch.uint8), or give fit a Dataset of ready float tensors.")
+    if kind == "float" and not images.is_floating_point():
+        raise TypeError(f"Expected {what} as float N x C x H x W (normalized, as the model reads it), got "
+                        f"{images.dtype}: convert uint8 images with loader.normalize(images).")
+    if not allow_empty and len(images) == 0:
+        raise ValueError(f"Expected at least one image in {what}, got an empty batch.")
 
 
 def _mean_std(channels: int, mean, std) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if mean is None or std is None:
+    if (mean is None) != (std is None):
+        given, missing = ("mean", "std") if std is None else ("std", "mean")
+        raise ValueError(f"{given} was given without {missing}: give both (one value per channel), or neither "
+                         "for the default normalization (MNIST's for 1 channel, ImageNet's for 3).")
+    if mean is None:
         return default_normalization(channels)
-    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    mean, std = _per_channel(mean, "mean"), _per_channel(std, "std")
     if len(mean) != channels or len(std) != channels:
         raise ValueError(f"mean and std need one value per channel ({channels}), got {len(mean)} and {len(std)}.")
     if not all(s > 0 and s == s and s != float("inf") for s in std):
@@ -56,16 +69,34 @@ def _mean_std(channels: int, mean, std) -> tuple[tuple[float, ...], tuple[float,
     return mean, std
 
 
+def _per_channel(values, name: str) -> tuple[float, ...]:
+    """A number or a sequence of numbers (numpy scalars and tensors too) as a tuple of floats."""
+    if isinstance(values, (int, float)) or (hasattr(values, "ndim") and values.ndim == 0):
+        return (float(values),)
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be one number per channel, got {values!r}.") from None
+
+
+def scale_and_shift(channels: int, mean=None, std=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)``, each ``1 x C x 1 x 1`` float32 on ``device``, such that ``x * scale + shift``
+    equals ``(x / 255 - mean) / std`` for uint8 pixels ``x``: the course's one normalization."""
+    mean, std = _mean_std(channels, mean, std)
+    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    return 1.0 / (255.0 * s), -m / s
+
+
 def normalize(images: torch.Tensor, mean: Sequence[float] | None = None,
               std: Sequence[float] | None = None) -> torch.Tensor:
     """uint8 ``N x C x H x W`` -> a new float32 tensor ``(x/255 - mean)/std`` on the same device (the input
-    is never modified). ``mean``/``std``: one value per channel, default MNIST's (1 channel) or
-    ImageNet's (3). Raises a clear error for another dtype or shape, or a std that is not positive."""
+    is never modified). ``mean``/``std``: one value per channel (both or neither), default MNIST's
+    (1 channel) or ImageNet's (3). Raises a clear error for another dtype or shape, or a std that is not
+    positive."""
     check_images(images)
-    mean, std = _mean_std(images.shape[1], mean, std)
-    m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    return (images.float() / 255.0 - m) / s
+    scale, shift = scale_and_shift(images.shape[1], mean, std, images.device)
+    return images.float().mul_(scale).add_(shift)
 
 
 def take(images: torch.Tensor, labels: torch.Tensor, n: int | None,
@@ -121,12 +152,8 @@ class TensorLoader:
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        mean, std = _mean_std(images.shape[1], mean, std)
-        mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
-        std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         # (x / 255 - mean) / std as one multiply and one add, done in place on the batch
-        self._scale = 1.0 / (255.0 * std)
-        self._shift = -mean / std
+        self._scale, self._shift = scale_and_shift(images.shape[1], mean, std, self.device)
 
     def __len__(self) -> int:
         n = len(self.labels)

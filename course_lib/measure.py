@@ -396,16 +396,18 @@ def measured_field(model: nn.Module, layer: str, images: torch.Tensor, row: int,
                        f"{[n for n, _ in model.named_modules() if n]}.")
     grabbed = {}
     handle = module.register_forward_hook(lambda m, i, o: grabbed.__setitem__("out", o))
+    device = next(model.parameters()).device
     with evaluating(model):
         try:
-            x = images.detach().clone().requires_grad_(True)
+            x = images.detach().to(device).clone().requires_grad_(True)
             model(x)
             out = grabbed["out"]
             if out.dim() != 4 or not (0 <= row < out.shape[2] and 0 <= col < out.shape[3]):
                 raise ValueError(f"{layer!r} gives {tuple(out.shape[1:])}: expected a unit (row, col) inside "
                                  f"its {out.shape[-2:] if out.dim() == 4 else 'spatial'} maps, got ({row}, {col}).")
             picked = out[:, :, row, col] if channel is None else out[:, channel, row, col]
-            picked.sum().backward()
+            # autograd.grad, not backward(): the caller's parameters get no .grad from a measurement
+            (grad,) = torch.autograd.grad(picked.sum(), x)
         finally:
             handle.remove()
-    return (x.grad != 0).any(1).any(0)
+    return (grad != 0).any(1).any(0).cpu()

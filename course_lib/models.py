@@ -82,18 +82,19 @@ class DigitFrame(nn.Module):
 
 class Subsample(nn.Module):
     """LeNet's subsampling layer: the 2x2 average of each map, times a trainable coefficient, plus a
-    trainable bias (one pair per map), through tanh. ``N x C x H x W`` -> ``N x C x H/2 x W/2``;
-    2C parameters. (The 1998 paper describes its S2 and S4 layers so; LeNet-1's H2 and H4 count the
-    same 2 parameters per map.)"""
+    trainable bias (one pair per map), through tanh (or ``squash``, e.g. ``torch.relu``).
+    ``N x C x H x W`` -> ``N x C x H/2 x W/2``; 2C parameters. (The 1998 paper describes its S2 and S4
+    layers so; LeNet-1's H2 and H4 count the same 2 parameters per map.)"""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, squash=torch.tanh):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.squash = squash
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.avg_pool2d(x, 2)
-        return torch.tanh(x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1))
+        return self.squash(x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1))
 
 
 # LeNet-1's H2 -> H3 connection table: which of the 4 H2 maps each of the 12 H3 maps reads.
@@ -155,20 +156,35 @@ class LeNet1(nn.Module):
     Parameters: 104 + 8 + 512 + 24 + 1,930 = 2,578, the paper's count. Input ``N x 1 x 28 x 28``
     float (normalized MNIST), output ``N x num_classes`` logits. (The paper's output units were
     squashed and trained on squared error; here the 10 outputs are logits for cross-entropy.)
+
+    One modern change at a time ("what thirty years bought", lesson 02): ``activation="relu"`` puts
+    ReLU wherever the published net squashes with tanh (after each convolution and in the subsampling);
+    ``pool="max"`` replaces the trainable subsampling by 2x2 max-pooling; ``width=k`` has ``k`` times the
+    maps in both layers (conv2 keeps the connection table within each group of 4 maps).
     """
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, activation: str = "tanh", pool: str = "subsample", width: int = 1):
         super().__init__()
         num_classes = check_classes(num_classes, "LeNet1")
+        acts = {"tanh": (nn.Tanh, torch.tanh), "relu": (nn.ReLU, torch.relu)}
+        if activation not in acts:
+            raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}.")
+        if pool not in ("subsample", "max"):
+            raise ValueError(f"pool must be 'subsample' or 'max', got {pool!r}.")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a whole number >= 1, got {width!r}.")
+        act, squash = acts[activation]
+        pooling = (lambda c: Subsample(c, squash)) if pool == "subsample" else (lambda c: nn.MaxPool2d(2))
+        table = [tuple(i + 4 * g for i in t) for g in range(width) for t in LENET1_TABLE]
         self.frame = DigitFrame()
-        self.conv1 = nn.Conv2d(1, 4, kernel_size=5)
-        self.act1 = nn.Tanh()
-        self.pool1 = Subsample(4)
-        self.conv2 = SparseConv2d(4, LENET1_TABLE, kernel_size=5)
-        self.act2 = nn.Tanh()
-        self.pool2 = Subsample(12)
+        self.conv1 = nn.Conv2d(1, 4 * width, kernel_size=5)
+        self.act1 = act()
+        self.pool1 = pooling(4 * width)
+        self.conv2 = SparseConv2d(4 * width, table, kernel_size=5)
+        self.act2 = act()
+        self.pool2 = pooling(12 * width)
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(12 * 4 * 4, num_classes)
+        self.fc = nn.Linear(12 * width * 4 * 4, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, 1, 28, "LeNet1", exact_size=28, dtype=self.conv1.weight.dtype)

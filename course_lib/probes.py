@@ -367,7 +367,8 @@ class ReceptiveFieldExplorer(viz.WidgetView):
         if unknown or not names:
             raise KeyError(f"Layer(s) {unknown or names} have no receptive field to show: expected some of {valid}.")
         gen = torch.Generator().manual_seed(0)
-        self._probe = torch.randn(4, *image.shape, generator=gen)
+        device = next(model.parameters()).device    # the model may live on a GPU (lesson 02's, after fit)
+        self._probe = torch.randn(4, *image.shape, generator=gen).to(device)
         with models.evaluating(model), measure.ActivationRecorder(model, names) as rec, torch.no_grad():
             model(self._probe[:1])
         self._sizes = {n: tuple(a.shape[-2:]) for n, a in rec.activations.items()}

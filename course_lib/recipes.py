@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from . import augment, digits, env, imagenette, models, train
+from . import augment, env, imagenette, models, train
 from .files import data_root
 from .loader import take
 
@@ -46,17 +47,30 @@ def imagenette_data(prof: env.Profile, variant: str = "imagenette") -> Imagenett
 
 
 def train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2, seed: int = 0,
-                  progress: bool = True) -> tuple[torch.nn.Module, train.History]:
+                  progress: bool = True, resumable: bool = False) -> tuple[torch.nn.Module, train.History]:
     """AlexNet (``streams`` 2 or 1) trained with the course's recipe at profile ``prof``'s sizes: SGD with
     warm-up and cosine, weight decay 5e-4, label smoothing 0.1, the paper's random crops and flips on the
-    device. Returns ``(model, history)``; validation accuracy is measured on the centre crops."""
+    device. Returns ``(model, history)``; validation accuracy is measured on the centre crops.
+    ``resumable``: write ``fit``'s checkpoint after every epoch to :func:`run_path`, and continue from
+    it (a finished run is loaded, not trained again)."""
     env.seed_everything(seed)
     model = models.AlexNet(num_classes=len(d.classes), streams=streams)
     history = train.fit(model, (d.train_images, d.train_labels), (d.val_images, d.val_labels),
                         epochs=prof.alexnet_epochs, lr=prof.alexnet_lr, batch_size=prof.alexnet_batch_size,
                         weight_decay=5e-4, label_smoothing=0.1, augment=augment.crop_flip(prof.image_size),
-                        seed=seed, progress=progress)
+                        seed=seed, progress=progress,
+                        checkpoint=run_path(prof, d, streams, seed) if resumable else None)
     return model, history
+
+
+def run_path(prof: env.Profile, d: ImagenetteData, streams: int, seed: int) -> Path:
+    """Where a resumable AlexNet run (:func:`train_alexnet`) keeps its ``fit`` checkpoint: one file per
+    data, streams, seed, epochs and image size, so that runs of other settings never resume each other."""
+    import hashlib
+
+    data = hashlib.sha1(repr((d.classes, len(d.train_labels), d.offline)).encode()).hexdigest()[:8]
+    return (data_root() / "checkpoints" / "runs" /
+            f"alexnet-{streams}s-{data}-{prof.image_size}px-{prof.alexnet_epochs}ep-seed{seed}.pt")
 
 
 def checkpoint_path(prof: env.Profile, streams: int) -> Path:
@@ -103,31 +117,102 @@ def save_lenet1(prof: env.Profile, model: torch.nn.Module, test_error: float) ->
     return path
 
 
-def load_or_train_lenet1(prof: env.Profile, seed: int = 0) -> tuple[torch.nn.Module, dict]:
-    """Lesson 02's LeNet-1 from its checkpoint when there is one for this profile, else trained now as
-    lesson 02 trains it (``prof.lenet_epochs`` epochs, lr 0.3) and saved. Returns ``(model in eval mode,
-    info)`` with info ``{"test_error", "source"}``."""
+def load_lenet1(prof: env.Profile) -> tuple[torch.nn.Module, dict]:
+    """Lesson 02's LeNet-1 from its checkpoint when there is one for this profile, else the course's
+    reference LeNet-1 trained on all of MNIST (:func:`references.load`, ``"lenet1-mnist"``): no training
+    here. Returns ``(model in eval mode on the course device, info)`` with info ``{"test_error" (as
+    measured when it was saved, on its own test set), "source" (a sentence naming the network)}``."""
+    from . import references
+
     path = lenet1_checkpoint_path(prof)
-    model = models.LeNet1()
-    saved = None
     if path.exists():
         try:
             saved = train.load_checkpoint(path)
+            model = models.LeNet1()
             model.load_state_dict(saved["model"])
+            return model.to(env.device()).eval(), {
+                "test_error": saved["test_error"],
+                "source": f"your LeNet-1 from lesson 02 (checkpoint {path.name}, profile {prof.name})"}
         except (RuntimeError, KeyError):
-            saved = None    # from another version of the course: train again
-    if saved is not None:
-        info = {"test_error": saved["test_error"], "source": f"checkpoint {path}"}
-    else:
-        env.seed_everything(seed)
-        model = models.LeNet1()
-        test = digits.load("test", prof)
-        history = train.fit(model, digits.load("train", prof), test, epochs=prof.lenet_epochs, lr=0.3,
-                            batch_size=prof.batch_size, seed=seed, progress=False)
-        error = 1 - history.last["val_accuracy"]
-        save_lenet1(prof, model, error)
-        info = {"test_error": error, "source": "trained now"}
-    return model.to(env.device()).eval(), info
+            pass    # from another version of the course: use the reference instead
+    model, record = references.load("lenet1-mnist")
+    settings = record["settings"]
+    return model.to(env.device()).eval(), {
+        "test_error": record["accuracy"]["test_error"],
+        "source": (f"the course's reference LeNet-1 (trained on all {record['data']['train']:,} MNIST training "
+                   f"digits, {settings['epochs']} epochs; lesson 02 has not saved one in this profile)")}
+
+
+# "What thirty years bought" (lesson 02, benchmarks/lenet1_mnist.py): LeNet-1 as published, then one
+# modern change at a time. name -> (model keyword arguments, fit keyword arguments)
+MODERN_CHANGES = {
+    "LeNet-1 as published": ({}, {}),
+    "ReLU instead of tanh": ({"activation": "relu"}, {}),
+    "max-pooling instead of subsampling": ({"pool": "max"}, {}),
+    "AdamW instead of SGD with momentum": ({}, {"optimizer": "adamw", "lr": 0.003}),
+    "random shifts of up to 2 px": ({}, {"augment": "shifts"}),
+    "2x wider (8 and 24 maps)": ({"width": 2}, {}),
+    "all five together": ({"activation": "relu", "pool": "max", "width": 2},
+                          {"optimizer": "adamw", "lr": 0.003, "augment": "shifts"}),
+}
+
+
+def modern_lenet1(change: str, train_data, test_data, seed: int, epochs: int, progress: bool = False) -> dict:
+    """Train LeNet-1 with one of :data:`MODERN_CHANGES` (``fit``'s defaults otherwise: SGD with Nesterov
+    momentum, lr 0.1 with warm-up and cosine, batch 64) and return ``{"error": test error, "parameters",
+    "seconds"}``. ``train_data``/``test_data``: ``(uint8 images N x 1 x 28 x 28, labels)``."""
+    import time
+
+    from .models import count_parameters
+
+    model_kwargs, fit_kwargs = MODERN_CHANGES[change]
+    fit_kwargs = dict(fit_kwargs)
+    if fit_kwargs.get("augment") == "shifts":
+        fit_kwargs["augment"] = augment.shifts(2)
+    env.seed_everything(seed)
+    model = models.LeNet1(**model_kwargs)
+    start = time.perf_counter()
+    train.fit(model, train_data, epochs=epochs, seed=seed, progress=progress, **fit_kwargs)
+    seconds = time.perf_counter() - start
+    return {"error": train.evaluate(model, test_data)["error"], "parameters": count_parameters(model),
+            "seconds": seconds}
+
+
+def thirty_years(train_data, test_data, seeds: int, epochs: int, changes=None, progress: bool = True) -> list[dict]:
+    """LeNet-1 with each of ``changes`` (default: all of :data:`MODERN_CHANGES`) over ``seeds`` seeds, the
+    same seeds for every row. Returns one dict per change: ``{"change", "parameters", "errors" (one per
+    seed), "error" (mean), "spread" (std), "diff"/"diff_spread" (mean and std over seeds of the paired
+    difference from the published net; negative: fewer errors), "beats_spread", "seconds"}``.
+    ``beats_spread``: the change moved the error the same way in every seed, by more than twice the
+    spread of the paired differences (:func:`claims.check_rise` on the errors)."""
+    from tqdm.auto import tqdm
+
+    from .claims import check_rise
+
+    changes = list(changes or MODERN_CHANGES)
+    base = "LeNet-1 as published"
+    if base not in changes:
+        changes.insert(0, base)
+    bar = tqdm(total=len(changes) * seeds, desc="thirty years", disable=not progress)
+    runs = {}
+    for change in changes:
+        runs[change] = []
+        for seed in range(seeds):
+            runs[change].append(modern_lenet1(change, train_data, test_data, seed, epochs))
+            bar.update()
+    bar.close()
+    baseline = np.array([r["error"] for r in runs[base]])
+    rows = []
+    for change, results in runs.items():
+        errors = np.array([r["error"] for r in results])
+        diff = errors - baseline
+        better, worse = check_rise(errors, baseline, 0.0005), check_rise(baseline, errors, 0.0005)
+        rows.append({"change": change, "parameters": results[0]["parameters"], "errors": errors.tolist(),
+                     "error": float(errors.mean()), "spread": float(errors.std()), "diff": float(diff.mean()),
+                     "diff_spread": float(diff.std()), "beats_spread": change != base and
+                     (better["reproduced"] or worse["reproduced"]),
+                     "seconds": float(np.mean([r["seconds"] for r in results]))})
+    return rows
 
 
 class PretrainedAlexNet(NamedTuple):

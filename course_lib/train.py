@@ -1,8 +1,10 @@
 """Training: ``fit``, ``evaluate``, ``predict``, ``History`` and atomic, resumable checkpoints.
 
-``fit`` is the one training loop of the course. On CUDA it trains in mixed precision (bf16 where
-the GPU supports it, else fp16 with a gradient scaler) and in channels-last memory format; the
-learning rate warms up, then follows a cosine decay, which suits short runs.
+There is one training loop in the course, :class:`Run`: its :meth:`Run.train_epoch` is what ``fit`` calls
+for every epoch, and what ``course_lib.distributed`` calls on every process; both save and resume the
+same checkpoints. On CUDA, networks of a million parameters or more train in mixed precision (bf16 where
+the GPU supports it, else fp16 with a gradient scaler), and every network in channels-last memory format;
+the learning rate warms up, then follows a cosine decay, which suits short runs.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import math
 import os
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .files import atomic_write
-from .loader import TensorLoader, normalize
+from .loader import TensorLoader
 from . import env
 from .models import evaluating
 
@@ -82,8 +85,17 @@ def _as_loader(data, batch_size: int, shuffle: bool, device: torch.device, mean,
     )
 
 
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+# Below this many parameters a network is too small for bf16 autocast to pay on a GPU: on an H200 it cost
+# LeNet-1 (2,578 weights) about 12 % of fit's speed (benchmarks/README.md); the casts outweigh the math.
+AUTOCAST_MIN_PARAMETERS = 1_000_000
+
+
+def _autocast_dtype(device: torch.device, model: nn.Module | None = None) -> torch.dtype | None:
+    """The autocast dtype ``fit`` uses: bf16 (fp16 where the GPU lacks bf16) on CUDA for networks of at
+    least :data:`AUTOCAST_MIN_PARAMETERS` parameters; None (full precision) on the CPU and for small ones."""
     if device.type != "cuda":
+        return None
+    if model is not None and sum(p.numel() for p in model.parameters()) < AUTOCAST_MIN_PARAMETERS:
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
@@ -129,16 +141,25 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
                            f"from scratch ({type(err).__name__}: {first_line})") from err
 
 
-def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.SGD:
-    """SGD with Nesterov momentum (plain SGD when ``momentum`` is 0). Weight decay applies to weights
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                   kind: str = "sgd") -> torch.optim.Optimizer:
+    """``kind="sgd"``: SGD with Nesterov momentum (plain SGD when ``momentum`` is 0); ``"adamw"``: AdamW
+    (Loshchilov & Hutter 2019; ``momentum`` is then its first beta). Weight decay applies to weights
     only: biases and normalization parameters (every tensor of one dimension) are not decayed. With
     no weight decay there is one parameter group, so each step is one fused update."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}.")
     params = [p for p in model.parameters() if p.requires_grad]
     if weight_decay:
         groups = [{"params": [p for p in params if p.dim() > 1], "weight_decay": weight_decay},
                   {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]
     else:
-        groups = [{"params": params}]
+        groups = [{"params": params, "weight_decay": 0.0}]
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
 
 
@@ -168,9 +189,136 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     return loss.detach(), logits.detach()
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How a run trains: what ``fit`` and the distributed command line take, checked once.
+
+    ``epochs``, ``batch_size`` (the global batch), ``lr`` (peak rate), ``weight_decay``, ``momentum``,
+    ``label_smoothing``, ``warmup_epochs``, ``optimizer`` (``"sgd"`` or ``"adamw"``) and ``seed``. Raises
+    ``ValueError`` naming the first setting out of its range."""
+
+    epochs: int
+    lr: float = 0.1
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    label_smoothing: float = 0.0
+    warmup_epochs: float = 0.5
+    optimizer: str = "sgd"
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_arguments(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                         weight_decay=self.weight_decay, momentum=self.momentum,
+                         label_smoothing=self.label_smoothing, warmup_epochs=self.warmup_epochs)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.")
+
+
+class Run:
+    """One training run's state, shared by :func:`fit` and ``course_lib.distributed``: the optimizer,
+    the learning-rate schedule, the precision, the history, resuming from a checkpoint and saving one.
+
+    ``Run(model, settings, steps_per_epoch, device, config=..., step_model=None)``: ``model`` is the
+    network whose weights are saved; ``step_model`` what the steps call (a compiled or
+    ``DistributedDataParallel`` wrapper of it; default the model). ``config`` (plain values) is what a
+    checkpoint must match to be resumed, besides the model: ``fit`` puts in the settings, the model's
+    ``repr`` and the data's size and normalization.
+    """
+
+    def __init__(self, model: nn.Module, settings: Settings, steps_per_epoch: int, device: torch.device,
+                 config: dict, step_model: nn.Module | None = None):
+        self.model, self.settings, self.device = model, settings, device
+        self.step_model = step_model if step_model is not None else model
+        self.steps_per_epoch = steps_per_epoch
+        self.lrs = lr_schedule(settings.lr, settings.epochs, steps_per_epoch, settings.warmup_epochs)
+        self.optimizer = make_optimizer(model, settings.lr, settings.momentum, settings.weight_decay,
+                                        settings.optimizer)
+        amp_dtype = _autocast_dtype(device, model)
+        # full precision runs the hot loop with no autocast machinery at all
+        self.precision = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        self.history = History(config=config)
+        self.epoch = 0   # epochs finished
+
+    def resume(self, path: str | os.PathLike) -> bool:
+        """Continue from the checkpoint at ``path`` when there is one (weights, optimizer, history, epoch).
+        Returns True when it resumed. Raises ``RuntimeError`` when it is not a checkpoint of this run."""
+        if not Path(path).exists():
+            return False
+        state = load_checkpoint(path)
+        if not {"model", "optimizer", "history", "epoch"} <= set(state):
+            raise RuntimeError(f"{path} is not a fit() checkpoint (keys {sorted(state)}): "
+                               "use another path or delete it.")
+        _check_resumable(path, state, self.model, self.history.config)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history = History.from_dict(state["history"])
+        self.epoch = state["epoch"]
+        return True
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the checkpoint (weights, optimizer, history, epochs finished) atomically to ``path``."""
+        save_checkpoint(path, {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                               "history": self.history.to_dict(), "epoch": self.epoch})
+
+    def train_epoch(self, batches, progress: bool = True, reduce=None) -> dict:
+        """Train one epoch on ``batches`` (an iterable of ``(x float B x C x H x W, y int64 B)`` on the
+        device, ``steps_per_epoch`` of them) with a progress bar. ``reduce``, when given, sums a tensor
+        over processes (``torch.distributed.all_reduce``) before the epoch's figures are read. Checks the
+        loss every 20 steps and at the end, raising :class:`TrainingDiverged`. Returns the epoch's row
+        (``epoch``, ``train_loss``, ``train_accuracy``, ``lr``, ``seconds``, ``images_per_s``); the
+        caller appends it to ``history`` (with validation figures) and calls :meth:`end_epoch`."""
+        epoch, s = self.epoch, self.settings
+        self.step_model.train()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{s.epochs}", disable=not progress)
+        lr = s.lr
+        for i, (x, y) in enumerate(bar):
+            lr = self.lrs[epoch * self.steps_per_epoch + i]
+            loss, logits = train_step(self.step_model, self.optimizer, x, y, lr, s.label_smoothing,
+                                      self.precision, self.scaler)
+            loss_sum += loss.float() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            # Reading numbers back from the device is a sync: do it only now and then.
+            if i % 20 == 0:
+                mean_loss = loss_sum.item() / seen
+                _check_finite(mean_loss, epoch, lr)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{correct.item() / seen:.3f}",
+                                img_s=f"{seen / max(time.perf_counter() - start, 1e-9):.0f}")
+        totals = torch.stack([loss_sum, correct.float(), torch.tensor(float(seen), device=self.device)])
+        if reduce is not None:
+            reduce(totals)
+        loss_sum, correct, seen = totals.tolist()
+        seconds = time.perf_counter() - start
+        _check_finite(loss_sum / max(seen, 1), epoch, lr)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen, "lr": lr,
+               "seconds": seconds, "images_per_s": seen / seconds}
+        bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['train_accuracy']:.4f}")
+        bar.close()
+        return row
+
+    def end_epoch(self, row: dict, checkpoint: str | os.PathLike | None = None, hooks=()) -> None:
+        """Record the finished epoch's ``row``, save the checkpoint (before the hooks, so that an
+        interrupted hook never loses the epoch), then call each ``hook(model, epoch, history, last)``
+        and save again if there were hooks (they may add to the history)."""
+        self.history.epochs.append(row)
+        self.epoch += 1
+        if checkpoint is not None:
+            self.save(checkpoint)
+        for hook in hooks:
+            hook(self.model, self.epoch, self.history, self.epoch == self.settings.epochs)
+        if checkpoint is not None and hooks:
+            self.save(checkpoint)
+
+
 def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float = 0.1,
         batch_size: int = 64, weight_decay: float = 0.0, momentum: float = 0.9,
-        label_smoothing: float = 0.0, warmup_epochs: float = 0.5,
+        label_smoothing: float = 0.0, warmup_epochs: float = 0.5, optimizer: str = "sgd",
         checkpoint: str | os.PathLike | None = None, progress: bool = True,
         device: torch.device | str | None = None, seed: int = 0,
         mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
@@ -179,7 +327,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     """Train ``model`` with SGD (momentum, warm-up then cosine learning rate) and return its History.
 
     The defaults need no tuning for the course's small networks: with them LeNet-1 beats a plain
-    constant-rate loop (``benchmarks/fit_defaults.py``).
+    constant-rate loop (``benchmarks/fit_defaults.py``). The training settings (``epochs`` ... ``seed``,
+    ``optimizer``: ``"sgd"`` or ``"adamw"``) are those of :class:`Settings`.
 
     ``train_data``/``val_data``: an ``(images uint8 N x C x H x W, labels int64 N)`` pair (kept on
     the device, normalized on the fly with ``mean``/``std``, default per channel count) or a torch
@@ -190,99 +339,59 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     linear and activation layer) on the probe, on the CPU (:class:`measure.Snapshots`); memory is about
     ``(epochs/k + 1) * (parameters + P * activations per image) * 4`` bytes. ``on_epoch_end``: more
     hooks ``hook(model, epoch, history, last)``, called before the first epoch (epoch 0) and after
-    each one. Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is
-    not finite.
+    each one. On CUDA it trains in channels-last and, for networks of a million parameters or more,
+    in bf16 autocast. Raises :class:`TrainingDiverged` naming the epoch and learning rate when the
+    loss is not finite.
     """
-    from .measure import Snapshots
-
-    _check_arguments(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-                      momentum=momentum, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs)
-    if snapshot_every is not None:
-        if not isinstance(snapshot_every, int) or snapshot_every < 1:
-            raise ValueError(f"snapshot_every must be a whole number of epochs >= 1, got {snapshot_every!r}.")
-        if probe is None:
-            raise ValueError("snapshot_every needs a probe batch: pass probe=images (uint8 P x C x H x W).")
+    settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                        momentum=momentum, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
+                        optimizer=optimizer, seed=seed)
+    hooks = _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end)
     device = torch.device(device) if device is not None else env.device()
-    on_cuda = device.type == "cuda"
     model.to(device)
-    if on_cuda:
+    if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    train_loader = _as_loader(train_data, batch_size, True, device, mean, std, seed, on_cuda, augment)
-    if isinstance(train_loader, TensorLoader):
-        _check_labels(model, train_loader)
-    steps_per_epoch = len(train_loader)
-    lrs = lr_schedule(lr, epochs, steps_per_epoch, warmup_epochs)
-    optimizer = make_optimizer(model, lr, momentum, weight_decay)
-    amp_dtype = _autocast_dtype(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    # full precision runs the hot loop with no autocast machinery at all
-    precision = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else None
-    step_fn = torch.compile(model) if compile else model
-    hooks = list(on_epoch_end)
-    if snapshot_every:
-        hooks.insert(0, Snapshots(probe, every=snapshot_every, layers=snapshot_layers, mean=mean, std=std))
-
-    history = History(config={"lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-                              "momentum": momentum, "epochs": epochs, "seed": seed,
-                              "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs,
-                              "model": repr(model)})
-    start_epoch = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint)
-        if not {"model", "optimizer", "history", "epoch"} <= set(state):
-            raise RuntimeError(f"{checkpoint} is not a fit() checkpoint (keys {sorted(state)}): "
-                               "use another path or delete it.")
-        _check_resumable(checkpoint, state, model, history.config)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = History.from_dict(state["history"])
-        start_epoch = state["epoch"]
-        if start_epoch >= epochs:
-            return history
-    if start_epoch == 0:
+    batches = _as_loader(train_data, batch_size, True, device, mean, std, seed, device.type == "cuda", augment)
+    if isinstance(batches, TensorLoader):
+        _check_labels(model, batches)
+    train_size = len(batches.labels) if isinstance(batches, TensorLoader) else len(batches.dataset)
+    # what a checkpoint must match to be resumed: the settings, the model, the data's size and normalization
+    config = {**dataclasses.asdict(settings), "model": repr(model), "train_size": train_size,
+              "mean": _plain(mean), "std": _plain(std)}
+    run = Run(model, settings, len(batches), device, config, torch.compile(model) if compile else model)
+    if checkpoint is not None and run.resume(checkpoint) and run.epoch >= epochs:
+        return run.history
+    if run.epoch == 0:
         for hook in hooks:
-            hook(model, 0, history, False)
-
-    for epoch in range(start_epoch, epochs):
-        model.train()
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=True)
-        for i, (x, y) in enumerate(bar):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            current_lr = lrs[epoch * steps_per_epoch + i]
-            loss, logits = train_step(step_fn, optimizer, x, y, current_lr, label_smoothing, precision, scaler)
-            loss_sum += loss * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
-            # Reading numbers back from the device is a sync: do it only now and then.
-            if i % 20 == 0 or i == steps_per_epoch - 1:
-                mean_loss = loss_sum.item() / seen
-                _check_finite(mean_loss, epoch, current_lr)
-                elapsed = time.perf_counter() - t0
-                bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{correct.item() / seen:.3f}",
-                                img_s=f"{seen / max(elapsed, 1e-9):.0f}")
-        seconds = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen,
-               "train_accuracy": correct.item() / seen, "lr": current_lr, "seconds": seconds,
-               "images_per_s": seen / seconds}
-        _check_finite(row["train_loss"], epoch, current_lr)
+            hook(model, 0, run.history, False)
+    while run.epoch < epochs:
+        if hasattr(batches, "set_epoch"):
+            batches.set_epoch(run.epoch)
+        row = run.train_epoch(((x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+                               for x, y in batches), progress)
         if val_data is not None:
             val = evaluate(model, val_data, batch_size=max(batch_size, 512), device=device, mean=mean, std=std)
             row["val_loss"], row["val_accuracy"] = val["loss"], val["accuracy"]
-        history.epochs.append(row)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))})
-        bar.close()
-        for hook in hooks:
-            hook(model, epoch + 1, history, epoch + 1 == epochs)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "history": history.to_dict(), "epoch": epoch + 1})
-    return history
+        run.end_epoch(row, checkpoint, hooks)
+    return run.history
+
+
+def _plain(values) -> list[float] | None:
+    return None if values is None else [float(v) for v in (values if hasattr(values, "__iter__") else [values])]
+
+
+def _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end) -> list:
+    """``fit``'s end-of-epoch hooks: the snapshots (when asked for, checked here) and the caller's."""
+    from .measure import Snapshots
+
+    hooks = list(on_epoch_end)
+    if snapshot_every is not None:
+        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be a whole number of epochs >= 1, got {snapshot_every!r}.")
+        if probe is None:
+            raise ValueError("snapshot_every needs a probe batch: pass probe=images (uint8 P x C x H x W).")
+        hooks.insert(0, Snapshots(probe, every=snapshot_every, layers=snapshot_layers, mean=mean, std=std))
+    return hooks
 
 
 def _check_arguments(**values) -> None:
@@ -350,7 +459,7 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000,
     device = torch.device(device) if device is not None else next(model.parameters()).device
     loader = TensorLoader(images, torch.zeros(len(images), dtype=torch.long), batch_size,
                                    device=device, mean=mean, std=std)
-    amp_dtype = _autocast_dtype(device)
+    amp_dtype = _autocast_dtype(device, model)
     out = []
     with evaluating(model):
         for x, _ in loader:
@@ -369,7 +478,7 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device: torch.de
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     loader = _as_loader(data, batch_size, False, device, mean, std, 0, False)
-    amp_dtype = _autocast_dtype(device)
+    amp_dtype = _autocast_dtype(device, model)
     loss_sum, correct, seen = 0.0, 0, 0
     with evaluating(model):
         for x, y in loader:

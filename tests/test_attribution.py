@@ -119,7 +119,7 @@ def test_hooks_mode_and_inplace_relus_are_restored_also_after_an_error(images):
 
 @pytest.mark.parametrize("call, message", [
     (lambda m, x: A.saliency(m, x[0], 1), "N x C x H x W"),
-    (lambda m, x: A.saliency(m, (x * 255).to(torch.uint8), 1), "float tensor"),
+    (lambda m, x: A.saliency(m, (x * 255).to(torch.uint8), 1), "as float N x C x H x W .*loader.normalize"),
     (lambda m, x: A.saliency(m, x, 10), "between 0 and 9"),
     (lambda m, x: A.saliency(m, x, [1, 2]), "one int per image"),
     (lambda m, x: A.saliency(m, x, 1.5), "one int per image"),
@@ -146,6 +146,15 @@ def test_rank_correlation():
     assert A.rank_correlation(a, torch.zeros_like(a)).item() == 0.0
     with pytest.raises(ValueError, match="same shape"):
         A.rank_correlation(a, a[:, :2])
+    # a mask leaves out pixels: two maps that agree only where both are 0 no longer correlate
+    x, y = torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)
+    x[0, 1:3, 1:3], y[0, 1:3, 1:3] = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[4.0, 3.0], [2.0, 1.0]])
+    inside = torch.zeros(4, 4, dtype=torch.bool)
+    inside[1:3, 1:3] = True
+    assert A.rank_correlation(x, y).item() > 0.4                  # the 12 tied zeros agree
+    assert A.rank_correlation(x, y, inside).item() == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="bool mask of shape"):
+        A.rank_correlation(x, y, inside[:2])
 
 
 def test_cascading_randomization_separates_weight_blind_methods(images):

@@ -154,7 +154,7 @@ def test_recorder_and_measures_name_what_they_expect(sample):
 
 def test_explorers_refuse_empty_batches_and_snapshots_without_activations(sample):
     x, _ = sample
-    with pytest.raises(ValueError, match="at least one probe image"):
+    with pytest.raises(ValueError, match="at least one image in probe images, got an empty batch"):
         explorers.ActivationExplorer(models.LeNet1(), x[:0])
     history = History(snapshots=[{"epoch": 0, "state": models.LeNet1().state_dict(), "activations": {}}])
     with pytest.raises(ValueError, match="snapshots hold no activations.*probe"):
@@ -229,3 +229,17 @@ def test_a_huge_photo_is_shrunk_for_the_playground():
     assert "4000x3000 photo is shown shrunk to 256x192" in p.note.value
     p.stride.value = 2
     assert p.output_size() == (127, 95)
+
+
+def test_a_mean_without_a_std_is_refused_not_mixed_with_mnists(sample):
+    x, _ = sample
+    for kwargs, message in (({"mean": (0.5,)}, "mean was given without std"),
+                            ({"std": (0.2,)}, "std was given without mean")):
+        with pytest.raises(ValueError, match=message + ": give both"):
+            loader.normalize(x[:2], **kwargs)
+        with pytest.raises(ValueError, match=message):
+            loader.TensorLoader(x[:2], torch.zeros(2, dtype=torch.long), **kwargs)
+    # a plain number, a numpy scalar and a one-element list all mean "this value for the one channel"
+    import numpy as np
+    for mean in (0.5, np.float32(0.5), [0.5]):
+        assert torch.allclose(loader.normalize(x[:2], mean=mean, std=0.25), (x[:2].float() / 255 - 0.5) / 0.25, atol=1e-6)

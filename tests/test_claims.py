@@ -106,16 +106,54 @@ def test_weight_decay_arithmetic_matches_sgd_with_nesterov_momentum():
     assert abs(w.item() - math.exp(-wd * sum(lrs))) > 0.3
 
 
-def test_claims_report_runs_in_smoke_with_two_seeds():
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "seed_claims.py"), "--profile", "smoke",
-                          "--seeds", "2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-2000:]
-    table = [line for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+def _report(*args):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "seed_claims.py"), *args],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+
+
+def _rows(stdout: str) -> list[str]:
+    table = [line for line in stdout.splitlines() if line.startswith("| ") and "---" not in line]
     assert table[0].startswith("| claim | measured")
-    rows = table[1:]
-    assert len(rows) >= 10 and all(" of 2 |" in r for r in rows[:-1])
-    assert any("not run: no GPU" in r or "gpu profile" in r or "Imagenette" in r for r in rows[-1:])
+    return table[1:]
+
+
+@pytest.mark.slow
+def test_claims_report_runs_in_smoke_with_two_seeds():
+    out = _report("--profile", "smoke", "--seeds", "2", "--only", "digits")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    rows = _rows(out.stdout)
+    assert len(rows) >= 13 and all(" of 2 |" in r for r in rows)
     assert "profile smoke, 2 seeds, data mnist-sample" in out.stdout
+    # lesson 06's sanity check, over the pixels LeNet-1 reads, with its unrelated-networks control
+    assert sum("| reproduced | yes |" in r for r in rows if "unrelated LeNet-1s disagree" in r) == 3
+
+
+@pytest.mark.slow
+def test_alexnet_rows_run_on_the_offline_photos_and_are_not_asserted_there():
+    out = _report("--profile", "smoke", "--seeds", "2", "--only", "alexnet", "--alexnet-epochs", "1")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    rows = _rows(out.stdout)
+    assert len(rows) == 6 and all(" of 2 |" in r and r.endswith("| no |") for r in rows)
+    assert "offline photos 120 train / 40 val at 80 px, 1 epochs" in out.stdout
+    assert any(r.startswith("| conv1's two streams differ in colour") for r in rows)
+
+
+def test_the_report_fails_when_an_asserted_claim_is_not_reproduced(monkeypatch, capsys):
+    """The report's own control: a run in which a claim the lesson asserts came out the other way must
+    not pass quietly."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import seed_claims
+
+    def rows(reproduced):
+        return [claims.claim_row("a claim", [0.1, 0.2], [0.3, 0.3], "control", True, reproduced, True, "data")]
+    monkeypatch.setattr(claims, "digit_claims", lambda *a, **k: rows(True))
+    monkeypatch.setattr(claims, "decision_claims", lambda *a, **k: [])
+    assert seed_claims.main(["--profile", "smoke", "--seeds", "2", "--only", "digits"]) == 0
+    monkeypatch.setattr(claims, "digit_claims", lambda *a, **k: rows(False))
+    assert seed_claims.main(["--profile", "smoke", "--seeds", "2", "--only", "digits"]) == 1
+    out = capsys.readouterr().out
+    assert "| a claim | 0.150 ± 0.050 | 0.300 (control) | 0 of 2 | not reproduced | yes |" in out
+    assert "ASSERTED BUT NOT REPRODUCED in this run: ['a claim']" in out
 
 
 def test_stream_gap_is_significant_only_for_a_real_split():
@@ -152,11 +190,15 @@ def test_weight_blind_verdicts_on_made_up_correlations():
     assert claims.check_weight_blind([0.1, -0.2, 0.05])["depends"]
     mixed = claims.check_weight_blind([0.7, 0.1])
     assert not mixed["blind"] and not mixed["depends"]
+    # the control: when two unrelated networks already agree, a low correlation is not claimed as "depends"
+    assert claims.check_weight_blind([0.1, 0.2], unrelated=[0.2, 0.3])["depends"]
+    failed = claims.check_weight_blind([0.1, 0.2], unrelated=[0.4, 0.65])
+    assert not failed["control_ok"] and not failed["depends"]
 
 
 def test_sanity_check_separates_methods_on_lenet1_and_its_control(smoke_digits):
-    """On trained LeNet-1 the weight-blind control (the digit itself) stays at 1, Grad-CAM and occlusion
-    fall to about 0 and saliency stays correlated: the lesson's three verdicts."""
+    """On trained LeNet-1, over the pixels it reads: the weight-blind control (the digit itself) stays at
+    1, and Grad-CAM, occlusion and saliency all fall well below 0.5: they depend on the weights."""
     from course_lib import env, loader, models, train
 
     (x, y), (xt, yt) = smoke_digits
@@ -165,5 +207,22 @@ def test_sanity_check_separates_methods_on_lenet1_and_its_control(smoke_digits):
     train.fit(net, (x, y), epochs=3, lr=0.3, seed=0, progress=False, device="cpu")
     result = claims.sanity_run(net.eval(), loader.normalize(xt[:8]), yt[:8], ["fc", "conv2", "conv1"], seed=0)
     assert result["image (control)"] == [pytest.approx(1.0)] * 3
-    assert abs(result["Grad-CAM"][-1]) < 0.5 and abs(result["occlusion"][-1]) < 0.5
-    assert result["saliency"][-1] > 0.5
+    for method in ("Grad-CAM", "occlusion", "saliency"):
+        assert abs(result[method][-1]) < 0.5, method
+
+
+def test_whole_frame_saliency_fails_the_unrelated_networks_control(smoke_digits):
+    """The artefact the old sanity check measured: over the whole 28 x 28 frame, two LeNet-1s that share
+    no weights give saliency maps correlated above 0.5, because the 384 pixels outside the 20 x 20 box
+    LeNet-1 reads are 0 in both and tie. Over the pixels it reads, the control holds."""
+    from course_lib import attribution, loader, models
+
+    _, (xt, yt) = smoke_digits
+    probe, targets = loader.normalize(xt[:16]), yt[:16]
+    whole = torch.ones(28, 28, dtype=torch.bool)
+    assert attribution.visible_mask(models.LeNet1(), 28).sum() == 400
+    old = [claims.unrelated_run(probe, targets, seed, mask=whole)["saliency"] for seed in range(3)]
+    new = [claims.unrelated_run(probe, targets, seed)["saliency"] for seed in range(3)]
+    assert not claims.check_weight_blind([0.1] * 3, unrelated=old)["control_ok"], old
+    assert claims.check_weight_blind([0.1] * 3, unrelated=new)["control_ok"], new
+    assert max(new) < 0.35 < max(old)

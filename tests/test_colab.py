@@ -23,6 +23,7 @@ from packaging.requirements import Requirement
 from course_lib import assign
 
 ROOT = assign.ROOT
+pytestmark = pytest.mark.slow
 PREINSTALLED = ("torch", "torchvision")
 
 

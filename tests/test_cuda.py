@@ -10,7 +10,7 @@ from course_lib import augment, digits, imagenette, loader, models, train
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_fit_on_cuda_uses_amp_and_channels_last():
+def test_fit_on_cuda_uses_channels_last_and_autocast_only_for_large_networks():
     x, y = digits.mnist_sample("train")
     xt, yt = digits.mnist_sample("test")
     model = models.LeNet1()
@@ -18,7 +18,8 @@ def test_fit_on_cuda_uses_amp_and_channels_last():
     assert next(model.parameters()).device.type == "cuda"
     assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert history.last["val_accuracy"] > 0.85
-    assert train._autocast_dtype(torch.device("cuda")) in (torch.bfloat16, torch.float16)
+    assert train._autocast_dtype(torch.device("cuda"), model) is None           # 2,578 weights: no autocast
+    assert train._autocast_dtype(torch.device("cuda"), models.AlexNet()) in (torch.bfloat16, torch.float16)
 
 
 def test_alexnet_steps_on_cuda_with_augmentation_on_device():
@@ -48,3 +49,10 @@ def test_checkpoint_written_on_gpu_loads_on_cpu(tmp_path):
     train.fit(models.LeNet1(), (x, y), epochs=1, progress=False, device="cuda", checkpoint=ckpt)
     state = train.load_checkpoint(ckpt)
     assert state["model"]["conv1.weight"].device.type == "cpu"
+
+
+def test_widgets_and_measurements_on_a_model_on_the_gpu():
+    """The device tests of tests/test_devices.py with a real GPU: each call must run through."""
+    from test_devices import CALLS
+    for name, call in CALLS.items():
+        call(models.LeNet1().to("cuda").eval())

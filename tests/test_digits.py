@@ -1,4 +1,7 @@
 import numpy as np
+import warnings
+from pathlib import Path
+
 import pytest
 import torch
 from torchvision.datasets import MNIST
@@ -70,16 +73,63 @@ def test_offline_cpu_profile_falls_back_to_the_sample_and_says_so(tmp_path, monk
     assert torch.equal(x, digits.mnist_sample("test")[0])
 
 
-def test_mnist_reads_idx_files_on_disk(mnist_files, tmp_path):
-    raw = tmp_path / "cache" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
+def _unpack_into(mnist_files, raw):
     import gzip, shutil
+    raw.mkdir(parents=True)
     for gz in mnist_files.glob("*.gz"):
         with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
             shutil.copyfileobj(src, dst)
+    return {p.name: md5(p) for p in raw.iterdir()}
+
+
+def test_mnist_reads_unpacked_idx_files_checked_against_their_md5(mnist_files, tmp_path, monkeypatch):
+    raw = tmp_path / "cache" / "MNIST" / "raw"
+    monkeypatch.setattr(digits, "MNIST_RAW_MD5", _unpack_into(mnist_files, raw))
     images, labels = digits.mnist("test", root=tmp_path / "cache", download=False)
     expected, expected_labels = digits.mnist_sample("test")
     assert torch.equal(images, expected) and torch.equal(labels, expected_labels)
+
+
+def test_unpacked_files_that_are_not_the_official_ones_are_named_not_used(mnist_files, tmp_path, monkeypatch):
+    # The control: the same files, checked against MNIST's real MD5s, are refused by name.
+    raw = tmp_path / "MNIST" / "raw"
+    _unpack_into(mnist_files, raw)
+    with pytest.raises(RuntimeError, match=r"train-images-idx3-ubyte is not MNIST's file.*6bbc9ace"):
+        digits.mnist("test", root=tmp_path, download=False)
+
+
+def test_a_truncated_unpacked_file_is_named_and_never_replaced_by_the_sample(mnist_files, tmp_path, monkeypatch):
+    from course_lib import env
+    raw = tmp_path / "MNIST" / "raw"
+    monkeypatch.setattr(digits, "MNIST_RAW_MD5", _unpack_into(mnist_files, raw))
+    whole = (raw / "t10k-images-idx3-ubyte").read_bytes()
+    (raw / "t10k-images-idx3-ubyte").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(RuntimeError, match="t10k-images-idx3-ubyte is not MNIST's file .* truncated"):
+        digits.mnist("test", root=tmp_path, download=False)
+    # the cpu profile falls back to the sample only when MNIST is missing, not when a file is broken
+    with pytest.raises(RuntimeError, match="truncated"):
+        digits.load("test", env.profile("cpu"), root=tmp_path)
+
+
+FULL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-full"
+
+
+@pytest.mark.skipif(not FULL_MNIST.is_dir(), reason=f"all of MNIST is not on this machine ({FULL_MNIST})")
+def test_all_of_mnist_placed_by_hand_unpacked(tmp_path):
+    from course_lib import env
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in FULL_MNIST.glob("*-ubyte"):
+        (raw / f.name).symlink_to(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                      # no fallback warning
+        x, y = digits.load("train", env.profile("cpu"), root=tmp_path)
+        x_test, y_test = digits.load("test", env.profile("cpu"), root=tmp_path)
+    assert x.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
+    assert y.bincount().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    # the shipped sample is MNIST's first 5,000 test digits
+    sample = torch.cat([digits.mnist_sample("train")[0], digits.mnist_sample("test")[0]])
+    assert sorted(map(bytes, sample.flatten(1).numpy())) == sorted(map(bytes, x_test[:5000].flatten(1).numpy()))
 
 
 def test_mnist_downloads_verifies_and_extracts(mnist_files, http_server, tmp_path, monkeypatch):

@@ -18,6 +18,8 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 RUN = ["-m", "course_lib.distributed"]
 LENET = ["--model", "lenet1", "--data", "mnist-sample", "--batch-size", "64", "--lr", "0.3", "--seed", "0"]
 
+pytestmark = pytest.mark.slow
+
 
 def _free_port() -> int:
     with socket.socket() as s:

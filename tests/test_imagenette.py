@@ -288,3 +288,85 @@ def test_cache_is_rebuilt_when_an_image_moves_or_changes(photo_folder, tmp_path)
     os.utime(b, ns=(b.stat().st_atime_ns, b.stat().st_mtime_ns + 10**9))
     replaced = imagenette.load("val", root=tmp_path, download=False, resolution=24, progress=False)
     assert not torch.equal(replaced.images, moved.images)
+
+
+# --- a folder the learner already has ----------------------------------------------------------------
+
+@pytest.fixture
+def wnid_folder(photo_folder, tmp_path):
+    """The offline photos in ImageNet's layout under Imagenette's ten wnids, in the formats PIL reads
+    that datasets come in: WebP (as the 128 px copy), PNG and JPEG, at another size than the archives'."""
+    from PIL import Image
+    root, _ = photo_folder
+    folder = tmp_path / "my-imagenette"
+    for split in ("train", "val"):
+        for i, (photo, wnid) in enumerate(zip(sorted(imagenette.OFFLINE_PHOTOS), imagenette.WNIDS["imagenette"])):
+            (folder / split / wnid).mkdir(parents=True)
+            for j, f in enumerate(sorted((root / NAME / split / photo).glob("*.JPEG"))):
+                suffix = (".webp", ".png", ".JPEG")[(i + j) % 3]
+                Image.open(f).resize((120, 100)).save(folder / split / wnid / f"{f.stem}{suffix}")
+    return folder
+
+
+def test_a_folder_in_imagenet_layout_is_validated_counted_and_cached_once(wnid_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_IMAGENETTE", str(wnid_folder))
+    split = imagenette.load("train", root=tmp_path / "cache", resolution=48, progress=False)
+    assert split.images.shape == (40, 3, 48, 48) and split.labels.bincount().tolist() == [4] * 10
+    assert split.classes[0] == "tench" and split.classes[-1] == "parachute"
+    said = capsys.readouterr().out
+    assert f"{wnid_folder / 'train'}: 40 images; tench 4, English springer 4" in said
+    monkeypatch.setattr(imagenette, "_load_resized", lambda *a: pytest.fail("decoded images again"))
+    again = imagenette.load("train", root=tmp_path / "cache", resolution=48, progress=False)
+    assert torch.equal(again.images, split.images) and capsys.readouterr().out == ""
+    # the same folder given as an argument, with no setting, is the same data and the same cache
+    monkeypatch.delenv("COURSE_IMAGENETTE")
+    assert torch.equal(imagenette.load("train", root=tmp_path / "cache", resolution=48, folder=wnid_folder).images,
+                       split.images)
+
+
+def test_a_folder_with_missing_or_extra_classes_is_refused_by_name(wnid_folder, tmp_path):
+    import shutil
+    shutil.rmtree(wnid_folder / "val" / "n03425413")
+    (wnid_folder / "val" / "n02086240").mkdir()                         # an Imagewoof class
+    with pytest.raises(ValueError, match=r"val does not hold imagenette's ten classes \(missing n03425413; "
+                                         r"not imagenette classes: n02086240\)"):
+        imagenette.load("val", root=tmp_path, folder=wnid_folder)
+    imagenette.load("train", root=tmp_path, folder=wnid_folder, progress=False)      # train is still whole
+    with pytest.raises(FileNotFoundError, match="nowhere has no train/ folder: expected .*train/<wnid>/<image>"):
+        imagenette.check_folder(tmp_path / "nowhere")
+
+
+def test_an_unreadable_image_in_the_folder_is_named(wnid_folder, tmp_path):
+    (wnid_folder / "train" / "n03000684" / "broken.webp").write_bytes(b"RIFF not really a webp")
+    with pytest.raises(RuntimeError, match=r"n03000684/broken.webp could not be decoded"):
+        imagenette.load("train", root=tmp_path, folder=wnid_folder, progress=False)
+
+
+def test_jpeg_is_decoded_at_a_reduced_scale(tmp_path, monkeypatch):
+    """draft() must come before the pixels are read, or large JPEGs are decoded at full size."""
+    from PIL import Image
+    import numpy as np
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (1600, 1200, 3), dtype=np.uint8)).save(big)
+    sizes = []
+    original = Image.Image.convert
+
+    def convert(self, *args, **kwargs):
+        sizes.append(self.size)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(Image.Image, "convert", convert)
+    assert imagenette._load_resized(big, 100).shape == (100, 100, 3)
+    assert sizes[0][0] <= 400, f"decoded at {sizes[0]}: draft() came too late"
+
+
+SHARED = imagenette.Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette2-128"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the 128 px copy of Imagenette is not on this machine ({SHARED})")
+def test_the_real_imagenette_folder_is_accepted(tmp_path):
+    source = imagenette.check_folder(SHARED)
+    counts = {split: sum(1 for _ in (source / split).rglob("*.webp")) for split in ("train", "val")}
+    assert counts == {"train": 9469, "val": 3925}
+    val = imagenette.load("val", root=tmp_path, folder=SHARED, resolution=32, progress=False)
+    assert val.images.shape == (3925, 3, 32, 32) and val.labels.bincount().tolist() == [
+        387, 395, 357, 386, 409, 394, 389, 419, 399, 390]

@@ -190,3 +190,46 @@ def test_make_optimizer_decays_weights_but_not_biases():
     weights, biases = decayed.param_groups
     assert weights["weight_decay"] == 1e-3 and biases["weight_decay"] == 0.0
     assert all(p.dim() > 1 for p in weights["params"]) and all(p.dim() == 1 for p in biases["params"])
+
+
+def test_autocast_is_left_out_for_small_networks_and_on_the_cpu():
+    """Measured on an H200: bf16 autocast cost LeNet-1 about 12 % of fit's speed (benchmarks/README.md)."""
+    assert train._autocast_dtype(torch.device("cuda"), models.LeNet1()) is None
+    assert train._autocast_dtype(torch.device("cpu"), models.AlexNet()) is None
+    assert models.count_parameters(models.LeNet1()) < train.AUTOCAST_MIN_PARAMETERS <= \
+        models.count_parameters(models.AlexNet(num_classes=10))
+
+
+def test_adamw_is_an_optimizer_of_fit(sample):
+    (xtr, ytr), (xte, yte) = sample
+    model = models.LeNet1()
+    history = train.fit(model, (xtr, ytr), (xte, yte), epochs=2, lr=0.003, optimizer="adamw", progress=False,
+                        device="cpu")
+    assert history.config["optimizer"] == "adamw" and history.last["val_accuracy"] > 0.5
+    with pytest.raises(ValueError, match="optimizer must be one of sgd, adamw, got 'adam'"):
+        train.fit(models.LeNet1(), (xtr, ytr), epochs=1, optimizer="adam", progress=False, device="cpu")
+
+
+def test_a_checkpoint_of_other_training_data_or_normalization_is_not_resumed(sample, tmp_path):
+    (xtr, ytr), _ = sample
+    ckpt = tmp_path / "run.pt"
+    train.fit(models.LeNet1(), (xtr[:128], ytr[:128]), epochs=1, progress=False, device="cpu", checkpoint=ckpt)
+    with pytest.raises(RuntimeError, match=r"other settings \(train_size 128 in the checkpoint, 256 now\)"):
+        train.fit(models.LeNet1(), (xtr[:256], ytr[:256]), epochs=1, progress=False, device="cpu", checkpoint=ckpt)
+    with pytest.raises(RuntimeError, match=r"other settings \(mean None in the checkpoint, \[0.5\] now, "
+                                           r"std None in the checkpoint, \[0.25\] now\)"):
+        train.fit(models.LeNet1(), (xtr[:128], ytr[:128]), epochs=1, progress=False, device="cpu", checkpoint=ckpt,
+                  mean=(0.5,), std=(0.25,))
+
+
+def test_an_interrupted_end_of_epoch_hook_keeps_the_finished_epoch(sample, tmp_path):
+    (xtr, ytr), _ = sample
+    ckpt = tmp_path / "run.pt"
+
+    def interrupted(model, epoch, history, last):
+        if epoch == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(models.LeNet1(), (xtr[:128], ytr[:128]), epochs=2, progress=False, device="cpu", checkpoint=ckpt,
+                  on_epoch_end=[interrupted])
+    assert train.load_checkpoint(ckpt)["epoch"] == 1
