@@ -62,7 +62,7 @@ check: setup
 lock: setup
 	$(BIN)/uv pip compile --quiet pyproject.toml --universal --python-version 3.11 --extra lab --extra instructor \
 		--extra test -c constraints.txt --custom-compile-command "make lock" -o requirements.lock
-	$(BIN)/python -m course_lib.assign environment
+	$(BIN)/python -m course_lib.lock
 
 # The course website from the README and the executed solutions (Jupyter Book 2; needs Node.js),
 # into build/site/html: open build/site/html/index.html, or publish that folder as it is.
@@ -73,7 +73,7 @@ site: setup
 # (README, notebooks/, student/, solutions/). Then tag the commit: git tag $(TAG).
 release: setup
 	@test -n "$(TAG)" || (echo "usage: make release TAG=vX.Y.Z [REPO=owner/name]"; exit 2)
-	$(BIN)/python -m course_lib.assign release $(TAG) $(if $(REPO),--repo $(REPO),)
+	$(BIN)/python -m course_lib.release $(TAG) $(if $(REPO),--repo $(REPO),)
 	$(BIN)/python -m course_lib.assign check
 
 # The CPU benchmarks; on a GPU machine also run benchmarks/alexnet_imagenette.py.

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import nbformat
 
+from .lock import lock_problems
+from .release import PINNED_INSTALL, badge, colab_install, point_badges, release_info
+
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 # Anything a hand could type for a marker: a misspelled one must be an error, never copied through.
 NEAR_MARKER = re.compile(r"^\s*#+\s*(begin|end)\s*_?\s*solutions?\b.*$", re.IGNORECASE)
@@ -33,49 +36,10 @@ COLAB_MARKER = "# Colab set-up"
 ROOT = Path(__file__).resolve().parent.parent
 KEPT_METADATA = ("kernelspec", "language_info")
 # A Colab install must name a tag or a full commit, never a branch that can drift.
-PINNED_INSTALL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})\b")
-
-
-COLAB_BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-               "(https://colab.research.google.com/github/{repo}/blob/{tag}/{folder}/{name})")
-COLAB_INSTALL = '%pip install -q "course_lib @ git+https://github.com/{repo}@{tag}"'
-
-
-def release_info(root: Path = ROOT) -> tuple[str, str]:
-    """The course's one source of where it is published: ``(repository "owner/name", tag "vX.Y.Z")``
-    from ``pyproject.toml`` (``[project.urls] Repository`` and ``version``)."""
-    text = (Path(root) / "pyproject.toml").read_text()
-    version = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
-    repo = re.search(r'^Repository\s*=\s*"https://github\.com/([\w.-]+/[\w.-]+?)/?"', text, re.M)
-    if not version or not repo:
-        raise NotebookError("pyproject.toml must give version = \"X.Y.Z\" and, under [project.urls], "
-                            "Repository = \"https://github.com/OWNER/NAME\".")
-    return repo.group(1), f"v{version.group(1)}"
-
-
 def _root_of(src) -> Path:
     """The course tree of a lesson folder: its parent when that holds a pyproject.toml, else this one."""
     parent = Path(src).resolve().parent
     return parent if (parent / "pyproject.toml").exists() else ROOT
-
-
-def badge(name: str, folder: str = "notebooks", root: Path = ROOT) -> str:
-    """The markdown of a lesson's "Open in Colab" badge, pointing at ``folder/name`` at the release tag."""
-    repo, tag = release_info(root)
-    return COLAB_BADGE.format(repo=repo, tag=tag, folder=folder, name=name)
-
-
-def colab_install(root: Path = ROOT) -> str:
-    """The Colab cell's install line: course_lib from the repository at the release tag."""
-    repo, tag = release_info(root)
-    return COLAB_INSTALL.format(repo=repo, tag=tag)
-
-
-def point_badges(nb, name: str, folder: str, root: Path = ROOT) -> None:
-    """Make the lesson's badge (in place) open the copy in ``folder`` (``student`` or ``solutions``)."""
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            cell.source = cell.source.replace(badge(name, root=root), badge(name, folder, root))
 
 
 class NotebookError(ValueError):
@@ -367,8 +331,12 @@ def read_notebook(path: Path):
 
 
 def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
-          solutions_dir: Path = ROOT / "solutions") -> list[str]:
-    """Every problem with the sources and the generated notebooks, as messages (empty = all good)."""
+          solutions_dir: Path = ROOT / "solutions", library: Path = LIBRARY) -> list[str]:
+    """Every problem with the sources and the generated notebooks, as messages (empty = all good).
+
+    A solution is stale when its code differs from the source's, or when it was made from other source
+    bytes or another ``library`` (:func:`fingerprint`, as ``make solutions`` records it): a library edit
+    can change a lesson's outputs without changing its code."""
     problems = []
     paths = lessons(src)
     if not paths:
@@ -394,8 +362,14 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
             problems.append(f"{sol} is missing: run `make solutions`.")
         else:
             try:
-                if _code_sources(read_notebook(sol)) != _code_sources(nb):
+                solved = read_notebook(sol)
+                made = solved.metadata.get("course", {})
+                now = fingerprint(path, library)
+                if _code_sources(solved) != _code_sources(nb) or made.get("source") != now["source"]:
                     problems.append(f"{sol} was made from an older {path}: run `make solutions`.")
+                elif made.get("library") != now["library"]:
+                    problems.append(f"{sol} was made with another version of course_lib ({Path(library).name}/ "
+                                    "changed since): run `make solutions`.")
             except NotebookError as err:
                 problems.append(f"{err} Run `make solutions`.")
     readme = _root_of(src) / "README.md"
@@ -410,90 +384,6 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
     return problems
 
 
-ENVIRONMENT_HEADER = """\
-# Generated from requirements.lock by `make lock` (python -m course_lib.assign environment): do not edit.
-# The course's conda environment, with the same locked versions as `make lab`:
-#   conda env create -f environment.yml && conda activate convnet-course
-"""
-
-
-def locked(root: Path = ROOT) -> list[str]:
-    """The pinned requirements of ``requirements.lock`` (``name==version`` with any ``; marker``), in order."""
-    lines = (Path(root) / "requirements.lock").read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith((" ", "#", "-"))]
-
-
-def environment_yml(root: Path = ROOT) -> str:
-    """The text of ``environment.yml``: Python 3.11 from conda-forge, then every locked pin through pip."""
-    pins = "".join(f"      - {json.dumps(pin) if ';' in pin else pin}\n" for pin in locked(root))
-    return (ENVIRONMENT_HEADER + "name: convnet-course\nchannels:\n  - conda-forge\ndependencies:\n"
-            "  - python=3.11\n  - pip\n  - pip:\n" + pins + "      - -e .\n")
-
-
-def lock_problems(root: Path = ROOT) -> list[str]:
-    """What is stale about the lock: a dependency of ``pyproject.toml`` (extras included) that the lock
-    lacks or pins outside its range, a torch pin that differs from ``constraints.txt``, and an
-    ``environment.yml`` that is not the one generated from the lock."""
-    import tomllib
-
-    from packaging.requirements import Requirement
-
-    root = Path(root)
-    if not (root / "requirements.lock").exists():
-        return [f"{root / 'requirements.lock'} is missing: run `make lock`."]
-    pins = {}
-    for line in locked(root):
-        req = Requirement(line)
-        pins.setdefault(req.name.lower().replace("_", "-"), set()).add(str(req.specifier).removeprefix("=="))
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    wanted = list(project["dependencies"]) + [r for extra in project["optional-dependencies"].values() for r in extra]
-    wanted += [line for line in (root / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
-    problems = []
-    for line in wanted:
-        req = Requirement(line)
-        versions = pins.get(req.name.lower().replace("_", "-"), set())
-        if not versions or not all(req.specifier.contains(v, prereleases=True) for v in versions):
-            problems.append(f"requirements.lock does not pin {line!r} (it has {sorted(versions) or 'nothing'}): "
-                            "run `make lock`.")
-    env = root / "environment.yml"
-    if not env.exists() or env.read_text() != environment_yml(root):
-        problems.append("environment.yml is not the one generated from requirements.lock: run `make lock`.")
-    return problems
-
-
-def release(tag: str, repo: str | None = None, root: Path = ROOT) -> list[Path]:
-    """Move the course to release ``tag`` (``vX.Y.Z``; and ``repo`` ``OWNER/NAME``, default unchanged):
-    pyproject's version (and Repository), then every Colab badge and install line in the README and in
-    the source, student and solution notebooks. Returns the files changed (each written atomically)."""
-    if not re.fullmatch(r"v\d+\.\d+\.\d+", tag):
-        raise NotebookError(f"A release tag looks like v1.2.3, got {tag!r}.")
-    if repo is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
-        raise NotebookError(f"A repository looks like OWNER/NAME, got {repo!r}.")
-    old_repo, old_tag = release_info(root)
-    new_repo = repo or old_repo
-    swaps = [(f"github/{old_repo}/blob/{old_tag}/", f"github/{new_repo}/blob/{tag}/"),
-             (f"git+https://github.com/{old_repo}@{old_tag}", f"git+https://github.com/{new_repo}@{tag}")]
-    pyproject = Path(root) / "pyproject.toml"
-    text = pyproject.read_text()
-    text = re.sub(r'^version\s*=\s*"[^"]+"', f'version = "{tag[1:]}"', text, count=1, flags=re.M)
-    text = text.replace(f"https://github.com/{old_repo}", f"https://github.com/{new_repo}")
-    changed = []
-    files = [Path(root) / "README.md"] + [p for d in ("notebooks", "student", "solutions")
-                                          for p in lessons(Path(root) / d)]
-    updates = {pyproject: text}
-    for path in files:
-        old = path.read_text()
-        new = old
-        for a, b in swaps:
-            new = new.replace(a, b)
-        updates[path] = new
-    for path, new in updates.items():
-        if new != path.read_text():
-            write_atomic(path, new)
-            changed.append(path)
-    return changed
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.assign", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -503,10 +393,6 @@ def main(argv: list[str] | None = None) -> int:
     p_sol.add_argument("lessons", nargs="*", help="only these lessons (e.g. 02_lenet1_digits)")
     p_sol.add_argument("--all", action="store_true", help="run lessons whose source and library did not change too")
     sub.add_parser("check", help="fail when generated notebooks are stale or sources malformed")
-    p_rel = sub.add_parser("release", help="move every badge and Colab install line to a new release tag")
-    p_rel.add_argument("tag", help="vX.Y.Z")
-    p_rel.add_argument("--repo", help="OWNER/NAME on GitHub (default: pyproject's Repository)")
-    sub.add_parser("environment", help="write environment.yml from requirements.lock (make lock runs it)")
     args = parser.parse_args(argv)
     try:
         if args.command == "student":
@@ -515,12 +401,6 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "solutions":
             for p in solutions(profile=args.profile, only=args.lessons, force=args.all):
                 print(f"wrote {p.relative_to(ROOT)}")
-        elif args.command == "environment":
-            write_atomic(ROOT / "environment.yml", environment_yml())
-            print("wrote environment.yml")
-        elif args.command == "release":
-            for p in release(args.tag, args.repo):
-                print(f"updated {p.relative_to(ROOT)}")
         else:
             problems = check()
             for msg in problems:

@@ -199,31 +199,3 @@ def load(split: str, prof: env.Profile | None = None,
 def _check_split(split: str) -> None:
     if split not in ("train", "test"):
         raise ValueError(f"Unknown split {split!r}: expected 'train' or 'test'.")
-
-
-def from_drawing(ink: np.ndarray) -> torch.Tensor:
-    """A drawn digit prepared the way MNIST's digits were (LeCun et al. 1998): ``ink`` is an ``H x W``
-    array, 0 for paper and up to 1 (or 255) for ink. Its bounding box is scaled to fit 20 x 20 keeping
-    the aspect ratio (with anti-aliasing), and placed in a 28 x 28 frame with its centre of mass at the
-    centre. Returns uint8 ``1 x 1 x 28 x 28`` (all zeros for an empty drawing)."""
-    ink = np.asarray(ink, dtype=np.float32)
-    if ink.ndim != 2:
-        raise ValueError(f"Expected a drawing H x W, got shape {ink.shape}.")
-    if ink.max() > 1:
-        ink = ink / 255.0
-    out = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
-    rows, cols = np.nonzero(ink > 0.05)
-    if len(rows) == 0:
-        return out
-    box = torch.from_numpy(np.ascontiguousarray(ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]))
-    scale = 20 / max(box.shape)
-    h, w = max(1, round(box.shape[0] * scale)), max(1, round(box.shape[1] * scale))
-    small = torch.nn.functional.interpolate(box[None, None], size=(h, w), mode="bilinear",
-                                            antialias=True, align_corners=False)[0, 0].clamp(0, 1)
-    mass = small.sum().clamp_min(1e-6)
-    cy = (small.sum(1) * torch.arange(h)).sum() / mass
-    cx = (small.sum(0) * torch.arange(w)).sum() / mass
-    top = int(np.clip(round(14 - 0.5 - float(cy)), 0, 28 - h))
-    left = int(np.clip(round(14 - 0.5 - float(cx)), 0, 28 - w))
-    out[0, 0, top:top + h, left:left + w] = (small * 255).round().to(torch.uint8)
-    return out

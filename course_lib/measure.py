@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import SparseConv2d, Subsample, evaluating
+from .models import SparseConv2d, SplitConv2d, Subsample, evaluating
 
 # Layers recorded by default: the ones whose outputs a learner wants to look at.
 _RECORDED = (nn.Conv2d, SparseConv2d, Subsample, nn.Linear, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.GELU,
@@ -201,14 +201,16 @@ def color_score(weights: torch.Tensor) -> torch.Tensor:
 def conv_weights(model: nn.Module, layer: str) -> torch.Tensor:
     """The weights of conv layer ``layer`` as a CPU tensor ``C_out x C_in x k x k``."""
     modules = dict(model.named_modules())
-    if layer not in modules or not isinstance(modules[layer], (nn.Conv2d, SparseConv2d)):
+    if layer not in modules or not isinstance(modules[layer], (nn.Conv2d, SparseConv2d, SplitConv2d)):
         raise KeyError(f"{layer!r} is not a conv layer: expected one of {conv_layer_names(model)}.")
     return modules[layer].weight.detach().float().cpu()
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
-    """Names of the model's convolution layers (``Conv2d`` and LeNet-1's ``SparseConv2d``)."""
-    return layer_names(model, (nn.Conv2d, SparseConv2d))
+    """Names of the model's convolution layers (``Conv2d``, LeNet-1's ``SparseConv2d``, and the layers of
+    a network split over two devices, not their halves)."""
+    names = layer_names(model, (nn.Conv2d, SparseConv2d, SplitConv2d))
+    return [n for n in names if ".halves." not in n]
 
 
 def weights_from_state(state: dict, layer: str) -> torch.Tensor:
@@ -334,14 +336,19 @@ def receptive_field(model: nn.Module, layer: str) -> tuple[int, int, int]:
     if layer not in names:
         raise KeyError(f"Unknown layer {layer!r} for {type(model).__name__}: valid names are {names}.")
     size, stride, offset = 1, 1, 0
+    counted = ()   # a layer split over two devices counts once, not once more for each of its halves
     for name, m in model.named_modules():
+        if counted and name.startswith(counted):
+            continue
         if isinstance(m, nn.Linear) or isinstance(m, nn.Flatten):
             raise ValueError(f"{layer!r} comes after {name!r}: a unit there sees the whole image.")
         k = s = p = None
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        if isinstance(m, SplitConv2d):
+            counted += (name + ".",)
+        if isinstance(m, (nn.Conv2d, SplitConv2d, nn.MaxPool2d, nn.AvgPool2d)):
             pair = lambda v: v if isinstance(v, int) else v[0]
             k, s, p = pair(m.kernel_size), pair(m.stride), pair(m.padding)
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, (nn.Conv2d, SplitConv2d)):
                 k = (k - 1) * pair(m.dilation) + 1
         elif isinstance(m, SparseConv2d):
             k, s, p = m.kernel_size, 1, 0

@@ -268,23 +268,16 @@ class AlexNet(nn.Module):
     half below, as on the paper's two GPUs, while conv3 and the fully connected layers cross streams.
     60,965,224 parameters at 1000 classes. ``streams=1`` is the single-stream variant.
 
-    Input ``N x 3 x S x S`` with S >= 63 (224 is the paper's crop; 128 or 160 work through the
-    adaptive average pooling before fc6); output ``N x num_classes`` logits.
-
-    ``devices=(d0, d1)`` (two streams only) runs the network as the paper did, on two devices: every
-    layer is split in two halves by its output maps, stream 0 on ``d0`` and stream 1 on ``d1``. The
-    streams exchange activations only where the paper's GPUs communicated: into conv3, fc6 and fc7
-    (each half reads both halves below) and into fc8 (on ``d0``); conv1, conv2, conv4, conv5 and the
-    pooling and normalization stay on their own device. Parameter names and shapes are the grouped
-    model's (the state dict is the same; the halves are joined and split on saving and loading), and
-    with ``devices=("cpu", "cpu")`` the outputs equal the grouped model's. The output is on ``d0``.
+    Input ``N x 3 x S x S`` with S >= 63 (224 is the paper's crop). At 224 px pool5 gives 6 x 6 maps,
+    as in the paper; at the course's smaller crops it gives fewer (3 x 3 at 128 px), and
+    ``AdaptiveAvgPool2d((6, 6))`` repeats them up to 6 x 6, so that fc6 keeps the paper's 9,216 inputs
+    and the network its parameter count (a departure from the paper, which saw 224 px only). Output
+    ``N x num_classes`` logits. :class:`TwoDeviceAlexNet` is the same network on two devices.
     """
 
     MIN_SIZE = 63
-    SPLIT = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")   # halved by output maps
 
-    def __init__(self, num_classes: int = 1000, streams: int = 2, lrn: bool = True, dropout: float = 0.5,
-                 devices: tuple | None = None):
+    def __init__(self, num_classes: int = 1000, streams: int = 2, lrn: bool = True, dropout: float = 0.5):
         super().__init__()
         num_classes = check_classes(num_classes, "AlexNet")
         if streams not in (1, 2):
@@ -313,22 +306,6 @@ class AlexNet(nn.Module):
         self.act7, self.drop7 = nn.ReLU(inplace=True), nn.Dropout(dropout)
         self.fc8 = nn.Linear(4096, num_classes)
         self.reset_parameters()
-        self.devices = None
-        if devices is not None:
-            self._split_over(devices)
-
-    def _split_over(self, devices) -> None:
-        """Replace each layer of :data:`SPLIT` by its two halves (``layer.halves[0]`` on ``d0``,
-        ``layer.halves[1]`` on ``d1``), and keep the grouped model's state dict."""
-        if self.streams != 2 or len(devices) != 2:
-            raise ValueError(f"devices=(d0, d1) needs streams=2 and two devices, got streams={self.streams} "
-                             f"and devices={devices!r}.")
-        self.devices = tuple(torch.device(d) for d in devices)
-        for name in self.SPLIT:
-            setattr(self, name, _Halves(getattr(self, name), self.devices))
-        self.fc8.to(self.devices[0])
-        self._register_state_dict_hook(_join_halves)
-        self._register_load_state_dict_pre_hook(_split_halves)
 
     def reset_parameters(self) -> None:
         """He initialization for the ReLU convs, N(0, 0.01) for the fully connected layers, zero biases.
@@ -344,24 +321,6 @@ class AlexNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def _two_devices(self, x: torch.Tensor) -> torch.Tensor:
-        d = self.devices
-        local = lambda layer, a, b: [getattr(self, layer).halves[i](t) for i, t in enumerate((a, b))]
-        both = lambda layer, a, b: [getattr(self, layer).halves[i](torch.cat([a.to(d[i]), b.to(d[i])], 1))
-                                    for i in range(2)]
-        each = lambda f, a, b: [f(a), f(b)]
-        s = [self.conv1.halves[i](x.to(d[i])) for i in range(2)]
-        norm1, norm2 = (getattr(n, "one_stream", n) for n in (self.norm1, self.norm2))
-        s = each(lambda t: self.pool1(norm1(self.act1(t))), *s)
-        # conv2: each stream reads its own 48 maps (the grouped convolution's halves)
-        s = each(lambda t: self.pool2(norm2(self.act2(t))), *local("conv2", *s))
-        s = each(self.act3, *both("conv3", *s))                  # the GPUs communicate
-        s = each(self.act4, *local("conv4", *s))
-        s = each(lambda t: self.flatten(self.avgpool(self.pool5(self.act5(t)))), *local("conv5", *s))
-        s = each(lambda t: self.drop6(self.act6(t)), *both("fc6", *s))   # communicate
-        s = each(lambda t: self.drop7(self.act7(t)), *both("fc7", *s))   # communicate
-        return self.fc8(torch.cat([s[0], s[1].to(d[0])], 1))
-
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutional part: ``N x 3 x S x S`` -> conv5 after pooling."""
         check_input(x, 3, self.MIN_SIZE, "AlexNet", dtype=self.conv1.weight.dtype)
@@ -372,9 +331,6 @@ class AlexNet(nn.Module):
         return self.pool5(self.act5(self.conv5(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.devices is not None:
-            check_input(x, 3, self.MIN_SIZE, "AlexNet", dtype=self.conv1.halves[0].weight.dtype)
-            return self._two_devices(x)
         x = self.flatten(self.avgpool(self.features(x)))
         x = self.drop6(self.act6(self.fc6(x)))
         x = self.drop7(self.act7(self.fc7(x)))
@@ -385,7 +341,7 @@ class AlexNet(nn.Module):
         ``(C_out / streams) x C_in x k x k``. conv1's first 48 filters feed stream 0 of conv2, the
         other 48 stream 1, as on the paper's two GPUs."""
         module = getattr(self, layer, None)
-        if not isinstance(module, nn.Conv2d):
+        if not isinstance(module, (nn.Conv2d, SplitConv2d)):
             raise KeyError(f"{layer!r} is not a conv layer of AlexNet: expected conv1 ... conv5.")
         return list(module.weight.detach().float().cpu().chunk(self.streams, dim=0))
 
@@ -407,17 +363,18 @@ class StreamLocalResponseNorm(nn.LocalResponseNorm):
         return torch.cat([self.one_stream(part) for part in x.chunk(self.streams, 1)], 1)
 
 
-class _Halves(nn.Module):
-    """A conv or linear layer cut in two by its output maps, one half per device. A grouped convolution
-    (groups=2) becomes two plain convolutions, each reading its own half of the input."""
+class _Split(nn.Module):
+    """A conv or linear layer cut in two by its output maps, ``halves[0]`` on one device and ``halves[1]``
+    on the other. ``weight`` and ``bias`` are the whole layer's, joined (on the first half's device), so
+    that filter pictures and measures see the layer they know."""
 
     def __init__(self, layer: nn.Module, devices):
         super().__init__()
         halves = []
         for i, device in enumerate(devices):
             if isinstance(layer, nn.Conv2d):
-                groups = layer.groups
-                half = nn.Conv2d(layer.in_channels // groups, layer.out_channels // 2, layer.kernel_size,
+                # a grouped convolution (groups=2) becomes two plain ones, each reading its own half
+                half = nn.Conv2d(layer.in_channels // layer.groups, layer.out_channels // 2, layer.kernel_size,
                                  layer.stride, layer.padding)
             else:
                 half = nn.Linear(layer.in_features, layer.out_features // 2)
@@ -427,35 +384,123 @@ class _Halves(nn.Module):
             halves.append(half.to(device))
         self.halves = nn.ModuleList(halves)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        return torch.cat([self.halves[0].weight, self.halves[1].weight.to(self.halves[0].weight.device)])
 
-def _join_halves(module, state, prefix, local_metadata):
-    """State-dict hook: ``conv2.halves.0.weight`` + ``conv2.halves.1.weight`` -> ``conv2.weight``, in
-    the grouped model's order."""
-    items = list(state.items())
-    lookup = dict(items)
-    state.clear()
-    for key, value in items:
-        head, _, tail = key[len(prefix):].partition(".halves.")
-        if not key.startswith(prefix) or not tail:
-            state[key] = value
-        elif tail.startswith("0."):
-            kind = tail[2:]
-            other = lookup[f"{prefix}{head}.halves.1.{kind}"]
-            state[f"{prefix}{head}.{kind}"] = torch.cat([value, other.to(value.device)])
-    return state
+    @property
+    def bias(self) -> torch.Tensor:
+        return torch.cat([self.halves[0].bias, self.halves[1].bias.to(self.halves[0].bias.device)])
 
 
-def _split_halves(state, prefix, local_metadata, strict, missing, unexpected, errors):
-    """Load pre-hook: ``conv2.weight`` -> its two halves (a grouped model's state dict loads as it is)."""
-    for name in AlexNet.SPLIT:
-        for kind in ("weight", "bias"):
-            key = f"{prefix}{name}.{kind}"
-            if key in state:
-                for i, part in enumerate(state.pop(key).chunk(2, 0)):
-                    state[f"{prefix}{name}.halves.{i}.{kind}"] = part
+class SplitConv2d(_Split):
+    """A convolution split over two devices (:class:`_Split`); it keeps the whole layer's geometry
+    (``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``) for receptive fields."""
+
+    def __init__(self, layer: nn.Conv2d, devices):
+        super().__init__(layer, devices)
+        for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"):
+            setattr(self, attr, getattr(layer, attr))
 
 
-def pretrained_alexnet() -> nn.Module:
+class SplitLinear(_Split):
+    """A fully connected layer split over two devices by its outputs (:class:`_Split`)."""
+
+
+class TwoDeviceAlexNet(nn.Module):
+    """AlexNet on two devices, as the paper ran it on two GPUs: the two-stream :class:`AlexNet` with every
+    layer split in two halves by its output maps, stream 0 on ``devices[0]`` and stream 1 on
+    ``devices[1]``. The streams exchange activations only where the paper's GPUs communicated: into conv3,
+    fc6 and fc7 (each half reads both halves below) and into fc8 (on ``devices[0]``); conv1, conv2, conv4,
+    conv5 and the pooling and normalization stay on their own device.
+
+    It has the grouped network's layer names (``conv1`` ... ``fc8``), its ``features``, ``stream_filters``
+    and receptive fields, and its state dict: ``state_dict()`` joins the halves into the grouped layout,
+    ``load_state_dict`` takes a grouped network's. With ``devices=("cpu", "cpu")`` it computes the grouped
+    network's function. Input ``N x 3 x S x S`` on any device; output ``N x num_classes`` on ``devices[0]``.
+    """
+
+    SPLIT = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")   # halved by output maps
+    MIN_SIZE = AlexNet.MIN_SIZE
+
+    def __init__(self, num_classes: int = 1000, devices=("cuda:0", "cuda:1"), lrn: bool = True,
+                 dropout: float = 0.5):
+        super().__init__()
+        if len(devices) != 2:
+            raise ValueError(f"TwoDeviceAlexNet needs two devices, got devices={devices!r}.")
+        self.devices = tuple(torch.device(d) for d in devices)
+        self.streams = 2
+        grouped = AlexNet(num_classes=num_classes, streams=2, lrn=lrn, dropout=dropout)
+        for name, layer in grouped.named_children():      # the grouped network's order: receptive fields walk it
+            if name in self.SPLIT:
+                layer = (SplitConv2d if isinstance(layer, nn.Conv2d) else SplitLinear)(layer, self.devices)
+            setattr(self, name, layer)
+        self.fc8.to(self.devices[0])
+
+    def _streams(self, x: torch.Tensor, upto: str) -> list[torch.Tensor]:
+        """Both streams from the input up to ``"conv5"`` (after pool5) or ``"fc7"`` (after dropout)."""
+        d = self.devices
+        local = lambda layer, s: [getattr(self, layer).halves[i](t) for i, t in enumerate(s)]
+        both = lambda layer, s: [getattr(self, layer).halves[i](torch.cat([s[0].to(d[i]), s[1].to(d[i])], 1))
+                                 for i in range(2)]
+        each = lambda f, s: [f(t) for t in s]
+        norm1, norm2 = (getattr(n, "one_stream", n) for n in (self.norm1, self.norm2))
+        s = [self.conv1.halves[i](x.to(d[i])) for i in range(2)]
+        s = each(lambda t: self.pool1(norm1(self.act1(t))), s)
+        s = each(lambda t: self.pool2(norm2(self.act2(t))), local("conv2", s))   # each reads its own 48 maps
+        s = each(self.act3, both("conv3", s))                                  # the GPUs communicate
+        s = each(self.act4, local("conv4", s))
+        s = each(lambda t: self.pool5(self.act5(t)), local("conv5", s))
+        if upto == "conv5":
+            return s
+        s = each(lambda t: self.flatten(self.avgpool(t)), s)
+        s = each(lambda t: self.drop6(self.act6(t)), both("fc6", s))            # communicate
+        return each(lambda t: self.drop7(self.act7(t)), both("fc7", s))         # communicate
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional part, as :meth:`AlexNet.features`: conv5 after pooling, both streams joined
+        on ``devices[0]``."""
+        check_input(x, 3, self.MIN_SIZE, "TwoDeviceAlexNet", dtype=self.conv1.halves[0].weight.dtype)
+        s = self._streams(x, "conv5")
+        return torch.cat([s[0], s[1].to(self.devices[0])], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, 3, self.MIN_SIZE, "TwoDeviceAlexNet", dtype=self.conv1.halves[0].weight.dtype)
+        s = self._streams(x, "fc7")
+        return self.fc8(torch.cat([s[0], s[1].to(self.devices[0])], 1))      # fc8 reads both, on d0
+
+    stream_filters = AlexNet.stream_filters
+
+    def state_dict(self, *args, **kwargs):
+        """The grouped :class:`AlexNet`'s state dict (names, shapes and order): each split layer's halves
+        joined, on the CPU."""
+        halves = super().state_dict(*args, **kwargs)
+        joined = {}
+        for key, value in halves.items():
+            layer, _, rest = key.partition(".halves.")
+            if not rest:
+                joined[key] = value.cpu()
+            elif rest.startswith("0."):
+                kind = rest[2:]
+                joined[f"{layer}.{kind}"] = torch.cat([value.cpu(), halves[f"{layer}.halves.1.{kind}"].cpu()])
+        order = AlexNet(num_classes=self.fc8.out_features).state_dict().keys()
+        return {k: joined[k] for k in order}
+
+    def load_state_dict(self, state: dict, strict: bool = True, assign: bool = False):
+        """Load a grouped :class:`AlexNet`'s state dict (what :meth:`state_dict` gives), splitting each
+        layer of :data:`SPLIT` into its two halves."""
+        split = {}
+        for key, value in state.items():
+            layer, _, kind = key.partition(".")
+            if layer in self.SPLIT:
+                for i, part in enumerate(value.chunk(2, 0)):
+                    split[f"{layer}.halves.{i}.{kind}"] = part
+            else:
+                split[key] = value
+        return super().load_state_dict(split, strict=strict, assign=assign)
+
+
+def imagenet_alexnet() -> nn.Module:
     """torchvision's AlexNet trained on ImageNet-1k, in eval mode, for comparison.
 
     It is the later single-stream variant ("one weird trick", 64 conv1 filters; 56.5 % top-1,

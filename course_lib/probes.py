@@ -15,7 +15,7 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from . import augment, digits, loader, measure, models, viz
+from . import augment, loader, measure, models, viz
 
 
 def _probability_bars(probs: torch.Tensor, names: list[str]) -> str:
@@ -31,12 +31,40 @@ def _blank_png(side: int = 28, scale: int = 4) -> bytes:
     return viz.to_png(np.zeros((side, side), np.uint8), scale)
 
 
+def from_drawing(ink: np.ndarray) -> torch.Tensor:
+    """A drawn digit prepared the way MNIST's digits were (LeCun et al. 1998): ``ink`` is an ``H x W``
+    array, 0 for paper and up to 1 (or 255) for ink. Its bounding box is scaled to fit 20 x 20 keeping
+    the aspect ratio (with anti-aliasing), and placed in a 28 x 28 frame with its centre of mass at the
+    centre. Returns uint8 ``1 x 1 x 28 x 28`` (all zeros for an empty drawing)."""
+    ink = np.asarray(ink, dtype=np.float32)
+    if ink.ndim != 2:
+        raise ValueError(f"Expected a drawing H x W, got shape {ink.shape}.")
+    if ink.max() > 1:
+        ink = ink / 255.0
+    out = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    rows, cols = np.nonzero(ink > 0.05)
+    if len(rows) == 0:
+        return out
+    box = torch.from_numpy(np.ascontiguousarray(ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]))
+    scale = 20 / max(box.shape)
+    h, w = max(1, round(box.shape[0] * scale)), max(1, round(box.shape[1] * scale))
+    small = torch.nn.functional.interpolate(box[None, None], size=(h, w), mode="bilinear",
+                                            antialias=True, align_corners=False)[0, 0].clamp(0, 1)
+    mass = small.sum().clamp_min(1e-6)
+    cy = (small.sum(1) * torch.arange(h)).sum() / mass
+    cx = (small.sum(0) * torch.arange(w)).sum() / mass
+    top = int(np.clip(round(14 - 0.5 - float(cy)), 0, 28 - h))
+    left = int(np.clip(round(14 - 0.5 - float(cx)), 0, 28 - w))
+    out[0, 0, top:top + h, left:left + w] = (small * 255).round().to(torch.uint8)
+    return out
+
+
 class DigitCanvas(viz.WidgetView):
     """Draw a digit with the mouse and watch LeNet-1 read it: LeCun et al.'s 1993 demo.
 
     ``DigitCanvas(model, layers=("act1", "act2"), mean=None, std=None)``: ``model`` reads ``N x 1 x 28
     x 28`` normalized digits. The drawing is prepared as MNIST's digits were
-    (:func:`digits.from_drawing`); beside it: the 28 x 28 input the network reads, its answer, the ten
+    (:func:`from_drawing`); beside it: the 28 x 28 input the network reads, its answer, the ten
     class probabilities and the feature maps of ``layers``, refreshed while you draw. Buttons clear the
     canvas, shift the input by 2 pixels and add noise, to see what the answer survives.
     ``stroke(points)`` draws from code (tests, demos).
@@ -63,7 +91,7 @@ class DigitCanvas(viz.WidgetView):
         self._pattern = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
         self._pen: tuple[float, float] | None = None
         self._last_refresh = 0.0
-        self._drawing = digits.from_drawing(self.ink)
+        self._drawing = from_drawing(self.ink)
 
         self.canvas = Canvas(width=self.SIZE, height=self.SIZE,
                              layout=W.Layout(width=f"{self.SIZE}px", height=f"{self.SIZE}px"))
@@ -147,7 +175,7 @@ class DigitCanvas(viz.WidgetView):
     def _drawn(self, live: bool = False) -> None:
         if live and time.perf_counter() - self._last_refresh < self.LIVE_EVERY_S:
             return
-        self._drawing = digits.from_drawing(self.ink)
+        self._drawing = from_drawing(self.ink)
         self.update()
 
     def stroke(self, points) -> None:
@@ -166,7 +194,7 @@ class DigitCanvas(viz.WidgetView):
         self.ink[:] = 0
         self._pen = None
         self._paint_background()
-        self._drawing = digits.from_drawing(self.ink)
+        self._drawing = from_drawing(self.ink)
         self.update()
 
     def move(self, dx: int, dy: int) -> None:

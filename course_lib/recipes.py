@@ -215,7 +215,7 @@ def thirty_years(train_data, test_data, seeds: int, epochs: int, changes=None, p
     return rows
 
 
-class PretrainedAlexNet(NamedTuple):
+class PhotoAlexNet(NamedTuple):
     """An AlexNet trained on real photos, for lesson 06: the model (eval mode, course device), its class
     names, the layer Grad-CAM reads (the last convolution's ReLU), the input side it reads, and where
     it came from."""
@@ -227,10 +227,10 @@ class PretrainedAlexNet(NamedTuple):
     source: str
 
 
-def pretrained_alexnet(prof: env.Profile, download: bool | None = None) -> tuple[PretrainedAlexNet | None, str]:
+def photo_alexnet(prof: env.Profile, download: bool | None = None) -> tuple[PhotoAlexNet | None, str]:
     """torchvision's ImageNet AlexNet when its weights are in torch's cache (or, with ``download``,
     default: outside the ``smoke`` profile, can be downloaded), else lesson 04's AlexNet from its
-    checkpoint. Returns ``(PretrainedAlexNet or None, a sentence saying what was found)``."""
+    checkpoint. Returns ``(PhotoAlexNet or None, a sentence saying what was found)``."""
     import torchvision
 
     weights = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
@@ -240,7 +240,7 @@ def pretrained_alexnet(prof: env.Profile, download: bool | None = None) -> tuple
     if cached.exists() or download:
         try:
             model = torchvision.models.alexnet(weights=weights).to(env.device()).eval()
-            return (PretrainedAlexNet(model, list(weights.meta["categories"]), "features.11", 224,
+            return (PhotoAlexNet(model, list(weights.meta["categories"]), "features.11", 224,
                                       "torchvision's ImageNet weights"),
                     f"Using torchvision's AlexNet trained on ImageNet (weights {cached.name}).")
         except (OSError, RuntimeError) as err:   # offline, or a broken download
@@ -250,7 +250,7 @@ def pretrained_alexnet(prof: env.Profile, download: bool | None = None) -> tuple
         saved = train.load_checkpoint(path)
         model = models.AlexNet(num_classes=len(saved["classes"]), streams=2)
         model.load_state_dict(saved["model"])
-        return (PretrainedAlexNet(model.to(env.device()).eval(), list(saved["classes"]), "act5",
+        return (PhotoAlexNet(model.to(env.device()).eval(), list(saved["classes"]), "act5",
                                   saved["image_size"], f"lesson 04's checkpoint {path.name}"),
                 tried + f"Using lesson 04's AlexNet ({path.name}, validation accuracy "
                         f"{saved['val_accuracy']:.2f}).")

@@ -21,7 +21,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from . import assign
+from . import assign, release
 
 ROOT = assign.ROOT
 STATIC = Path(__file__).resolve().parent / "site_static"  # site.css, site.js
@@ -96,9 +96,6 @@ def build(root: Path = ROOT, out: Path | None = None) -> Path:
     if run.returncode != 0 or not (html_dir / "index.html").exists():
         raise SiteError(f"jupyter book build --html failed (exit {run.returncode}):\n"
                         f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
-    for line in run.stdout.splitlines():
-        if line.startswith("site: "):  # what the renderer reports (node types it has no renderer for)
-            print(line)
     html_dir.rename(work / "html")
     shutil.rmtree(out, ignore_errors=True)
     work.rename(out)
@@ -135,12 +132,12 @@ class Page:
 
 class Renderer:
     """Turns a MyST tree into HTML. ``assets`` collects the public files the page uses (figures,
-    notebooks), ``unknown`` the node types it rendered as their children only."""
+    notebooks). A node type it has no renderer for raises :class:`SiteError`: shown as plain content it
+    could lose what it meant (a figure's caption, an admonition's warning) without anyone noticing."""
 
     def __init__(self, page: Page, slugs: dict[str, str], repo_url: str):
         self.page, self.slugs, self.repo_url = page, slugs, repo_url
         self.assets: set[str] = set()
-        self.unknown: set[str] = set()
 
     def asset(self, path: str) -> str:
         """The page-relative address of a public file ``/name`` (copied to ``build/name``)."""
@@ -176,8 +173,9 @@ class Renderer:
             return f"<{EMPTY_TAGS[kind]}>"
         method = getattr(self, "n_" + kind, None)
         if method is None:
-            self.unknown.add(kind)
-            return self.children(node)
+            raise SiteError(f"the page {self.page.slug!r} holds a MyST node of type {kind!r}, which the course's "
+                            "renderer does not know: add a renderer for it to course_lib/site.py (a method "
+                            f"n_{kind}, or an entry in SIMPLE_TAGS).")
         return method(node)
 
     def n_block(self, node):
@@ -309,19 +307,18 @@ def page_html(page: Page, pages: list[Page], body: str, site_title: str, colab: 
                          actions=f'<p class="actions">{"".join(actions)}</p>' if actions else "")
 
 
-def render(cdn: str, out: Path, root: Path = ROOT) -> list[str]:
-    """Render every page served by the MyST content server at ``cdn`` into the folder ``out``; return
-    the MyST node types that had no renderer (shown as their children), sorted."""
+def render(cdn: str, out: Path, root: Path = ROOT) -> None:
+    """Render every page served by the MyST content server at ``cdn`` into the folder ``out``. Raises
+    :class:`SiteError` for a node type without a renderer."""
     out = Path(out)
     config = json.loads(_fetch(cdn, "/config.json"))
     project = config["projects"][0]
     site_title = project.get("title") or "ConvNet course"
-    repo, tag = assign.release_info(root)
+    repo, tag = release.release_info(root)
     entries = [(project["index"], site_title, True)] + [(p["slug"], p["title"], False) for p in project["pages"]]
     pages = [Page(slug, title, json.loads(_fetch(cdn, f"/content/{slug}.json")), is_index)
              for slug, title, is_index in entries]
     slugs = {page.notebook: page.slug for page in pages if page.notebook}
-    unknown: set[str] = set()
     for page in pages:
         renderer = Renderer(page, slugs, f"https://github.com/{repo}/blob/{tag}")
         body = renderer.node(page.data["mdast"])
@@ -335,12 +332,10 @@ def render(cdn: str, out: Path, root: Path = ROOT) -> list[str]:
         for name in renderer.assets:
             (out / "build").mkdir(exist_ok=True)
             (out / "build" / name).write_bytes(_fetch(cdn, "/" + name))
-        unknown |= renderer.unknown
     search = json.loads(_fetch(cdn, "/myst.search.json"))
     (out / "myst.search.json").write_text(json.dumps(search))
     shutil.copytree(STATIC, out / "_static", dirs_exist_ok=True)
     (out / ".nojekyll").write_text("")  # GitHub Pages: serve _static as it is
-    return sorted(unknown)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -356,9 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             print(f"site: {build(args.root, args.out) / 'index.html'}")
         else:
-            unknown = render(os.environ["CONTENT_CDN"], Path(os.environ["BUILD_DIRECTORY"]), args.root)
-            if unknown:
-                print(f"site: shown as plain content (no renderer): {', '.join(unknown)}")
+            render(os.environ["CONTENT_CDN"], Path(os.environ["BUILD_DIRECTORY"]), args.root)
     except SiteError as error:
         print(f"site: {error}", file=sys.stderr)
         return 1

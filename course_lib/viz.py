@@ -34,30 +34,34 @@ def _scale(t: torch.Tensor, normalize: str, symmetric: bool) -> torch.Tensor:
 
 def tile(tiles: np.ndarray, ncols: int | None = None, pad: int = 1, pad_value: float = 1.0,
          borders: np.ndarray | None = None) -> np.ndarray:
-    """Lay ``N x h x w`` (gray) or ``N x h x w x 3`` (RGB) tiles on a grid with ``pad`` pixels between.
+    """Lay ``N x h x w`` (gray) or ``N x h x w x 3`` (RGB) tiles on a grid with ``pad`` pixels between
+    (torchvision's ``make_grid``).
 
     ``borders``: optional bool array of length N; those tiles get a red frame (e.g. dead channels).
     Returns an ``H x W`` or ``H x W x 3`` float array in [0, 1].
     """
+    from torchvision.utils import make_grid
+
     n = tiles.shape[0]
     if n == 0:
         raise ValueError("Nothing to tile: got 0 tiles.")
     ncols = ncols or math.ceil(math.sqrt(n))
-    nrows = math.ceil(n / ncols)
-    h, w = tiles.shape[1:3]
     rgb = tiles.ndim == 4 or borders is not None
-    if borders is not None and tiles.ndim == 3:
-        tiles = np.repeat(tiles[..., None], 3, axis=-1)
-    shape = (nrows * (h + pad) + pad, ncols * (w + pad) + pad) + ((3,) if rgb else ())
-    grid = np.full(shape, pad_value, dtype=np.float32)
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        grid[y:y + h, x:x + w] = tiles[i]
-        if borders is not None and borders[i] and pad > 0:
-            grid[y - pad:y + h + pad, x - pad:x + w + pad][[0, -1], :] = DEAD_COLOR
-            grid[y - pad:y + h + pad, x - pad:x + w + pad][:, [0, -1]] = DEAD_COLOR
-    return grid
+    t = torch.as_tensor(np.asarray(tiles, dtype=np.float32))
+    t = t.permute(0, 3, 1, 2) if t.dim() == 4 else t[:, None].expand(-1, 3 if rgb else 1, -1, -1)
+    grid = make_grid(t, nrow=ncols, padding=pad, pad_value=pad_value) if n > 1 else \
+        torch.nn.functional.pad(t[0], (pad,) * 4, value=pad_value)      # make_grid leaves a single tile bare
+    if borders is not None and pad > 0:    # a red frame, in the padding, around each marked tile
+        h, w = t.shape[-2:]
+        red = torch.tensor(DEAD_COLOR, dtype=torch.float32).view(3, 1)   # broadcast over a row or a column
+        for i in np.flatnonzero(np.asarray(borders)):
+            r, c = divmod(int(i), ncols)
+            y, x = r * (h + pad), c * (w + pad)               # the frame's top-left corner
+            frame = grid[:, y:y + h + 2 * pad, x:x + w + 2 * pad]
+            frame[:, [0, -1], :] = red[..., None]
+            frame[:, :, [0, -1]] = red[..., None]
+    out = grid.permute(1, 2, 0).numpy() if rgb else grid[0].numpy()
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def filter_grid(weights: torch.Tensor, ncols: int | None = None, normalize: str = "per_filter",

@@ -6,15 +6,15 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_lib import assign
+from course_lib import assign, release
 
 COLAB = ('# Colab set-up\nimport sys\nif "google.colab" in sys.modules:\n'
-         f'    {assign.colab_install()}')
+         f'    {release.colab_install()}')
 
 
 def lesson(*cells, name=None):
     """A small lesson: (a title with its Colab badge when ``name`` is given,) the Colab cell, ``cells``."""
-    title = [new_markdown_cell(f"# A lesson\n\n{assign.badge(name)}")] if name else []
+    title = [new_markdown_cell(f"# A lesson\n\n{release.badge(name)}")] if name else []
     nb = new_notebook(cells=[*title, new_code_cell(COLAB), *cells])
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}, "widgets": {"state": {}}, "author": "x"}
@@ -67,7 +67,7 @@ def test_student_is_deterministic(tmp_path):
 def test_validate_finds_missing_check_outputs_and_unpinned_colab():
     nb = lesson(new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), new_code_cell("print(x)"))
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="1")]
-    nb.cells[0].source = nb.cells[0].source.replace(f"@{assign.release_info()[1]}", "@main")  # cell 1: Colab
+    nb.cells[0].source = nb.cells[0].source.replace(f"@{release.release_info()[1]}", "@main")  # cell 1: Colab
     problems = "\n".join(assign.validate(nb, "05_z.ipynb"))
     assert "cell 2: this exercise has no check cell" in problems
     assert "cell 3: the source carries outputs" in problems
@@ -83,7 +83,7 @@ def test_every_lesson_pins_its_colab_install():
     assert len(lessons) >= 3
     for path in lessons:
         first = next(c for c in nbformat.read(path, 4).cells if c.cell_type == "code")
-        assert assign.COLAB_MARKER in first.source and assign.PINNED_INSTALL.search(first.source), path.name
+        assert assign.COLAB_MARKER in first.source and release.PINNED_INSTALL.search(first.source), path.name
         assert "torch" not in first.source.split("%pip")[1].split("\n")[0].replace("course_lib", ""), \
             "the Colab install must not pin or replace torch"
 
@@ -99,6 +99,24 @@ def test_check_catches_a_forgotten_regeneration(tmp_path):
     problems = assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
     assert any("student/02_lenet1_digits.ipynb is out of date" in p for p in problems)
     assert any("solutions/02_lenet1_digits.ipynb was made from an older" in p for p in problems)
+
+
+def test_check_catches_solutions_made_with_another_library(tmp_path):
+    """A library edit can change a lesson's outputs without changing its code: make check must say so."""
+    for name in ("notebooks", "student", "solutions"):
+        shutil.copytree(assign.ROOT / name, tmp_path / name)
+    library = tmp_path / "course_lib"
+    shutil.copytree(assign.LIBRARY, library, ignore=shutil.ignore_patterns("__pycache__"))
+    folders = (tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
+    assert assign.check(*folders, library=library) == []
+    (library / "measure.py").write_text((library / "measure.py").read_text() + "\nTHRESHOLD = 0.5\n")
+    problems = assign.check(*folders, library=library)
+    assert len(problems) == len(assign.lessons(tmp_path / "notebooks"))
+    assert all("was made with another version of course_lib (course_lib/ changed since)" in p for p in problems)
+    # the site's renderer is not run by any lesson: editing it stales nothing
+    (library / "measure.py").write_text((assign.LIBRARY / "measure.py").read_text())
+    (library / "site.py").write_text((library / "site.py").read_text() + "\n# a comment\n")
+    assert assign.check(*folders, library=library) == []
 
 
 def test_failed_solution_run_names_cell_and_keeps_old_file(tmp_path):
@@ -203,10 +221,10 @@ def test_badges_point_at_each_copy(tmp_path):
     src.mkdir()
     nbformat.write(lesson(new_code_cell("x = 1"), name="07_b.ipynb"), src / "07_b.ipynb")
     assign.student(src, stud)
-    assert assign.badge("07_b.ipynb", "student") in nbformat.read(stud / "07_b.ipynb", 4).cells[0].source
+    assert release.badge("07_b.ipynb", "student") in nbformat.read(stud / "07_b.ipynb", 4).cells[0].source
     assign.solutions(src, tmp_path / "solutions", profile="smoke")
     solved = nbformat.read(tmp_path / "solutions" / "07_b.ipynb", 4)
-    assert assign.badge("07_b.ipynb", "solutions") in solved.cells[0].source
+    assert release.badge("07_b.ipynb", "solutions") in solved.cells[0].source
 
 
 def test_a_lesson_without_its_badge_is_flagged():
@@ -262,11 +280,11 @@ def test_release_moves_every_badge_and_install_line(tmp_path):
         shutil.copytree(assign.ROOT / name, tmp_path / name)
     for name in ("pyproject.toml", "README.md", "requirements.lock", "constraints.txt", "environment.yml"):
         shutil.copy(assign.ROOT / name, tmp_path / name)
-    repo, tag = assign.release_info(tmp_path)
+    repo, tag = release.release_info(tmp_path)
     assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
-    changed = assign.release("v9.8.7", "someone/course", root=tmp_path)
+    changed = release.release("v9.8.7", "someone/course", root=tmp_path)
     assert len(changed) == 2 + 3 * len(assign.lessons(tmp_path / "notebooks"))
-    assert assign.release_info(tmp_path) == ("someone/course", "v9.8.7")
+    assert release.release_info(tmp_path) == ("someone/course", "v9.8.7")
     assert 'version = "9.8.7"' in (tmp_path / "pyproject.toml").read_text()
     for path in [tmp_path / "README.md", *(tmp_path / "solutions").glob("*.ipynb")]:
         text = path.read_text()
@@ -274,14 +292,14 @@ def test_release_moves_every_badge_and_install_line(tmp_path):
         assert "someone/course" in text, path.name
     # validated against the new release: nothing stale
     assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
-    assert assign.release("v9.8.7", root=tmp_path) == []          # a second run changes nothing
+    assert release.release("v9.8.7", root=tmp_path) == []          # a second run changes nothing
     with pytest.raises(assign.NotebookError, match="v1.2.3"):
-        assign.release("9.8.8", root=tmp_path)
+        release.release("9.8.8", root=tmp_path)
 
 
 def test_a_colab_cell_of_another_release_and_a_readme_without_badges_are_flagged(tmp_path):
     nb = lesson(name="07_x.ipynb")
-    nb.cells[1].source = nb.cells[1].source.replace(assign.release_info()[1], "v0.0.9")
+    nb.cells[1].source = nb.cells[1].source.replace(release.release_info()[1], "v0.0.9")
     assert any("must install this release" in p for p in assign.validate(nb, "07_x.ipynb"))
     for name in ("notebooks", "student", "solutions"):
         shutil.copytree(assign.ROOT / name, tmp_path / name)

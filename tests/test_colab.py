@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from packaging.requirements import Requirement
 
-from course_lib import assign
+from course_lib import assign, release
 
 ROOT = assign.ROOT
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def colab(tmp_path_factory):
     root = tmp_path_factory.mktemp("colab")
     clone = root / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    repo, tag = assign.release_info()
+    repo, tag = release.release_info()
     subprocess.run(["git", "-C", str(clone), "tag", "-f", tag], check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
     python = root / "venv" / "bin" / "python"
@@ -113,7 +113,7 @@ def test_the_environment_starts_like_colab(colab):
 @pytest.mark.parametrize("name", [p.name for p in assign.lessons(ROOT / "notebooks")])
 def test_each_lessons_colab_cell_installs_the_release_and_its_next_cell_runs(colab, name):
     python, clone_url, env = colab
-    repo, tag = assign.release_info()
+    repo, tag = release.release_info()
     first, following = _cells(name)[0], _cells(name)[1]
     assert f"git+https://github.com/{repo}@{tag}" in first
     torch_before = _torch(python, env)

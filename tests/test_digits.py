@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from course_lib import digits, files, loader
+from course_lib import digits, files, loader, probes
 
 from helpers import md5
 
@@ -224,7 +224,7 @@ def test_a_drawing_is_prepared_like_mnist_and_read_correctly():
     torch.manual_seed(0)
     model = models.LeNet1()
     train.fit(model, (x, y), epochs=3, lr=0.3, progress=False, device="cpu")
-    drawn = torch.cat([digits.from_drawing(np.kron(d[0].numpy(), np.ones((10, 10)))) for d in xt[:200]])
+    drawn = torch.cat([probes.from_drawing(np.kron(d[0].numpy(), np.ones((10, 10)))) for d in xt[:200]])
     assert drawn.shape == (200, 1, 28, 28) and drawn.dtype == torch.uint8
     for d in drawn[:20, 0]:
         ys, xs = torch.nonzero(d, as_tuple=True)
@@ -237,10 +237,10 @@ def test_a_drawing_is_prepared_like_mnist_and_read_correctly():
     big = np.kron(xt[0, 0].numpy(), np.ones((10, 10)))
     corner = np.zeros((560, 560))
     corner[:280, 300:] = big[:, :260]
-    assert torch.equal(digits.from_drawing(corner), digits.from_drawing(big))
-    assert not digits.from_drawing(np.zeros((280, 280))).any()
+    assert torch.equal(probes.from_drawing(corner), probes.from_drawing(big))
+    assert not probes.from_drawing(np.zeros((280, 280))).any()
     with pytest.raises(ValueError, match="H x W"):
-        digits.from_drawing(np.zeros((3, 28, 28)))
+        probes.from_drawing(np.zeros((3, 28, 28)))
 
 
 def test_shift_moves_and_fills_with_background():

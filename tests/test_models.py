@@ -115,10 +115,10 @@ def test_alexnet_options():
         models.AlexNet(streams=4)
 
 
-def test_pretrained_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, monkeypatch):
+def test_imagenet_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: the real download is tried
     try:
-        net = models.pretrained_alexnet()
+        net = models.imagenet_alexnet()
     except RuntimeError as err:
         message = str(err)
         assert "alexnet-owt-7be5be79.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
@@ -145,11 +145,11 @@ def test_alexnet_lrn_is_the_papers_formula():
 
 
 def test_alexnet_on_two_devices_is_the_grouped_model_output_for_output():
-    """AlexNet(streams=2, devices=(d0, d1)) loads the grouped model's state dict as it is and computes
-    the same function, forward and backward; saving gives back the same names and shapes."""
+    """TwoDeviceAlexNet loads the grouped model's state dict as it is and computes the same function,
+    forward and backward; saving gives back the same names and shapes."""
     torch.manual_seed(0)
     grouped = models.AlexNet(num_classes=10).eval()
-    split = models.AlexNet(num_classes=10, devices=("cpu", "cpu")).eval()
+    split = models.TwoDeviceAlexNet(num_classes=10, devices=("cpu", "cpu")).eval()
     assert not torch.allclose(split.conv1.halves[0].weight, grouped.conv1.weight[:48])  # its own init first
     split.load_state_dict(grouped.state_dict())
     saved = split.state_dict()
@@ -168,13 +168,32 @@ def test_alexnet_on_two_devices_is_the_grouped_model_output_for_output():
     # The halves are really separate: conv2's stream 0 reads only conv1's first 48 maps.
     assert split.conv2.halves[0].weight.shape == (128, 48, 5, 5)
     assert split.conv3.halves[1].weight.shape == (192, 256, 3, 3)      # conv3 reads both streams
-    with pytest.raises(ValueError, match="streams=2"):
-        models.AlexNet(streams=1, devices=("cpu", "cpu"))
+    with pytest.raises(ValueError, match="two devices"):
+        models.TwoDeviceAlexNet(devices=("cpu",))
+
+
+def test_the_two_device_alexnet_is_handled_like_the_grouped_one():
+    """What the library offers the grouped network works on the two-device one: features, the filters
+    per stream, receptive fields, conv layer names and weights."""
+    from course_lib import measure
+    torch.manual_seed(0)
+    grouped = models.AlexNet(num_classes=10).eval()
+    split = models.TwoDeviceAlexNet(num_classes=10, devices=("cpu", "cpu")).eval()
+    split.load_state_dict(grouped.state_dict())
+    x = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(split.features(x), grouped.features(x), atol=1e-5)
+    for a, b in zip(split.stream_filters("conv1"), grouped.stream_filters("conv1")):
+        assert torch.equal(a, b)
+    for layer in ("conv1", "pool2", "conv5", "pool5"):
+        assert measure.receptive_field(split, layer) == measure.receptive_field(grouped, layer)
+    assert measure.receptive_field(split, "conv5")[:2] == (163, 16)
+    assert measure.conv_layer_names(split) == measure.conv_layer_names(grouped)
+    assert torch.equal(measure.conv_weights(split, "conv4"), measure.conv_weights(grouped, "conv4"))
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_alexnet_on_two_gpus_trains():
-    model = models.AlexNet(num_classes=10, devices=("cuda:0", "cuda:1"))
+    model = models.TwoDeviceAlexNet(num_classes=10, devices=("cuda:0", "cuda:1"))
     assert model.conv5.halves[1].weight.device == torch.device("cuda:1")
     x = torch.randn(4, 3, 224, 224, device="cuda:0")
     loss = model(x).logsumexp(1).mean()

@@ -12,30 +12,30 @@ def _name(requirement: str) -> str:
 
 
 def test_the_lock_covers_pyproject_and_environment_yml_is_generated_from_it():
-    from course_lib import assign
+    from course_lib import lock
 
-    assert assign.lock_problems(ROOT) == []
-    assert (ROOT / "environment.yml").read_text() == assign.environment_yml(ROOT)
+    assert lock.lock_problems(ROOT) == []
+    assert (ROOT / "environment.yml").read_text() == lock.environment_yml(ROOT)
 
 
 def test_a_stale_lock_or_environment_is_caught(tmp_path):
     """The controls: a new dependency the lock lacks, a torch pin that moved, a hand-edited environment.yml."""
-    from course_lib import assign
+    from course_lib import lock
 
     for name in ("pyproject.toml", "requirements.lock", "constraints.txt", "environment.yml"):
         (tmp_path / name).write_text((ROOT / name).read_text())
-    assert assign.lock_problems(tmp_path) == []
+    assert lock.lock_problems(tmp_path) == []
     pyproject = (tmp_path / "pyproject.toml").read_text()
     (tmp_path / "pyproject.toml").write_text(pyproject.replace('"pytest>=7.4",', '"pytest>=7.4",\n    "tabulate>=0.9",'))
-    assert any("'tabulate>=0.9'" in p for p in assign.lock_problems(tmp_path))
+    assert any("'tabulate>=0.9'" in p for p in lock.lock_problems(tmp_path))
     (tmp_path / "pyproject.toml").write_text(pyproject)
-    lock = (tmp_path / "requirements.lock").read_text()
-    (tmp_path / "requirements.lock").write_text(lock.replace("torch==2.14.1", "torch==2.13.0"))
-    problems = assign.lock_problems(tmp_path)
+    locked = (tmp_path / "requirements.lock").read_text()
+    (tmp_path / "requirements.lock").write_text(locked.replace("torch==2.14.1", "torch==2.13.0"))
+    problems = lock.lock_problems(tmp_path)
     assert any("'torch==2.14.1'" in p for p in problems) and any("environment.yml" in p for p in problems)
-    (tmp_path / "requirements.lock").write_text(lock)
+    (tmp_path / "requirements.lock").write_text(locked)
     (tmp_path / "environment.yml").write_text((ROOT / "environment.yml").read_text().replace("==", ">="))
-    assert assign.lock_problems(tmp_path) == [
+    assert lock.lock_problems(tmp_path) == [
         "environment.yml is not the one generated from requirements.lock: run `make lock`."]
 
 
@@ -67,9 +67,9 @@ def installed_against_lock(lines: list[str]) -> tuple[list[str], list[str]]:
 
 def test_the_environment_holds_exactly_the_locked_versions():
     """What `make lab` / `make test` installed is the lock: every pin at its version, nothing unlocked."""
-    from course_lib import assign
+    from course_lib import lock
 
-    lines = assign.locked(ROOT)
+    lines = lock.locked(ROOT)
     wrong, extra = installed_against_lock(lines)
     assert wrong == [] and extra == [], (wrong, extra)
     # The controls: a pin at another version, and an installed package the lock leaves out.
@@ -122,3 +122,21 @@ def test_the_wheel_ships_the_mnist_sample_and_it_loads_from_there(tmp_path):
     plain = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert not [line for line in plain if re.search(r"jupyterlab|nbformat|nbclient|pytest|playwright", line)], plain
     assert any(line.startswith("Requires-Dist: jupyterlab") and 'extra == "lab"' in line for line in metadata.splitlines())
+
+
+def test_the_declared_floors_are_what_the_code_needs():
+    """pyproject's Python and torch floors cover the features the library uses (it once declared
+    Python 3.10 and torch 2.1 while importing tomllib and calling torch.amp.GradScaler("cuda"))."""
+    from packaging.specifiers import SpecifierSet
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    code = "\n".join(p.read_text() for p in (ROOT / "course_lib").glob("*.py"))
+    python = SpecifierSet(project["requires-python"])
+    torch_floor = SpecifierSet(next(r for r in project["dependencies"] if _name(r) == "torch")[len("torch"):])
+    needs = {"tomllib": ("python", "3.11"), 'torch.amp.GradScaler("cuda"': ("torch", "2.4"),
+             "torch.is_autocast_enabled(x.device.type)": ("torch", "2.4")}
+    for feature, (what, version) in needs.items():
+        if feature in code:
+            older = f"{version[:-1]}{int(version[-1]) - 1}"
+            allowed = python if what == "python" else torch_floor
+            assert older not in allowed, f"{feature} needs {what} >= {version}, but pyproject allows {older}"

@@ -54,20 +54,21 @@ def test_outputs_show_their_richest_static_form():
     assert "ValueError" in r.output({"output_type": "error", "traceback": ["\x1b[0;31mValueError\x1b[0m: x"]})
 
 
-def test_tree_rendering_escapes_text_and_records_unknown_nodes():
+def test_tree_rendering_escapes_text_and_fails_on_unknown_nodes():
     r = renderer()
     tree = {"type": "root", "children": [
         {"type": "heading", "depth": 1, "html_id": "a-b", "children": [{"type": "text", "value": "A < B"}]},
-        {"type": "paragraph", "children": [{"type": "inlineCode", "value": "x<y"},
-                                           {"type": "mystery", "children": [{"type": "text", "value": "kept"}]}]},
+        {"type": "paragraph", "children": [{"type": "inlineCode", "value": "x<y"}]},
         {"type": "math", "value": "x^2", "html": "<span class=\"katex\">x²</span>"},
         {"type": "image", "url": "/undefined", "alt": "Open In Colab"},
     ]}
     out = r.node(tree)
-    assert '<h2 id="a-b">A &lt; B' in out and "<code>x&lt;y</code>" in out and "kept" in out
+    assert '<h2 id="a-b">A &lt; B' in out and "<code>x&lt;y</code>" in out
     assert '<div class="math"><span class="katex">x²</span></div>' in out
     assert '<span class="badge">Open In Colab</span>' in out  # a remote picture is not fetched
-    assert r.unknown == {"mystery"}
+    tree["children"][1]["children"].append({"type": "mystery", "children": [{"type": "text", "value": "lost?"}]})
+    with pytest.raises(site.SiteError, match="page 'lenet1-digits' holds a MyST node of type 'mystery'.*n_mystery"):
+        r.node(tree)
 
 
 def test_build_says_what_is_missing(tmp_path, monkeypatch):

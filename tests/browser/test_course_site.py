@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from playwright.sync_api import expect
 
-from course_lib import assign, site
+from course_lib import assign, release, site
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("node") is None,
@@ -89,7 +89,7 @@ def site_pages(page, base: str) -> list[str]:
 
 
 def test_every_page_loads_whole_with_its_figures_and_colab_link(built, page):
-    repo, tag = assign.release_info(ROOT)
+    repo, tag = release.release_info(ROOT)
     lessons = assign.lessons(ROOT / "solutions")
     with serve(built) as base:
         pages = site_pages(page, base)
