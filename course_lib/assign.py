@@ -28,7 +28,8 @@ from .release import PINNED_INSTALL, badge, colab_install, point_badges, release
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 # Anything a hand could type for a marker: a misspelled one must be an error, never copied through.
-NEAR_MARKER = re.compile(r"^\s*#+\s*(begin|end)\s*_?\s*solutions?\b.*$", re.IGNORECASE)
+# (with #s or without, in an HTML comment, with - or _ between the words)
+NEAR_MARKER = re.compile(r"\b(begin|end)[\s_-]*solutions?\b", re.IGNORECASE)
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 CHECK_PREFIX = "# CHECK"  # the first line of the code cell that checks an exercise
@@ -77,7 +78,7 @@ def strip_solutions(source: str, cell_type: str, where: str) -> str:
             if not inside:
                 raise NotebookError(f"{where}, line {number}: {END!r} without a {BEGIN!r} before it.")
             inside = False
-        elif NEAR_MARKER.match(line):
+        elif NEAR_MARKER.search(line):
             raise NotebookError(f"{where}, line {number}: {stripped!r} looks like a solution marker but is not "
                                 f"exactly {BEGIN!r} or {END!r}: fix its spelling, or the solution would be "
                                 "copied into the student notebook.")
@@ -116,6 +117,10 @@ def validate(nb, name: str, root: Path = ROOT) -> list[str]:
             if not before or not has_solution(before[-1]):
                 problems.append(f"{name}, cell {i}: a check cell with no exercise right before it (the code "
                                 f"cell before a {CHECK_PREFIX!r} cell must hold a {BEGIN!r} region).")
+    kernel = nb.metadata.get("kernelspec", {})
+    if kernel.get("language", "python") != "python" or not str(kernel.get("name", "python3")).startswith("python"):
+        problems.append(f"{name}: its kernel is {kernel.get('name')!r} ({kernel.get('language')!r}): the lessons are "
+                        "Python notebooks (kernelspec python3).")
     if not nb.cells or nb.cells[0].cell_type != "markdown" or badge(name, root=root) not in nb.cells[0].source:
         problems.append(f"{name}: the first cell must be markdown with the lesson's Colab badge: "
                         f"{badge(name, root=root)}")
@@ -134,6 +139,12 @@ def make_student(nb, name: str, root: Path = ROOT):
     out = copy.deepcopy(nb)
     for i, cell in enumerate(out.cells, 1):
         cell.source = strip_solutions(cell.source, cell.cell_type, f"{name}, cell {i}")
+        if "attachments" in cell:   # a picture pasted into an answer goes with the answer
+            kept = {k: v for k, v in cell.attachments.items() if f"attachment:{k}" in cell.source}
+            if kept:
+                cell.attachments = kept
+            else:
+                del cell["attachments"]
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
@@ -278,7 +289,12 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
     from nbclient.exceptions import CellExecutionError
     from tqdm.auto import tqdm
 
-    paths = [p for p in lessons(src) if not only or p.stem in only or p.name in only]
+    known = lessons(src)
+    unknown = [n for n in only or () if not any(n in (p.stem, p.name) for p in known)]
+    if unknown:
+        raise NotebookError(f"No lesson {', '.join(map(repr, unknown))} in {src}: expected some of "
+                            f"{', '.join(p.stem for p in known)}.")
+    paths = [p for p in known if not only or p.stem in only or p.name in only]
     todo = []
     for path in paths:
         made = {"profile": profile, **fingerprint(path)}

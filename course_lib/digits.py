@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import env
-from .files import data_root
+from .files import DataFolderError, data_root
 from .loader import take
 
 
@@ -185,7 +185,7 @@ def load(split: str, prof: env.Profile | None = None,
     if prof.dataset == "mnist":
         try:
             images, labels = mnist(split, root=root)
-        except MNISTUnavailable as err:
+        except (MNISTUnavailable, DataFolderError) as err:
             warnings.warn(f"{err}\n→ Using the 5,000-digit MNIST sample shipped with the course instead "
                           "(4,000 train / 1,000 test): results are not comparable with full MNIST.",
                           stacklevel=2)

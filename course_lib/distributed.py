@@ -133,22 +133,31 @@ def folder_cache(path: Path, resolution: int, split: str = "train", rank: int = 
     fingerprint = json.dumps({"classes": classes, "files": _fingerprint(found)})
     ready = stem.with_suffix(".json")
     if not (ready.exists() and ready.read_text() == fingerprint):
+        # this run's own temporary file (shared by its ranks on this machine): two runs building the same
+        # cache at once each write their own, and each rename is atomic
+        token = os.environ.get("TORCHELASTIC_RUN_ID") or str(os.getpid())
+        tmp = stem.with_name(f"{stem.name}.{token}.tmp.npy")
         if local_rank == 0:
             cache.mkdir(exist_ok=True)
-            ready.unlink(missing_ok=True)
-            np.lib.format.open_memmap(stem.with_suffix(".tmp.npy"), mode="w+", dtype=np.uint8,
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                       shape=(len(found), 3, resolution, resolution)).flush()
         barrier(world)
-        out = np.load(stem.with_suffix(".tmp.npy"), mmap_mode="r+")
-        for i in range(local_rank, len(found), local_world):
-            out[i] = _load_resized(found[i][0], resolution).transpose(2, 0, 1)
+        out = np.load(tmp, mmap_mode="r+")
+        try:
+            for i in range(local_rank, len(found), local_world):
+                out[i] = _load_resized(found[i][0], resolution).transpose(2, 0, 1)
+        except Exception as err:     # PIL's errors for a broken image: nothing half-built stays behind
+            del out
+            tmp.unlink(missing_ok=True)
+            raise DistributedError(f"{found[i][0]} could not be decoded as an image ({type(err).__name__}: "
+                                   f"{str(err).splitlines()[0] if str(err) else ''}): delete or replace it.") from None
         out.flush()
         del out
         barrier(world)
         if local_rank == 0:
             files.atomic_write(stem.with_suffix(".labels.npy"),
                                lambda f: np.save(f, np.array([label for _, label in found], dtype=np.int64)))
-            os.replace(stem.with_suffix(".tmp.npy"), stem.with_suffix(".npy"))
+            os.replace(tmp, stem.with_suffix(".npy"))
             files.atomic_write(ready, lambda f: f.write(fingerprint), mode="w")
         barrier(world)
     return (np.load(stem.with_suffix(".npy"), mmap_mode="r"), np.load(stem.with_suffix(".labels.npy")),
@@ -210,7 +219,8 @@ def _check_resumable(saved: dict, settings: dict, path: Path) -> None:
     config = saved.get("history", {}).get("config", {}) if isinstance(saved.get("history"), dict) else {}
     differ = {k: (config.get(k), v) for k, v in settings.items() if config.get(k) != v}
     if differ:
-        what = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
+        short = lambda v: repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        what = ", ".join(f"{k}: {short(a)} there, {short(b)} now" for k, (a, b) in differ.items())
         raise DistributedError(f"{path} is the checkpoint of another run ({what}). Resume with the same "
                                "settings, or give another --out folder (or delete the checkpoint) to start afresh.")
 
@@ -226,6 +236,18 @@ def run(args: argparse.Namespace) -> None:
         # threads abort the process ("terminate called without an active exception", seen once in CI).
         gc.collect()
         stop()
+
+
+def _writable(out: Path) -> None:
+    """Create ``out`` and make sure files can be written there, or say so in one line."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise DistributedError(f"cannot write into --out {out} ({err.strerror or err}): give a folder you may "
+                               "write to.") from None
 
 
 def _rank_batches(images, labels, args, rank: int, world: int, epoch: int, device: torch.device):
@@ -256,6 +278,9 @@ def _run(args, rank: int, world: int, device: torch.device) -> None:
         raise DistributedError(f"--batch-size {args.batch_size} is the global batch: it must split evenly over "
                                f"the {world} processes (use a multiple of {world}).")
     images, labels, classes = load_data(args.data, args.image_size, rank, world)
+    if len(classes) < 2:
+        raise DistributedError(f"--data {args.data} has {len(classes)} class ({', '.join(classes)}): a classifier "
+                               "needs at least two class folders.")
     channels = images.shape[1]
     wanted = 3 if args.model == "alexnet" else 1
     if channels != wanted:
@@ -284,10 +309,14 @@ def _run(args, rank: int, world: int, device: torch.device) -> None:
         except RuntimeError as err:
             raise DistributedError(f"{ckpt} does not fit --model {args.model}: {str(err).splitlines()[0]}") from None
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"{args.model} on {args.data}: {len(images):,} images, {world} process(es) on {device.type}, "
-              f"global batch {args.batch_size} ({args.batch_size // world} per process), epochs "
-              f"{run.epoch + 1}..{args.epochs}", flush=True)
+        _writable(out)
+        if run.epoch >= args.epochs:
+            print(f"{ckpt} already holds {run.epoch} epochs of this run: nothing to train for --epochs "
+                  f"{args.epochs} (ask for more epochs to go on).", flush=True)
+        else:
+            print(f"{args.model} on {args.data}: {len(images):,} images, {world} process(es) on {device.type}, "
+                  f"global batch {args.batch_size} ({args.batch_size // world} per process), epochs "
+                  f"{run.epoch + 1}..{args.epochs}", flush=True)
     reduce = dist.all_reduce if world > 1 else None
     while run.epoch < args.epochs:
         row = run.train_epoch(_rank_batches(images, labels, args, rank, world, run.epoch, device),
@@ -327,14 +356,41 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every setting's range, before anything starts: raises ``ValueError`` naming the first bad one."""
+    train.Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay,
+                   seed=args.seed)   # the ranges fit() checks
+    if not 0 <= args.seed < 2**31:
+        raise ValueError(f"--seed must be a whole number from 0 to {2**31 - 1}, got {args.seed}.")
+    smallest = models.AlexNet.MIN_SIZE if args.model == "alexnet" else 1
+    if args.image_size < smallest:
+        raise ValueError(f"--image-size must be at least {smallest} pixels for {args.model}, got {args.image_size}.")
+    if not 0 <= args.dropout < 1:
+        raise ValueError(f"--dropout must be a number in [0, 1), got {args.dropout}.")
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}.")
+    if not args.out.strip():
+        raise ValueError("--out must name a folder for checkpoint.pt, history.json and final.pt, got ''.")
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: give a folder (it is created when missing).")
+    args.out = str(out)
+
+
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
-        parser().error("--epochs and --batch-size must be at least 1 and --lr positive")
+    """The command line: exit status 0 when the run finished, 2 for a bad argument, 1 when the run could not
+    start or go on; every failure is one line saying what was wrong and what to do."""
+    cli = parser()
+    args = cli.parse_args(argv)
+    try:
+        check_arguments(args)
+    except ValueError as err:
+        cli.error(str(err))
     try:
         run(args)
-    except DistributedError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+    except (DistributedError, train.TrainingDiverged, RuntimeError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {first}", file=sys.stderr, flush=True)
         return 1
     return 0
 

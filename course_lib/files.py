@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 
+class DataFolderError(OSError):
+    """The data folder cannot be used (it is a file, or cannot be created): the message says what to do."""
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The dataset cache folder: ``root``, else ``$COURSE_DATA``, else ``data/`` beside the repo.
 
-    The folder is created if needed.
+    The folder is created if needed. Raises :class:`DataFolderError` naming the path when it is a file
+    or cannot be created.
     """
+    setting = root is None and os.environ.get("COURSE_DATA")
     if root is None:
-        root = os.environ.get("COURSE_DATA") or Path(__file__).resolve().parent.parent / "data"
+        root = setting or Path(__file__).resolve().parent.parent / "data"
     path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    where = f"the data folder {path}" + (" (from $COURSE_DATA)" if setting else "")
+    if path.exists() and not path.is_dir():
+        raise DataFolderError(f"{where} is a file, not a folder: point COURSE_DATA at a folder (or unset it to use "
+                              "data/ beside the course).")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataFolderError(f"{where} cannot be created ({err.strerror or err}): point COURSE_DATA at a folder "
+                              "you may write to.") from None
     return path
 
 
@@ -24,17 +39,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode:
     """Write a file through a temporary file in the same folder and a rename.
 
     ``write`` gets the open file. An interrupted write never leaves a half-written ``path`` and
-    never a stray temporary file. Returns the path.
+    never a stray temporary file. A file that exists keeps its permissions; a symbolic link is written
+    through (its target is replaced, the link stays). Returns the path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        keep = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        keep = 0o666 & ~_umask()       # a new file: as open() would make it
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; course files are readable by all
-        os.replace(tmp, path)
+        os.chmod(tmp, keep)  # mkstemp makes 0600 files
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

@@ -144,10 +144,20 @@ def _extract(archive: Path, name: str, root: Path) -> Path:
         safe_extract(archive, work)
         if not (work / name).is_dir():
             raise RuntimeError(f"{archive} does not contain the folder {name}/ that was expected.")
-        os.replace(work / name, root / name)
+        _move_in(work / name, root / name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return root / name
+
+
+def _move_in(made: Path, target: Path) -> None:
+    """Rename the finished folder ``made`` to ``target``. When another process (a second notebook opening
+    the same data) got there first with the same folder, keep theirs: both built it from the same source."""
+    try:
+        os.replace(made, target)
+    except OSError:
+        if not target.is_dir():
+            raise
 
 
 def _visible(path: Path) -> bool:
@@ -283,6 +293,11 @@ def _cached(split_dir: Path, cache: Path, resolution: int, progress: bool, skip_
                   "another resolution or version): rebuilding it.")
         except Exception as err:  # unreadable or truncated cache: rebuild it
             print(f"{cache.name} could not be read ({type(err).__name__}): rebuilding it.")
+    writable = os.access(cache.parent, os.W_OK)
+    if not writable:
+        warnings.warn(f"{cache.parent} is read-only: the {len(files):,} images of {split_dir} are decoded now and "
+                      "kept in memory only, so the next run decodes them again. Set COURSE_DATA to a folder you "
+                      "may write to, to cache them.", stacklevel=3)
     if announce:
         counts = np.bincount([label for _, label in files], minlength=len(classes))
         print(f"{split_dir}: {len(files):,} images; " + ", ".join(
@@ -305,7 +320,8 @@ def _cached(split_dir: Path, cache: Path, resolution: int, progress: bool, skip_
         raise RuntimeError(f"No image in {split_dir} could be decoded.")
     images = torch.stack(decoded)
     labels = torch.tensor(labels, dtype=torch.long)
-    atomic_write(cache, lambda f: torch.save({"meta": meta, "images": images, "labels": labels}, f))
+    if writable:
+        atomic_write(cache, lambda f: torch.save({"meta": meta, "images": images, "labels": labels}, f))
     return ImageSplit(images, labels, _readable(classes))
 
 
@@ -353,7 +369,7 @@ def offline_folder(root: str | os.PathLike | None = None, name: str = "imagenett
                     Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR).save(
                         out / f"{photo}_{i:03d}.JPEG", quality=90)
         base.mkdir(exist_ok=True)
-        os.replace(work / name, base / name)
+        _move_in(work / name, base / name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return base

@@ -234,7 +234,9 @@ def test_a_lesson_without_its_badge_is_flagged():
 
 
 @pytest.mark.parametrize("marker", ["## BEGIN SOLUTION", "### Begin Solution", "###BEGIN SOLUTION",
-                                    "#### END SOLUTION", "### END SOLUTIONS", "# begin solution"])
+                                    "#### END SOLUTION", "### END SOLUTIONS", "# begin solution",
+                                    "### BEGIN-SOLUTION", "### END_SOLUTION", "<!-- BEGIN SOLUTION -->",
+                                    "BEGIN SOLUTION"])
 def test_a_misspelled_marker_is_an_error_never_a_leak(marker):
     src = f"def f():\n    {marker}\n    return 42\n    ### END SOLUTION" if "BEGIN" in marker.upper() else \
         f"def f():\n    ### BEGIN SOLUTION\n    return 42\n    {marker}"
@@ -307,3 +309,33 @@ def test_a_colab_cell_of_another_release_and_a_readme_without_badges_are_flagged
     (tmp_path / "README.md").write_text("# no lesson table\n")
     problems = assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
     assert any("README.md lacks the Colab badge of student/00_welcome.ipynb" in p for p in problems)
+
+
+def test_a_markdown_answer_with_hyphenated_or_html_markers_never_leaks():
+    for begin, end in (("### BEGIN-SOLUTION", "### END-SOLUTION"), ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->")):
+        nb = lesson(new_markdown_cell(f"Why?\n\n{begin}\nBecause the control failed.\n{end}"), name="03_x.ipynb")
+        with pytest.raises(assign.NotebookError, match="looks like a solution marker"):
+            assign.validate(nb, "03_x.ipynb")
+        with pytest.raises(assign.NotebookError):
+            assign.make_student(nb, "03_x.ipynb")
+
+
+def test_a_picture_pasted_into_an_answer_is_not_copied_to_the_student():
+    answer = new_markdown_cell("Look:\n\n### BEGIN SOLUTION\n![plot](attachment:answer.png)\n### END SOLUTION\n"
+                               "![given](attachment:given.png)")
+    answer["attachments"] = {"answer.png": {"image/png": "iVBORw0KGgo="}, "given.png": {"image/png": "iVBORw0KGgo="}}
+    student = assign.make_student(lesson(answer, name="03_x.ipynb"), "03_x.ipynb")
+    cell = next(c for c in student.cells if "YOUR ANSWER HERE" in c.source)
+    assert set(cell.attachments) == {"given.png"}, "the answer's picture must go, the lesson's own stays"
+
+
+def test_a_lesson_in_another_language_and_a_misspelled_lesson_name_are_refused(tmp_path):
+    nb = lesson(name="03_x.ipynb")
+    nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    assert any("its kernel is 'ir' ('R')" in p for p in assign.validate(nb, "03_x.ipynb"))
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    nbformat.write(lesson(new_code_cell("x = 1"), name="01_ok.ipynb"), src / "01_ok.ipynb")
+    with pytest.raises(assign.NotebookError, match="No lesson '01_okk' in .*expected some of 01_ok"):
+        assign.solutions(src, tmp_path / "solutions", profile="smoke", only=["01_okk"])
+    assert not (tmp_path / "solutions").exists()

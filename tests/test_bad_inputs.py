@@ -3,7 +3,10 @@
 One test per kind of mistake a learner makes; each asserts the message, not only the exception type.
 """
 
+import os
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,3 +246,86 @@ def test_a_mean_without_a_std_is_refused_not_mixed_with_mnists(sample):
     import numpy as np
     for mean in (0.5, np.float32(0.5), [0.5]):
         assert torch.allclose(loader.normalize(x[:2], mean=mean, std=0.25), (x[:2].float() / 255 - 0.5) / 0.25, atol=1e-6)
+
+
+# --- the training command line (python -m course_lib.distributed), in this process ----------------------
+
+LENET_RUN = ["--model", "lenet1", "--data", "mnist-sample", "--epochs", "1", "--batch-size", "500"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--lr", "inf"], "lr must be a positive number, got inf"),
+    (["--weight-decay", "-1"], "weight_decay must be a number >= 0, got -1.0"),
+    (["--seed", str(2**40)], "--seed must be a whole number from 0 to 2147483647"),
+    (["--model", "alexnet", "--image-size", "0"], "--image-size must be at least 63 pixels for alexnet, got 0"),
+    (["--dropout", "1.5"], r"--dropout must be a number in \[0, 1\), got 1.5"),
+    (["--timeout", "0"], "--timeout must be a positive number of seconds"),
+    (["--out", ""], "--out must name a folder"),
+])
+def test_bad_command_line_settings_are_one_line_and_exit_2(extra, message, tmp_path, capsys):
+    from course_lib import distributed
+    args = [*LENET_RUN, "--out", str(tmp_path / "run"), *extra]
+    with pytest.raises(SystemExit) as exit_:
+        distributed.main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and re.search(message, err) and "Traceback" not in err
+    assert not (tmp_path / "run").exists(), "nothing is written for a run that never started"
+
+
+def test_out_that_is_a_file_or_unwritable_or_tilde(tmp_path, capsys, monkeypatch):
+    from course_lib import distributed
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SystemExit) as exit_:
+        distributed.main([*LENET_RUN, "--out", str(tmp_path / "afile")])
+    assert exit_.value.code == 2 and "is a file: give a folder" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):     # root may write anywhere: make the folder a file's child instead
+        locked = tmp_path / "afile" / "below"
+    assert distributed.main([*LENET_RUN, "--out", str(locked)]) == 1
+    assert "cannot write into --out" in capsys.readouterr().err
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert distributed.main([*LENET_RUN, "--out", "~/run"]) == 0
+    assert (tmp_path / "home" / "run" / "final.pt").exists() and not Path("~").exists()
+
+
+def test_corrupt_or_foreign_checkpoints_and_a_finished_run_are_one_line(tmp_path, capsys):
+    from course_lib import distributed
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"\0not a checkpoint")
+    assert distributed.main([*LENET_RUN, "--out", str(out), "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "checkpoint.pt is corrupted or not a course checkpoint" in err and "Traceback" not in err
+    x, y = digits.mnist_sample("train")
+    (out / "checkpoint.pt").unlink()
+    train.fit(models.LeNet1(), (x[:500], y[:500]), epochs=1, progress=False, device="cpu", checkpoint=out / "checkpoint.pt")
+    assert distributed.main([*LENET_RUN, "--out", str(out), "--resume"]) == 1     # a fit() checkpoint
+    err = capsys.readouterr().err
+    assert "is the checkpoint of another run (model: 'LeNet1(" in err and "data: None there, 'mnist-sample' now" in err
+    (out / "checkpoint.pt").unlink()
+    assert distributed.main([*LENET_RUN, "--out", str(out)]) == 0
+    assert distributed.main([*LENET_RUN, "--out", str(out), "--resume"]) == 0
+    assert "already holds 1 epochs of this run: nothing to train" in capsys.readouterr().out
+
+
+def test_a_folder_of_one_class_or_with_a_broken_image_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    from PIL import Image
+    from skimage import data as photos
+    from course_lib import distributed
+    folder = tmp_path / "photos" / "train"
+    for name in ("cat", "coffee"):
+        (folder / name).mkdir(parents=True)
+        for j in range(4):
+            Image.fromarray(getattr(photos, {"cat": "chelsea"}.get(name, name))()[j * 9:, j * 9:]).save(
+                folder / name / f"{j}.jpg")
+    args = ["--model", "alexnet", "--data", f"folder:{tmp_path / 'photos'}", "--image-size", "64", "--epochs", "1",
+            "--batch-size", "4", "--out", str(tmp_path / "run")]
+    (folder / "coffee" / "2.jpg").write_bytes(b"\xff\xd8\xff broken")
+    assert distributed.main(args) == 1
+    err = capsys.readouterr().err
+    assert "coffee/2.jpg could not be decoded as an image" in err and "Traceback" not in err
+    assert not list((tmp_path / "photos" / ".course-cache").glob("*.tmp*")), "nothing half-written stays"
+    shutil.rmtree(folder / "coffee")
+    assert distributed.main(args) == 1
+    assert "has 1 class (cat): a classifier needs at least two class folders" in capsys.readouterr().err
