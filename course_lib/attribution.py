@@ -19,6 +19,7 @@ removes the hooks it adds.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import copy
 import warnings
 from typing import Iterator, Sequence
@@ -38,12 +39,15 @@ def _check_images(images: torch.Tensor, name: str = "images") -> None:
 
 def _targets(target, n: int, num_classes: int | None = None) -> torch.Tensor:
     """``target`` (an int, or one class per image) -> a long tensor of ``n`` classes."""
-    if isinstance(target, bool):
+    if isinstance(target, bool) or target is None or isinstance(target, (str, bytes)):
         raise TypeError(f"target must be a class index (an int) or one per image, got {target!r}.")
-    if isinstance(target, int):
-        t = torch.full((n,), target, dtype=torch.long)
+    if isinstance(target, numbers.Integral):
+        t = torch.full((n,), int(target), dtype=torch.long)
     else:
-        t = torch.as_tensor(target)
+        try:
+            t = torch.as_tensor(target)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"target must be a class index (an int) or one per image, got {target!r}.") from None
         if t.dim() == 0:
             t = t.view(1).expand(n)
         if t.dim() != 1 or len(t) != n or t.is_floating_point() or t.dtype == torch.bool:
@@ -86,6 +90,9 @@ def prepared(model: nn.Module) -> Iterator[nn.Module]:
 def _start(model: nn.Module, images: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked inputs on the model's device: ``(images, targets)``."""
     _check_images(images)
+    if not torch.isfinite(images).all():
+        raise ValueError("The images hold values that are not finite (NaN or inf): the model's answer is not a "
+                         "number there, and no map can explain it. Check how they were made or normalized.")
     device = next(model.parameters()).device
     images = images.to(device)
     with torch.no_grad(), prepared(model):
@@ -114,6 +121,9 @@ def occlusion(model: nn.Module, images: torch.Tensor, target, window: int, strid
     for name, v in (("window", window), ("stride", stride)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int (pixels), got {v!r}.")
+    if stride > window:
+        raise ValueError(f"stride {stride} is larger than the window {window}: some pixels would never be "
+                         "covered. Use a stride of at most the window.")
     images, t = _start(model, images, target)
     if window > min(images.shape[-2:]):
         raise ValueError(f"window {window} is larger than the images ({images.shape[-2]} x {images.shape[-1]}).")
@@ -152,6 +162,16 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target, layer: nn.Module | 
     the usual choice)."""
     module = resolve_layer(model, layer)
     images, t = _start(model, images, target)
+    used = []
+    handle = module.register_forward_hook(lambda *_: used.append(True))
+    try:
+        with torch.no_grad(), prepared(model):
+            model(images[:1])
+    finally:
+        handle.remove()
+    if not used:
+        raise ValueError(f"{layer!r} is not used by {type(model).__name__}'s forward pass: Grad-CAM needs a layer the "
+                         "input goes through (e.g. the last convolution's activation).")
     with prepared(model):
         cam = LayerGradCam(model, module).attribute(images.detach().requires_grad_(True), target=t,
                                                     relu_attributions=True)
@@ -163,7 +183,13 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target, layer: nn.Module | 
 
 
 def mass_in(maps: torch.Tensor, region: tuple[slice, slice]) -> torch.Tensor:
-    """Share of each map's absolute attribution inside ``region`` (rows, cols): ``N`` values in [0, 1]."""
+    """Share of each map's absolute attribution inside ``region`` (rows, cols): ``N`` values in [0, 1].
+    ``maps``: ``N x H x W`` (or one ``H x W`` map). A region that misses the maps is an error, not 0."""
+    maps = maps[None] if maps.dim() == 2 else maps
+    h, w = maps.shape[-2:]
+    rows, cols = (range(h)[region[0]], range(w)[region[1]]) if all(isinstance(r, slice) for r in region) else ((), ())
+    if len(rows) == 0 or len(cols) == 0:
+        raise ValueError(f"region {region} holds no pixel of the {h} x {w} maps: give (rows, cols) slices inside them.")
     a = maps.abs()
     total = a.flatten(1).sum(1).clamp_min(1e-12)
     return a[:, region[0], region[1]].flatten(1).sum(1) / total
@@ -190,6 +216,10 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None
     if a.shape != b.shape:
         raise ValueError(f"Expected two batches of maps of the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}.")
+    if a.dim() == 2:          # one H x W map each, not H maps of W pixels
+        a, b = a[None], b[None]
+    if a.dim() != 3:
+        raise ValueError(f"Expected maps N x H x W (or one H x W map), got shape {tuple(a.shape)}.")
     if mask is not None:
         if mask.shape != a.shape[-2:] or mask.dtype != torch.bool:
             raise ValueError(f"Expected a bool mask of shape {tuple(a.shape[-2:])}, got {mask.dtype} "

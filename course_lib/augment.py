@@ -23,6 +23,7 @@ def crop_positions(b: int, h: int, w: int, size: int, generator: torch.Generator
     """Random crops for ``b`` images of ``h x w``: ``(top B x 1, left B x 1, flip B x 1 bool)`` on the
     generator's device, drawn in a fixed order (so that a slice of them is what a slice of the batch
     would get: the distributed run crops each rank's share as one process would)."""
+    _check_size(size)
     if size > min(h, w):
         raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images: cache them larger (e.g. {round(size * 8 / 7)}).")
     dev = generator.device
@@ -48,6 +49,7 @@ def crop_at(batch: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, flip: torch
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     """The central ``size x size`` square of ``N x C x H x W`` images (how AlexNet-style training
     evaluates: train on random crops, test on the center)."""
+    _check_size(size)
     h, w = images.shape[-2:]
     if size > min(h, w):
         raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images.")
@@ -55,8 +57,14 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     return images[..., top:top + size, left:left + size]
 
 
+def _check_size(size) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"A crop size must be a whole number of pixels >= 1, got {size!r}.")
+
+
 def crop_flip(size: int):
     """``random_crop_flip`` at ``size``, as an ``augment`` function for :class:`TensorLoader` and ``fit``."""
+    _check_size(size)
     return lambda batch, generator: random_crop_flip(batch, generator, size)
 
 

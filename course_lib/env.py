@@ -102,6 +102,44 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(value=None) -> torch.device:
+    """The device a learner means: ``None`` or ``"auto"`` the best one here (:func:`device`); ``"gpu"`` the
+    best accelerator (CUDA, then MPS); ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` in any case, or a
+    ``torch.device``. Raises ``ValueError`` naming the devices this machine has when the one asked for
+    is not here (e.g. ``"cuda"`` on a laptop, copied from a Colab cell), or the name is unknown."""
+    if value is None:
+        return device()
+    if isinstance(value, torch.device):
+        chosen = value
+    elif isinstance(value, str):
+        name = value.strip().lower()
+        if name == "auto":
+            return device()
+        if name == "gpu":
+            chosen = device()
+            if chosen.type == "cpu":
+                raise ValueError(f"device={value!r} asks for a GPU, but this machine has none: use device='cpu', or "
+                                 "leave device unset to use the best device here.")
+            return chosen
+        try:
+            chosen = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"Unknown device {value!r}: expected 'cpu', 'cuda', 'cuda:N', 'mps', 'gpu' or 'auto'.") from None
+    else:
+        raise TypeError(f"device must be a name such as 'cpu' or 'cuda', or a torch.device, got {type(value).__name__}.")
+    here = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    here += ["mps"] if mps is not None and mps.is_available() else []
+    if chosen.type == "cuda" and (not torch.cuda.is_available() or (chosen.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device={value!r}: this machine has no such CUDA GPU (devices here: {', '.join(here)}). "
+                         "Use device='cpu', or leave device unset to use the best device here.")
+    if chosen.type == "mps" and "mps" not in here:
+        raise ValueError(f"device={value!r}: this machine has no Apple GPU (devices here: {', '.join(here)}).")
+    if chosen.type not in ("cpu", "cuda", "mps", "meta"):
+        raise ValueError(f"Unknown device {value!r}: expected 'cpu', 'cuda', 'cuda:N', 'mps', 'gpu' or 'auto'.")
+    return chosen
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); return a CPU ``torch.Generator`` seeded alike."""
     random.seed(seed)

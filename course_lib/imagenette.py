@@ -229,6 +229,8 @@ def load(split: str = "train", variant: str = "imagenette", size: int = 160,
     """
     if split not in ("train", "val"):
         raise ValueError(f"Unknown split {split!r}: expected 'train' or 'val'.")
+    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1):
+        raise ValueError(f"resolution must be a whole number of pixels >= 1 (or None for {size}), got {resolution!r}.")
     name = archive_name(variant, size)
     root = data_root(root)
     folder = folder or os.environ.get(FOLDER_SETTINGS[variant]) or None

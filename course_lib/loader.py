@@ -7,6 +7,7 @@ that fits is moved once and never touched by per-sample Python code.
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -102,6 +103,8 @@ def normalize(images: torch.Tensor, mean: Sequence[float] | None = None,
 def take(images: torch.Tensor, labels: torch.Tensor, n: int | None,
          seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random subset of ``n`` examples (all of them when ``n`` is None or too big)."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0):
+        raise ValueError(f"n must be a whole number of examples >= 0 (or None for all of them), got {n!r}.")
     if n is None or n >= len(labels):
         return images, labels
     idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n]
@@ -142,9 +145,9 @@ class TensorLoader:
             raise ValueError(f"{len(images)} images but {len(labels)} labels: expected the same number.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-        self.device = torch.device(device) if device is not None else env.device()
+        self.device = env.resolve_device(device)
         self.images = images.to(self.device)
-        self.labels = labels.to(self.device)
+        self.labels = labels.to(self.device, torch.long)     # int32 or uint8 labels: cross-entropy takes int64
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last

@@ -139,8 +139,10 @@ def _as_image_array(image, convert: bool = True) -> np.ndarray:
     f = a.astype(np.float64)
     if not np.isfinite(f).all():
         raise ValueError("The image holds values that are not finite numbers (nan or inf).")
-    if not np.issubdtype(src.dtype, np.integer) and f.max() <= 1.0:
-        f = f * 255.0  # floats in [0, 1]
+    if np.issubdtype(src.dtype, np.integer) and f.max() > 255:
+        f = f / 257.0  # 16-bit gray levels 0-65535, not 0-255
+    elif not np.issubdtype(src.dtype, np.integer) and f.max() <= 1.0 + 1e-4:
+        f = np.clip(f, 0.0, 1.0) * 255.0  # floats in [0, 1], rounding error above 1 included
     return f
 
 

@@ -289,7 +289,7 @@ class OcclusionExplorer(viz.WidgetView):
         if len(self.classes) != self._full.shape[1]:
             raise ValueError(f"Expected {self._full.shape[1]} class names, got {len(self.classes)}.")
         side = min(h, w)
-        window = window or max(2, side // 4)
+        window = max(2, side // 4) if window is None else window
         if not 1 <= window <= side:
             raise ValueError(f"window must be between 1 and {side} pixels, got {window}.")
         self.image = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image",

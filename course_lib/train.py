@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import time
 import dataclasses
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -208,6 +210,14 @@ class Settings:
     seed: int = 0
 
     def __post_init__(self):
+        for name in ("epochs", "batch_size", "seed"):     # numpy integers become plain ints
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+                object.__setattr__(self, name, int(value))
+        for name in ("lr", "weight_decay", "momentum", "label_smoothing", "warmup_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+                object.__setattr__(self, name, float(value))
         _check_arguments(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
                          weight_decay=self.weight_decay, momentum=self.momentum,
                          label_smoothing=self.label_smoothing, warmup_epochs=self.warmup_epochs)
@@ -347,7 +357,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
                         momentum=momentum, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
                         optimizer=optimizer, seed=seed)
     hooks = _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end)
-    device = torch.device(device) if device is not None else env.device()
+    device = env.resolve_device(device)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -402,7 +412,8 @@ def _check_arguments(**values) -> None:
               "warmup_epochs": (0, None, "a number >= 0")}
     for name, value in values.items():
         low, high, expected = ranges[name]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        # numpy's numbers (np.int64 from np.arange, np.float32 rates) are numbers too
+        ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
         if ok and name in ("epochs", "batch_size"):
             ok = float(value).is_integer() and value >= low
         elif ok:
@@ -456,7 +467,7 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000,
             device: torch.device | str | None = None, mean=None, std=None) -> torch.Tensor:
     """Logits for uint8 ``images`` (``N x C x H x W``): a float32 ``N x classes`` tensor on the CPU.
     The model is put in eval mode for the call and left in the mode it was in."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = env.resolve_device(device) if device is not None else next(model.parameters()).device
     loader = TensorLoader(images, torch.zeros(len(images), dtype=torch.long), batch_size,
                                    device=device, mean=mean, std=std)
     amp_dtype = _autocast_dtype(device, model)
@@ -476,7 +487,7 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device: torch.de
     ``data`` is an ``(images uint8, labels)`` pair or a Dataset. Returns
     ``{"loss": float, "accuracy": float, "error": float}``.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = env.resolve_device(device) if device is not None else next(model.parameters()).device
     loader = _as_loader(data, batch_size, False, device, mean, std, 0, False)
     amp_dtype = _autocast_dtype(device, model)
     loss_sum, correct, seen = 0.0, 0, 0
@@ -485,6 +496,9 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device: torch.de
             x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = model(x).float()
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+                raise ValueError(f"The labels run from {int(y.min())} to {int(y.max())}, but the model has "
+                                 f"{logits.shape[1]} outputs: labels must be class indices 0..{logits.shape[1] - 1}.")
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)

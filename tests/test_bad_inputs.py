@@ -14,6 +14,7 @@ import torch
 from torchvision.datasets import MNIST
 
 from course_lib import digits, env, explorers, loader, measure, models, train
+from course_lib import attribution as A
 from course_lib.train import History
 
 from helpers import md5, write_idx
@@ -329,3 +330,89 @@ def test_a_folder_of_one_class_or_with_a_broken_image_is_one_line_and_leaves_not
     shutil.rmtree(folder / "coffee")
     assert distributed.main(args) == 1
     assert "has 1 class (cat): a classifier needs at least two class folders" in capsys.readouterr().err
+
+
+# --- values a learner really passes (issue 22, cause 6) -------------------------------------------------
+
+@pytest.mark.parametrize("value", ["CPU", "cpu", " Cpu ", torch.device("cpu"), "auto", None])
+def test_device_names_in_any_case_are_accepted(sample, value):
+    x, y = sample
+    model = models.LeNet1()
+    train.fit(model, (x[:64], y[:64]), epochs=1, progress=False, device=value)
+    assert train.evaluate(model, (x[:64], y[:64]), device=value)["accuracy"] >= 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("value, message", [("cuda", "this machine has no such CUDA GPU"), ("CUDA:1", "no such CUDA GPU"),
+                                            ("gpu", "asks for a GPU, but this machine has none"),
+                                            ("tpu", "Unknown device 'tpu'"), (3, "device must be a name")])
+def test_a_device_that_is_not_here_is_named(sample, value, message):
+    x, y = sample
+    with pytest.raises((ValueError, TypeError), match=message):
+        train.fit(models.LeNet1(), (x[:64], y[:64]), epochs=1, progress=False, device=value)
+    with pytest.raises((ValueError, TypeError), match=message):
+        loader.TensorLoader(x[:8], y[:8], device=value)
+
+
+def test_numpy_numbers_and_int32_labels_are_taken_as_meant(sample):
+    x, y = sample
+    history = train.fit(models.LeNet1(), (x[:128], y[:128].to(torch.int32)), epochs=np.arange(1, 3)[-1],
+                        lr=np.float32(0.1), batch_size=np.int64(32), progress=False, device="cpu")
+    assert len(history.epochs) == 2 and type(history.config["epochs"]) is int
+    assert history.config["lr"] == pytest.approx(0.1) and type(history.config["lr"]) is float
+
+
+def test_labels_outside_the_classes_in_evaluate_are_named(sample):
+    x, y = sample
+    with pytest.raises(ValueError, match=r"labels run from \d to 12, but the model has 10 outputs"):
+        train.evaluate(models.LeNet1(), (x[:8], y[:8].clone().index_fill_(0, torch.tensor([2]), 12)))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m, x: A.occlusion(m, x, 1, window=3, stride=5), ValueError, "stride 5 is larger than the window 3"),
+    (lambda m, x: A.saliency(m, x, None), TypeError, "target must be a class index"),
+    (lambda m, x: A.saliency(m, x, "3"), TypeError, "target must be a class index"),
+    (lambda m, x: A.saliency(m, x[:0], 1), ValueError, "got an empty batch"),
+    (lambda m, x: A.grad_cam(m, x, 1, "flatten_unused"), ValueError, "is not used by"),
+    (lambda m, x: A.saliency(m, x.index_fill(2, torch.tensor([3]), float("nan")), 1), ValueError, "not finite"),
+])
+def test_attribution_refuses_what_it_cannot_explain(call, error, message, sample):
+    x, _ = sample
+    model = models.LeNet1()
+    model.flatten_unused = torch.nn.Flatten()       # a layer the forward never uses
+    with pytest.raises(error, match=message):
+        call(model, loader.normalize(x[:2]))
+
+
+def test_maps_one_at_a_time_and_regions_inside_them():
+    a = torch.arange(16.0).view(4, 4)
+    assert A.rank_correlation(a, a.T).shape == (1,)           # one H x W map, not 4 maps of 4 pixels
+    assert A.rank_correlation(a, a.T).item() == pytest.approx(A.rank_correlation(a[None], a.T[None]).item())
+    with pytest.raises(ValueError, match="holds no pixel of the 4 x 4 maps"):
+        A.mass_in(a[None], (slice(10, 20), slice(0, 2)))
+    assert A.mass_in(a, (slice(0, 4), slice(0, 4))).item() == pytest.approx(1.0)
+
+
+def test_sizes_of_zero_or_less_are_refused(sample, tmp_path):
+    x, y = sample
+    from course_lib import augment, imagenette
+    from course_lib.probes import OcclusionExplorer
+    with pytest.raises(ValueError, match="n must be a whole number of examples >= 0"):
+        loader.take(x, y, -5)
+    for size in (0, -3):
+        with pytest.raises(ValueError, match="crop size must be a whole number of pixels >= 1"):
+            augment.center_crop(x, size)
+        with pytest.raises(ValueError, match="crop size must be a whole number of pixels >= 1"):
+            augment.crop_flip(size)
+    with pytest.raises(ValueError, match="resolution must be a whole number of pixels >= 1"):
+        imagenette.load("train", root=tmp_path, download=False, resolution=0)
+    with pytest.raises(ValueError, match="window must be between 1 and 28 pixels, got 0"):
+        OcclusionExplorer(models.LeNet1(), x[:2], window=0)
+
+
+def test_the_playground_shows_float_and_16_bit_images_as_they_look():
+    from course_lib.playground import ConvolutionPlayground
+    ramp = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    for image in (ramp * 1.0000001, (ramp * 65535).astype(np.uint16)):
+        shown = ConvolutionPlayground(image).image
+        assert abs(shown.mean() - 127.5) < 2, f"a {image.dtype} ramp shown with mean {shown.mean():.1f}"
