@@ -13,12 +13,15 @@ test them, and say so. Exits with status 1 when a claim that a lesson asserts wa
 
 import argparse
 import dataclasses
+import datetime
+import json
 import sys
 import time
 
 from common import machine
 
 from course_lib import claims, env
+from course_lib.files import atomic_write
 
 
 def main(argv=None) -> int:
@@ -27,6 +30,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", choices=("all", "digits", "alexnet"), default="all")
     parser.add_argument("--alexnet-epochs", type=int, default=None, help="override the profile's AlexNet epochs")
+    parser.add_argument("--save", default=None, help="also write the rows as JSON (lesson 05 reads "
+                        "course_lib/reference_nets/alexnet-imagenette.results.json)")
     args = parser.parse_args(argv)
     if args.seeds < 2:
         parser.error("--seeds must be at least 2: a spread needs two runs")
@@ -54,6 +59,13 @@ def main(argv=None) -> int:
         print(f"| {r['claim']} | {r['measured']:.3f} ± {r['measured_spread']:.3f} | {r['control']:.3f} "
               f"({r['control_name']}) | {r['k']} of {r['n']} | "
               f"{'reproduced' if r['reproduced'] else 'not reproduced'} | {'yes' if r['asserted'] else 'no'} |")
+    if args.save:
+        results = {"command": "python benchmarks/seed_claims.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                   "machine": machine(), "date": datetime.date.today().isoformat(), "profile": prof.name,
+                   "seeds": args.seeds, "alexnet_epochs": prof.alexnet_epochs, "image_size": prof.image_size,
+                   "seconds": round(seconds), "rows": rows}
+        atomic_write(args.save, lambda f: f.write(json.dumps(results, indent=1) + "\n"), mode="w")
+        print(f"\nsaved {args.save}")
     broken = [r["claim"] for r in rows if r["asserted"] and not r["reproduced"]]
     if broken:
         print(f"\nASSERTED BUT NOT REPRODUCED in this run: {broken}")

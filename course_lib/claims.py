@@ -389,7 +389,8 @@ def alexnet_claims(prof: env.Profile, seeds: int, progress: bool = True, variant
 
     def row(key, claim, measured, control, control_name, higher, reproduced):
         asserted = key in ALEXNET_ASSERTED and not d.offline
-        rows.append(claim_row(claim, measured, control, control_name, higher, reproduced, asserted, data))
+        rows.append({"key": key, **claim_row(claim, measured, control, control_name, higher, reproduced, asserted,
+                                             data)})
 
     two, one = accuracy[2], accuracy[1]
     row("top1", "AlexNet top-1 on the validation images above 60 %: two streams (control: one stream)", two, one,

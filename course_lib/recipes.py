@@ -96,7 +96,7 @@ def load_or_train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2
     model = models.AlexNet(num_classes=len(d.classes), streams=streams)
     if saved is not None and saved["classes"] == d.classes and saved["image_size"] == prof.image_size:
         model.load_state_dict(saved["model"])
-        info = {"val_accuracy": saved["val_accuracy"], "epochs": saved["epochs"], "source": f"checkpoint {path}"}
+        info = {"val_accuracy": saved["val_accuracy"], "epochs": saved["epochs"], "source": f"checkpoint {path.relative_to(data_root())}"}
     else:
         model, history = train_alexnet(prof, d, streams)
         save_alexnet(prof, model, history, d)

@@ -339,3 +339,16 @@ def test_a_lesson_in_another_language_and_a_misspelled_lesson_name_are_refused(t
     with pytest.raises(assign.NotebookError, match="No lesson '01_okk' in .*expected some of 01_ok"):
         assign.solutions(src, tmp_path / "solutions", profile="smoke", only=["01_okk"])
     assert not (tmp_path / "solutions").exists()
+
+
+def test_no_solution_shows_a_path_of_the_machine_that_made_it():
+    """Solutions are published (GitHub, the course site): an absolute path in an output names the
+    instructor's machine and means nothing to a learner. Paths are printed relative to the data folder."""
+    import re
+    absolute = re.compile(r"(/work/|/tmp/|/root/|/home/|/Users/)[A-Za-z0-9_.-]+/")
+    for path in assign.lessons(assign.ROOT / "solutions"):
+        for i, cell in enumerate(nbformat.read(path, 4).cells):
+            for out in cell.get("outputs", []):
+                text = out.get("text", "") + "".join(v for k, v in out.get("data", {}).items() if k.startswith("text/"))
+                found = absolute.search(text)
+                assert not found, f"{path.name}, cell {i + 1} prints a path of this machine: {found.group(0)}..."
