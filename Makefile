@@ -32,14 +32,15 @@ lab: setup
 
 # Unit tests, instructor checks, every lesson under nbval (smoke profile), browser tests: on every core
 # (pytest-xdist; JOBS=1 for one process), one torch thread each. A lesson's cells stay together on one
-# worker, and so do a module's tests (tests/conftest.py says which modules are spread out).
+# worker, and so do a module's tests, so that its module-scoped fixtures (a JupyterLab server, a Colab
+# environment) are made once (--dist loadscope; loadgroup ignores its marks under pytest 9.2).
 JOBS  ?= auto
 PYTEST = COURSE_PROFILE=smoke MPLBACKEND=agg OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:cacheprovider \
-	$(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
+	$(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
 
 test: setup
 	$(BIN)/python -m course_lib.assign check
-	$(PYTEST) tests solutions --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(PYTEST) tests solutions --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 	@command -v chromium >/dev/null || echo "NOTE: Chromium is missing: the browser tests were SKIPPED (apt-get install -y chromium)."
 	@command -v node >/dev/null || echo "NOTE: Node.js is missing: the course site was not built and its tests were SKIPPED."
 

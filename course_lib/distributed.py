@@ -333,8 +333,15 @@ def _run(args, rank: int, world: int, device: torch.device) -> None:
         print(f"wrote {out / 'final.pt'}", flush=True)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (no usage block above it); exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m course_lib.distributed",
+    p = _OneLineParser(prog="python -m course_lib.distributed",
                                 description="Data-parallel training with torch.distributed (run it under torchrun "
                                             "for several processes, GPUs or machines).")
     p.add_argument("--model", choices=sorted(MODELS), required=True)

@@ -16,19 +16,6 @@ from helpers import write_idx
 # than cores made the same test 5-24x slower on a busy 2-core machine.
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
-# Modules whose tests are independent and long: their tests go to whichever worker is free. Every other
-# module (and every lesson under nbval, whose cells share one kernel) runs on one worker, so that its
-# module-scoped fixtures (a trained network, a JupyterLab server, a Colab environment) are made once.
-SPREAD = ("test_exercises.py",)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Group the tests for ``--dist loadgroup`` (see :data:`SPREAD`)."""
-    for item in items:
-        path = Path(str(item.fspath))
-        if path.name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(path.relative_to(config.rootpath).as_posix()))
-
 
 @pytest.fixture
 def mnist_files(tmp_path):
