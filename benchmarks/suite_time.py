@@ -12,7 +12,8 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-KINDS = (("solutions/", "lessons under nbval"), ("test_exercises", "exercise checks (student, wrong answers)"),
+KINDS = (("solutions/", "lessons under nbval"), ("test_exercises", "exercise checks (wrong answers)"),
+         ("test_student_notebooks", "student notebooks (up to the first exercise)"),
          ("test_course_site", "course site (build + browser)"), ("browser", "browser (JupyterLab)"),
          ("test_distributed", "distributed (torchrun)"), ("test_colab", "Colab simulation"),
          ("test_claims", "claims"), ("", "unit tests"))

@@ -183,6 +183,7 @@ def claim_row(claim: str, measured, control, control_name: str, higher: bool, re
     m, c = np.asarray(measured, float), np.asarray(control, float)
     return {"claim": claim, "measured": float(m.mean()), "measured_spread": float(m.std()),
             "control": float(c.mean()), "control_name": control_name,
+            "values": m.tolist(), "control_values": c.tolist(),
             "k": int((m > c).sum() if higher else (m < c).sum()), "n": len(m),
             "reproduced": bool(reproduced), "asserted": asserted, "data": data}
 

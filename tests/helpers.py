@@ -1,4 +1,4 @@
-"""Test helpers: files in the real formats."""
+"""Test helpers: files in the real formats, and a kernel that runs lessons as the tests do."""
 
 import gzip
 import hashlib
@@ -18,3 +18,17 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 def md5(path: Path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+def lesson_client(nb):
+    """An nbclient kernel that runs lesson ``nb`` in the ``smoke`` profile, from the lessons' folder."""
+    import os
+
+    from nbclient import NotebookClient
+
+    from course_lib import assign
+
+    os.environ["COURSE_PROFILE"] = "smoke"
+    os.environ["MPLBACKEND"] = "agg"
+    return NotebookClient(nb, timeout=600, kernel_name="python3",
+                          resources={"metadata": {"path": str(assign.ROOT / "notebooks")}})

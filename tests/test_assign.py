@@ -352,3 +352,17 @@ def test_no_solution_shows_a_path_of_the_machine_that_made_it():
                 text = out.get("text", "") + "".join(v for k, v in out.get("data", {}).items() if k.startswith("text/"))
                 found = absolute.search(text)
                 assert not found, f"{path.name}, cell {i + 1} prints a path of this machine: {found.group(0)}..."
+
+
+def test_the_words_of_every_solution_are_printed_by_it_or_sourced():
+    """A number in a lesson's words must come from its run (outputs or code) or be a sourced fact: typed
+    figures drift from what the lesson measures."""
+    for path in assign.lessons(assign.ROOT / "solutions"):
+        assert assign.unsupported_numbers(nbformat.read(path, 4)) == [], path.name
+
+
+def test_a_planted_contradiction_is_caught():
+    """The control: a sentence claiming a figure the lesson never measured."""
+    nb = nbformat.read(assign.ROOT / "solutions" / "02_lenet1_digits.ipynb", 4)
+    nb.cells.insert(5, new_markdown_cell("On all of MNIST LeNet-1 reaches 0.37 % test error, as 1,234 runs showed."))
+    assert assign.unsupported_numbers(nb) == [(6, "0.37"), (6, "1,234")]

@@ -53,3 +53,23 @@ def test_palette_png_round_trip():
     assert tuple(pixels[3, 0]) == (254, 254, 254) and tuple(pixels[5, 5]) == (255, 40, 40)
     with pytest.raises(ValueError, match="H x W array of indices"):
         viz.to_png(np.zeros((2, 2, 3), dtype=np.uint8), palette=PALETTE)
+
+
+def test_the_pictures_of_the_networks_are_drawn_from_the_models():
+    import matplotlib
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+    from course_lib import diagrams, measure, models
+    ax = diagrams.draw_layers(models.LeNet1(), (1, 28, 28))
+    texts = [t.get_text() for t in ax.texts]
+    assert "12 x 8 x 8" in texts and "4 x 24 x 24" in texts and "10" in texts
+    ax = diagrams.draw_connection_table(models.LENET1_TABLE, 4)
+    assert ax.get_title() == "20 connections"
+    two, one = diagrams.draw_streams(models.AlexNet(num_classes=10)), diagrams.draw_streams(models.AlexNet(streams=1))
+    crossings = lambda a: sum(1 for c in a.get_children() if type(c).__name__ == "Annotation")
+    assert crossings(two) == 2 * 4 and crossings(one) == 0       # into conv3, fc6, fc7 and fc8, both ways
+    image = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    ax = diagrams.draw_receptive_fields(models.LeNet1Simplified(), image, ["conv1", "conv2"])
+    sizes = sorted(p.get_width() for p in ax.patches)
+    assert sizes == [measure.receptive_field(models.LeNet1Simplified(), n)[0] for n in ("conv1", "conv2")]
+    plt.close("all")

@@ -1,0 +1,245 @@
+"""What a unit wants to see, and what fools a network.
+
+* :func:`maximize`: an image made to excite one channel of one layer (Erhan et al. 2009's activation
+  maximization; with ``layer=None`` a class model, Simonyan et al. 2013), from noise, with the
+  regularizers that make it readable (Olah et al. 2017): jitter, small rotations and scales, blur.
+* :func:`fgsm` and :func:`pgd`: adversarial images within an L-infinity budget (Goodfellow et al. 2015;
+  Madry et al. 2018), :func:`random_sign_noise` their control, and :func:`smallest_epsilon`.
+
+Everything works in **pixel space**: float images in [0, 1], ``N x C x H x W``; the course's normalization
+for the model (MNIST's for 1 channel, ImageNet's for 3, or ``mean``/``std``) is applied inside.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .loader import _mean_std
+from .models import evaluating
+
+
+def _normalizer(channels: int, mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
+    m, s = _mean_std(channels, mean, std)
+    return (torch.tensor(m, device=device).view(1, -1, 1, 1), torch.tensor(s, device=device).view(1, -1, 1, 1))
+
+
+def _check_pixels(images, what: str = "images") -> None:
+    if not torch.is_tensor(images) or images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(f"Expected {what} as float pixels in [0, 1], N x C x H x W, got "
+                         f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))} "
+                         "(convert uint8 images with images.float() / 255).")
+    if len(images) == 0:
+        raise ValueError(f"Expected at least one image in {what}, got an empty batch.")
+    if images.min() < 0 or images.max() > 1 or not torch.isfinite(images).all():
+        raise ValueError(f"Expected {what} in [0, 1], got values from {float(images.min()):.3g} to "
+                         f"{float(images.max()):.3g}.")
+
+
+def _check_epsilon(epsilon) -> float:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 <= epsilon <= 1:
+        raise ValueError(f"epsilon must be a number in [0, 1] (a change of each pixel, images in [0, 1]), "
+                         f"got {epsilon!r}.")
+    return float(epsilon)
+
+
+def _input_channels(model: nn.Module) -> int:
+    first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+    if isinstance(first, nn.Conv2d):
+        return first.in_channels
+    raise ValueError(f"Cannot tell how many input channels {type(model).__name__} reads: pass channels=.")
+
+
+# --- activation maximization ------------------------------------------------------------------------------
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A Gaussian blur of ``N x C x H x W`` with standard deviation ``sigma`` pixels (reflect padding)."""
+    radius = max(1, int(math.ceil(2 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _transform(x: torch.Tensor, gen: torch.Generator, jitter: int, rotate: float, scale: float) -> torch.Tensor:
+    """A random small shift (up to ``jitter`` px), rotation (up to ``rotate`` degrees) and scale (up to
+    ``scale``, e.g. 0.1 for ±10 %) of ``x``: the "transformation robustness" of Olah et al."""
+    if jitter:
+        dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen))
+        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    if rotate or scale:
+        angle = math.radians(float(torch.empty(1).uniform_(-rotate, rotate, generator=gen))) if rotate else 0.0
+        s = 1.0 + (float(torch.empty(1).uniform_(-scale, scale, generator=gen)) if scale else 0.0)
+        theta = torch.tensor([[math.cos(angle) / s, -math.sin(angle) / s, 0.0],
+                              [math.sin(angle) / s, math.cos(angle) / s, 0.0]], dtype=x.dtype, device=x.device)
+        grid = F.affine_grid(theta[None].expand(len(x), 2, 3), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+    return x
+
+
+def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, steps: int, seed: int = 0,
+             lr: float = 0.05, jitter: int = 0, rotate: float = 0.0, scale: float = 0.0, blur: float = 0.0,
+             decay: float = 0.0, channels: int | None = None, mean=None, std=None,
+             progress: bool = False) -> tuple[torch.Tensor, list[float]]:
+    """The image that excites the mean activation of ``channel`` of the named ``layer`` (``layer=None``:
+    the output logit ``channel``, a class model), grown from noise by gradient ascent.
+
+    Takes the model, the layer's name and the channel; ``size`` (the image's side), ``steps`` (of Adam at
+    rate ``lr`` on the image's logits, so that pixels stay in [0, 1]) and ``seed`` (the starting noise and
+    the random transformations). Regularizers, each off at 0: ``jitter`` (shift by up to this many pixels
+    each step), ``rotate`` (degrees), ``scale`` (fraction), ``blur`` (a Gaussian blur of this sigma after
+    each step) and ``decay`` (an L2 penalty on the centred image, Simonyan et al.'s). ``channels``: the
+    model's input channels (found from its first convolution when not given). Returns ``(image C x size x
+    size in [0, 1] on the CPU, the objective after each step: a list of ``steps`` floats)``. The model is
+    left as it was (mode, no gradients on its parameters).
+    """
+    from tqdm.auto import tqdm
+
+    from .attribution import prepared, resolve_layer
+
+    for name, value, low in (("size", size, 1), ("steps", steps, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}.")
+    module = resolve_layer(model, layer) if layer is not None else None
+    c = channels or _input_channels(model)
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(1, c, size, size, generator=gen) * 0.5).to(device).requires_grad_(True)
+    m, s = _normalizer(c, mean, std, device)
+    grabbed = {}
+    handle = module.register_forward_hook(lambda mod, i, o: grabbed.__setitem__("out", o)) if module else None
+    optimizer = torch.optim.Adam([logits], lr=lr)
+    curve = []
+    try:
+        with prepared(model):
+            for _ in tqdm(range(steps), desc=f"maximizing {layer or 'logit'} {channel}", disable=not progress):
+                image = torch.sigmoid(logits)
+                out = model((_transform(image, gen, jitter, rotate, scale) - m) / s)
+                act = grabbed["out"] if module is not None else out
+                if not 0 <= channel < act.shape[1]:
+                    raise ValueError(f"channel must be between 0 and {act.shape[1] - 1} for {layer or 'the output'}, "
+                                     f"got {channel}.")
+                objective = act[:, channel].mean()
+                loss = -objective + decay * (image - 0.5).pow(2).sum()
+                (grad,) = torch.autograd.grad(loss, logits)   # the model's parameters get no .grad
+                logits.grad = grad
+                optimizer.step()
+                if blur:
+                    with torch.no_grad():
+                        image = _blur(torch.sigmoid(logits), blur).clamp(1e-4, 1 - 1e-4)
+                        logits.copy_(torch.log(image / (1 - image)))
+                curve.append(float(objective))
+    finally:
+        if handle is not None:
+            handle.remove()
+    return torch.sigmoid(logits).detach()[0].cpu(), curve
+
+
+# --- adversarial images -----------------------------------------------------------------------------------
+
+def _loss_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean, std) -> torch.Tensor:
+    """The gradient of the cross-entropy loss with respect to the pixels (``N x C x H x W``)."""
+    device = next(model.parameters()).device
+    x = images.detach().to(device).requires_grad_(True)
+    m, s = _normalizer(images.shape[1], mean, std, device)
+    with evaluating(model):
+        loss = F.cross_entropy(model((x - m) / s), labels.to(device))
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def _check_labels(images, labels) -> torch.Tensor:
+    labels = torch.as_tensor(labels)
+    if labels.dim() != 1 or len(labels) != len(images) or labels.is_floating_point():
+        raise ValueError(f"Expected one integer label per image ({len(images)}), got {tuple(labels.shape)} "
+                         f"{labels.dtype}.")
+    return labels.long()
+
+
+def fgsm(model: nn.Module, images: torch.Tensor, labels, epsilon: float, mean=None, std=None) -> torch.Tensor:
+    """The fast gradient sign method (Goodfellow et al. 2015): every pixel of ``images`` (float ``N x C x H x
+    W`` in [0, 1]) moved by ``epsilon`` in the direction that increases the loss of ``labels`` (``N`` ints),
+    ``x + epsilon * sign(grad)``, clamped to [0, 1]. Returns adversarial images of the same shape, on the
+    images' device."""
+    _check_pixels(images)
+    epsilon = _check_epsilon(epsilon)
+    grad = _loss_gradient(model, images, _check_labels(images, labels), mean, std).to(images.device)
+    return (images + epsilon * grad.sign()).clamp(0, 1).detach()
+
+
+def pgd(model: nn.Module, images: torch.Tensor, labels, epsilon: float, steps: int = 10,
+        step_size: float | None = None, random_start: bool = True, seed: int = 0, mean=None,
+        std=None) -> torch.Tensor:
+    """Projected gradient descent (Madry et al. 2018): ``steps`` FGSM steps of ``step_size`` (default
+    ``2.5 * epsilon / steps``), each projected back into the L-infinity ball of radius ``epsilon`` around
+    the images and into [0, 1]; from a random point in the ball when ``random_start``. Returns adversarial
+    images of the same shape."""
+    _check_pixels(images)
+    epsilon = _check_epsilon(epsilon)
+    labels = _check_labels(images, labels)
+    step = 2.5 * epsilon / steps if step_size is None else float(step_size)
+    x = images.detach()
+    if random_start:
+        gen = torch.Generator().manual_seed(seed)
+        x = (x + (torch.rand(x.shape, generator=gen) * 2 - 1).to(x) * epsilon).clamp(0, 1)
+    for _ in range(steps):
+        x = x + step * _loss_gradient(model, x, labels, mean, std).to(x.device).sign()
+        x = torch.min(torch.max(x, images - epsilon), images + epsilon).clamp(0, 1).detach()
+    return x
+
+
+def random_sign_noise(images: torch.Tensor, epsilon: float, seed: int = 0) -> torch.Tensor:
+    """The control of an attack: every pixel moved by ``epsilon`` up or down at random (the same L-infinity
+    size as FGSM's change, no gradient), clamped to [0, 1]."""
+    _check_pixels(images)
+    epsilon = _check_epsilon(epsilon)
+    gen = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, images.shape, generator=gen).to(images) * 2 - 1
+    return (images + epsilon * signs).clamp(0, 1)
+
+
+@torch.no_grad()
+def answers(model: nn.Module, images: torch.Tensor, mean=None, std=None) -> torch.Tensor:
+    """The model's class for each of ``images`` (float pixels in [0, 1]): ``N`` ints on the CPU."""
+    device = next(model.parameters()).device
+    m, s = _normalizer(images.shape[1], mean, std, device)
+    with evaluating(model):
+        return model((images.to(device) - m) / s).argmax(1).cpu()
+
+
+def flipped_share(model: nn.Module, images: torch.Tensor, labels, attack: str, epsilon: float, seed: int = 0,
+                  mean=None, std=None) -> float:
+    """The share of the correctly classified ``images`` whose answer changes under ``attack`` (``"fgsm"``,
+    ``"pgd"`` or ``"noise"``, the random-sign control) at ``epsilon``."""
+    labels = _check_labels(images, labels)
+    right = answers(model, images, mean, std) == labels
+    if not right.any():
+        raise ValueError("The model gets none of these images right: nothing to flip.")
+    x, y = images[right], labels[right]
+    made = {"fgsm": lambda: fgsm(model, x, y, epsilon, mean, std),
+            "pgd": lambda: pgd(model, x, y, epsilon, seed=seed, mean=mean, std=std),
+            "noise": lambda: random_sign_noise(x, epsilon, seed)}
+    if attack not in made:
+        raise ValueError(f"attack must be one of {', '.join(made)}, got {attack!r}.")
+    return (answers(model, made[attack](), mean, std) != y).float().mean().item()
+
+
+def smallest_epsilon(model: nn.Module, images: torch.Tensor, labels, epsilons: Sequence[float],
+                     attack: str = "fgsm", mean=None, std=None) -> torch.Tensor:
+    """For each image, the smallest of ``epsilons`` (sorted) at which ``attack`` (``"fgsm"`` or ``"pgd"``)
+    changes the model's answer from ``labels``; ``inf`` where none does. Returns ``N`` floats."""
+    labels = _check_labels(images, labels)
+    found = torch.full((len(images),), math.inf)
+    for eps in sorted(epsilons):
+        adv = fgsm(model, images, labels, eps, mean, std) if attack == "fgsm" else \
+            pgd(model, images, labels, eps, mean=mean, std=std)
+        flipped = (answers(model, adv, mean, std) != labels) & torch.isinf(found)
+        found[flipped] = eps
+    return found
