@@ -17,22 +17,24 @@ pytestmark = pytest.mark.slow
 # notebook -> [(name defined by the exercise cell, wrong implementation, text the check must print)]
 WRONG = {
     "01_images_and_convolution": [
-        ('conv2d_single', """
+        ("conv2d_single", """
 def conv2d_single(image, kernel):   # one pixel short: the last row and column of positions are missing
     image, kernel = np.asarray(image, dtype=np.float64), np.asarray(kernel, dtype=np.float64)
     k = kernel.shape[0]
     return np.array([[(image[i:i + k, j:j + k] * kernel).sum() for j in range(image.shape[1] - k)]
                      for i in range(image.shape[0] - k)])
-""", 'expected shape'),
-        ('conv2d_vectorized', """
+""", "expected shape"),
+        ("conv2d_vectorized", """
 def conv2d_vectorized(x, weight, bias, stride=1, padding=0):   # forgets the bias
     x, w = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight))
-    return F.conv2d(x[None], w, stride=stride, padding=padding)[0]
-""", 'at position'),
-        ('output_size', """
+    n, _, k, _ = w.shape
+    columns = F.unfold(x[None], k, padding=padding, stride=stride)[0]
+    return (w.reshape(n, -1) @ columns).reshape(n, (x.shape[1] + 2 * padding - k) // stride + 1, -1)
+""", "at position"),
+        ("output_size", """
 def output_size(n, k, s=1, p=0):   # rounds up instead of down
     return -(-(n + 2 * p - k) // s) + 1
-""", 'but conv2d gives'),
+""", "but conv2d gives"),
         ("conv2d_single", """
 def conv2d_single(image, kernel):   # a true convolution: flips the kernel
     import scipy.signal
@@ -42,17 +44,17 @@ def conv2d_single(image, kernel):   # a true convolution: flips the kernel
 def conv2d_loops(x, weight, bias, stride=1, padding=0):   # forgets the bias
     return F.conv2d(torch.as_tensor(np.asarray(x))[None], torch.as_tensor(np.asarray(weight)),
                     stride=stride, padding=padding)[0].numpy()
-""", "at position"),
+""", "write it yourself"),
         ("conv2d_loops", """
 def conv2d_loops(x, weight, bias, stride=1, padding=0):   # ignores the stride
     x, w, b = (torch.as_tensor(np.asarray(a)) for a in (x, weight, bias))
     return F.conv2d(x[None], w, b, padding=padding)[0].numpy()
-""", "expected shape"),
+""", "write it yourself"),
         ("conv2d_vectorized", """
 def conv2d_vectorized(x, weight, bias, stride=1, padding=0):   # sums over channels too late
     x, w, b = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight, bias))
     return F.conv2d(x[None, :1], w[:, :1], b, stride=stride, padding=padding)[0]
-""", "at position"),
+""", "write it yourself"),
         ("output_size", """
 def output_size(n, k, s=1, p=0):   # forgets the padding
     return (n - k) // s + 1
@@ -60,14 +62,14 @@ def output_size(n, k, s=1, p=0):   # forgets the padding
         ("pool2d", """
 def pool2d(x, k, s, mode="max"):   # windows that never overlap: moves by k, not s
     return F.max_pool2d(x, k, k) if mode == "max" else F.avg_pool2d(x, k, k)
-""", "has shape"),
+""", "write it yourself"),
         ("pool2d", """
 def pool2d(x, k, s, mode="max"):   # always the maximum
     return F.max_pool2d(x, k, s)
-""", "differs from F.avg_pool2d"),
+""", "write it yourself"),
     ],
     "02_lenet1_digits": [
-        ('receptive_fields', """
+        ("receptive_fields", """
 def receptive_fields(layers):   # multiplies the stride before using it
     size, stride, fields = 1, 1, {}
     for name, k, s in layers:
@@ -75,22 +77,22 @@ def receptive_fields(layers):   # multiplies the stride before using it
         size += (k - 1) * stride
         fields[name] = (size, stride)
     return fields
-""", 'receptive_fields says (size, stride)'),
-        ('worst_mistakes', """
+""", "receptive_fields says (size, stride)"),
+        ("worst_mistakes", """
 def worst_mistakes(logits, labels, k):   # the mistakes, but least confident first
     confidence, predicted = logits.softmax(1).max(1)
     wrong = (predicted != labels).nonzero().flatten()
     return wrong[confidence[wrong].argsort()][:k]
-""", 'Expected [0, 2]'),
-        ('paired_change', """
+""", "Expected [0, 2]"),
+        ("paired_change", """
 def paired_change(errors, baseline):   # the difference of the means and of the spreads: not paired
     return float(np.mean(errors) - np.mean(baseline)), float(np.std(errors) - np.std(baseline))
-""", 'expected mean -0.002 and their std'),
-        ('paired_change', """
+""", "expected mean -0.002 and their std"),
+        ("paired_change", """
 def paired_change(errors, baseline):   # the wrong way round
     diff = np.asarray(baseline, dtype=float) - np.asarray(errors, dtype=float)
     return float(diff.mean()), float(diff.std())
-""", 'expected mean -0.002'),
+""", "expected mean -0.002"),
         ("dense_kernel", """
 def dense_kernel(kernels, table, in_maps):   # every output map gets the first kernels, in order
     k = kernels.shape[-1]
@@ -146,39 +148,39 @@ def worst_mistakes(logits, labels, k):   # most confident overall, right or wron
 """, "Expected [0, 2]"),
     ],
     "04_alexnet_imagenet_subsets": [
-        ('pool5_side', """
+        ("pool5_side", """
 def pool5_side(size):   # poolings of 2 x 2 that do not overlap
     out = lambda n, k, s=1, p=0: (n + 2 * p - k) // s + 1
     n = out(out(out(size, 11, 4, 2), 2, 2), 5, 1, 2)
     n = out(out(n, 2, 2), 3, 1, 1)
     return out(out(out(n, 3, 1, 1), 3, 1, 1), 2, 2)
-""", 'At 224 px pool5 is 6 x 6'),
-        ('pool5_side', """
+""", "At 224 px pool5 is 6 x 6"),
+        ("pool5_side", """
 def pool5_side(size):   # forgets conv1's padding
     out = lambda n, k, s=1, p=0: (n + 2 * p - k) // s + 1
     n = out(out(out(size, 11, 4, 0), 3, 2), 5, 1, 2)
     n = out(out(n, 3, 2), 3, 1, 1)
     return out(out(out(n, 3, 1, 1), 3, 1, 1), 3, 2)
-""", 'pool5 is'),
-        ('my_crop', """
+""", "pool5 is"),
+        ("my_crop", """
 def my_crop(batch, tops, lefts, flips, size):   # mirrors upside down instead of left-right
     return torch.stack([(img[:, int(t):int(t) + size, int(l):int(l) + size].flip(-2) if f else
                          img[:, int(t):int(t) + size, int(l):int(l) + size]) for img, t, l, f in zip(batch, tops, lefts, flips)])
-""", 'Image 1 is mirrored'),
-        ('my_crop', """
+""", "Image 1 is mirrored"),
+        ("my_crop", """
 def my_crop(batch, tops, lefts, flips, size):   # rows and columns swapped
     return torch.stack([(img[:, int(l):int(l) + size, int(t):int(t) + size].flip(-1) if f else
                          img[:, int(l):int(l) + size, int(t):int(t) + size]) for img, t, l, f in zip(batch, tops, lefts, flips)])
-""", 'the first row is 7, 8, 9'),
-        ('beats_spread', """
+""", "the first row is 7, 8, 9"),
+        ("beats_spread", """
 def beats_spread(two, one):   # compares the means only: any difference "beats" the spread
     return float(np.mean(two)) != float(np.mean(one))
-""", 'should be False'),
-        ('beats_spread', """
+""", "should be False"),
+        ("beats_spread", """
 def beats_spread(two, one):   # no look at the signs, and one seed passes
     diff = np.asarray(two, dtype=float) - np.asarray(one, dtype=float)
     return bool(abs(diff.mean()) > 2 * diff.std())
-""", 'should be False'),
+""", "should be False"),
         ("alexnet_sizes", """
 def alexnet_sizes(streams=2, num_classes=1000):   # conv1 without padding
     convs = [(3, 96, 11, 4, 0, 1), (96, 256, 5, 1, 2, streams), (256, 384, 3, 1, 1, 1),
@@ -193,25 +195,25 @@ def alexnet_sizes(streams=2, num_classes=1000):   # forgets the two streams
 """, "look at the groups"),
     ],
     "05_what_alexnet_learned": [
-        ('my_color_score', """
+        ("my_color_score", """
 def my_color_score(w):   # the share of the gray part, not of the colour part
     gray = w.mean(1, keepdim=True).expand_as(w)
     return gray.pow(2).sum((1, 2, 3)) / w.pow(2).sum((1, 2, 3))
-""", 'same pattern in R, G and B scores 0'),
-        ('my_frequency', """
+""", "same pattern in R, G and B scores 0"),
+        ("my_frequency", """
 def my_frequency(w):   # no zero-padding: a coarse frequency grid
     power = torch.fft.fft2(w.float()).abs().pow(2).sum(1)
     f = torch.fft.fftfreq(w.shape[-1])
     radius = (f[:, None] ** 2 + f[None, :] ** 2).sqrt()
     return (power * radius).sum((1, 2)) / power.sum((1, 2))
-""", 'differ from measure.filter_frequency'),
-        ('my_resemblance', """
+""", "differ from measure.filter_frequency"),
+        ("my_resemblance", """
 def my_resemblance(maps, picture, shuffles=20):   # shuffles the maps' own pixels instead of the picture's
     chance = np.mean([measure.best_correlation(maps.flatten(1)[:, torch.randperm(maps[0].numel())].view_as(maps), picture)
                       for _ in range(shuffles)])
     return measure.best_correlation(maps, picture) - chance
-""", 'resemble it far above chance'),
-        ('my_top_patches', """
+""", "resemble it far above chance"),
+        ("my_top_patches", """
 def my_top_patches(acts, images, channel, k, field):   # the weakest units instead of the strongest
     size, stride, offset = field
     a = acts[:, channel]
@@ -223,8 +225,8 @@ def my_top_patches(acts, images, channel, k, field):   # the weakest units inste
         top, left = size + offset + row * stride, size + offset + col * stride
         out.append(padded[n, :, top:top + size, left:left + size])
     return torch.stack(out)
-""", 'The strongest unit is image 1'),
-        ('my_stream_gap', """
+""", "The strongest unit is image 1"),
+        ("my_stream_gap", """
 def my_stream_gap(values, first, permutations=2000, seed=0):   # shuffles only the first half: splits stay the same
     v = torch.as_tensor(values, dtype=torch.float64)
     observed = (v[:first].mean() - v[first:].mean()).abs()
@@ -232,8 +234,8 @@ def my_stream_gap(values, first, permutations=2000, seed=0):   # shuffles only t
     gaps = torch.stack([(v[:first][torch.randperm(first, generator=gen)].mean() - v[first:].mean()).abs()
                         for _ in range(permutations)])
     return float((gaps >= observed - 1e-12).double().mean())
-""", 'expected p < 0.01'),
-        ('my_stream_gap', """
+""", "expected p < 0.01"),
+        ("my_stream_gap", """
 def my_stream_gap(values, first, permutations=2000, seed=0):   # a one-sided gap: first half above the second only
     v = torch.as_tensor(values, dtype=torch.float64)
     observed = v[first:].mean() - v[:first].mean()
@@ -243,7 +245,7 @@ def my_stream_gap(values, first, permutations=2000, seed=0):   # a one-sided gap
         s = v[torch.randperm(len(v), generator=gen)]
         gaps.append(s[first:].mean() - s[:first].mean())
     return float((torch.stack(gaps) >= observed).double().mean())
-""", 'On the single-stream control expected p close to'),
+""", "On the single-stream control expected p close to"),
         ("my_color_score", """
 def my_color_score(w):   # subtracts the mean over positions instead of over the 3 channels
     color = w - w.mean((2, 3), keepdim=True)
@@ -274,27 +276,27 @@ def my_top_patches(acts, images, channel, k, field):   # forgets the offset (the
 """, "its field starts at row"),
     ],
     "06_what_made_it_decide": [
-        ('my_mass_on_ink', """
+        ("my_mass_on_ink", """
 def my_mass_on_ink(maps, digits):   # signed values: a negative attribution cancels a positive one
     ink = digits[:, 0] > 0
     return (maps * ink).flatten(1).sum(1) / maps.flatten(1).sum(1)
-""", 'Image 0 has 3 of its 4 units'),
-        ('my_mass_on_ink', """
+""", "Image 0 has 3 of its 4 units"),
+        ("my_mass_on_ink", """
 def my_mass_on_ink(maps, digits):   # the share of the ink's pixels, not of the map's mass
     return (digits[:, 0] > 0).float().flatten(1).mean(1)
-""", 'Image 0 has 3 of its 4 units'),
-        ('whole_and_visible', """
+""", "Image 0 has 3 of its 4 units"),
+        ("whole_and_visible", """
 def whole_and_visible(a, b):   # forgets the mask: the whole frame twice
     r = attribution.rank_correlation(a, b).mean().item()
     return r, r
-""", 'expected about -1 over the visible pixels'),
-        ('whole_and_visible', """
+""", "expected about -1 over the visible pixels"),
+        ("whole_and_visible", """
 def whole_and_visible(a, b):   # a 20 x 20 box in the corner, not the middle one LeNet-1 reads
     corner = torch.zeros(28, 28, dtype=torch.bool)
     corner[:20, :20] = True
     return (attribution.rank_correlation(a, b).mean().item(),
             attribution.rank_correlation(a, b, corner).mean().item())
-""", 'expected about -1 over the visible pixels'),
+""", "expected about -1 over the visible pixels"),
         ("my_occlusion", """
 def my_occlusion(model, images, target, window, stride):   # sums the drops instead of averaging them
     with torch.no_grad():
@@ -336,23 +338,23 @@ def my_saliency(model, images, target):   # keeps the sign
 """, "Differs from captum"),
     ],
     "07_many_gpus": [
-        ('training_memory_gb', """
+        ("training_memory_gb", """
 def training_memory_gb(parameters, outputs_per_image, batch):   # forgets the velocity (momentum)
     return (2 * parameters + 2 * outputs_per_image * batch) * 4 / 1e9
-""", 'need 0.02 GB'),
-        ('training_memory_gb', """
+""", "need 0.02 GB"),
+        ("training_memory_gb", """
 def training_memory_gb(parameters, outputs_per_image, batch):   # forgets the outputs' gradients
     return (3 * parameters + outputs_per_image * batch) * 4 / 1e9
-""", 'need 0.02 GB'),
-        ('same_weights', """
+""", "need 0.02 GB"),
+        ("same_weights", """
 def same_weights(a, b, tol=1e-4):   # looks at the first tensor only
     k = next(iter(a))
     return (a[k].float() - b[k].float()).abs().max().item() <= tol
-""", 'Only the last tensor differs'),
-        ('same_weights', """
+""", "Only the last tensor differs"),
+        ("same_weights", """
 def same_weights(a, b, tol=1e-4):   # a tolerance so loose that another seed passes
     return all((a[k].float() - b[k].float()).abs().max().item() <= 1.0 for k in a)
-""", 'another seed must not pass'),
+""", "another seed must not pass"),
         ("my_shard", """
 def my_shard(batch, rank, world):   # contiguous pieces: the shares depend on how many processes there are
     return batch.chunk(world)[rank]
@@ -363,36 +365,36 @@ def my_shard(batch, rank, world):   # every process takes the whole batch
 """, "process r must take positions"),
     ],
     "03_training_dynamics": [
-        ('untrained_pair', """
+        ("untrained_pair", """
 def untrained_pair(seed):   # the trained network against its untrained start: not a control
     return (runs[seed % len(runs)]["stats"][0]["act2"]["live_sparsity"],
             runs[seed % len(runs)]["stats"][-1]["act2"]["live_sparsity"])
 def control_verdict(seeds):
     pairs = [untrained_pair(s) for s in seeds]
     return claims.check_rise([a for a, _ in pairs], [b for _, b in pairs])
-""", 'expected the live sparsity of two untrained networks'),
-        ('untrained_pair', """
+""", "expected the live sparsity of two untrained networks"),
+        ("untrained_pair", """
 def untrained_pair(seed):   # the same network twice: a control that cannot differ
     acts = measure.record(claims.relu_lenet5(seed), probe, ["act2"])["act2"]
     return measure.live_sparsity(acts), measure.live_sparsity(acts)
 def control_verdict(seeds):
     pairs = [untrained_pair(s) for s in seeds]
     return claims.check_rise([a for a, _ in pairs], [b for _, b in pairs])
-""", 'expected the live sparsity of two untrained networks'),
-        ('my_smoothness', """
+""", "expected the live sparsity of two untrained networks"),
+        ("my_smoothness", """
 def my_smoothness(w):   # weights by the amplitude |F|, not the power |F|^2
     amp = torch.fft.fft2(w.float(), s=(32, 32)).abs().sum(1)
     f = torch.fft.fftfreq(32)
     low = ((f[:, None] ** 2 + f[None, :] ** 2).sqrt() <= 0.25).float()
     return (amp * low).sum((1, 2)) / amp.sum((1, 2))
-""", 'White noise should score about'),
-        ('my_smoothness', """
+""", "White noise should score about"),
+        ("my_smoothness", """
 def my_smoothness(w):   # no zero-padding: a 5 x 5 frequency grid
     power = torch.fft.fft2(w.float()).abs().pow(2).sum(1)
     f = torch.fft.fftfreq(w.shape[-1])
     low = ((f[:, None] ** 2 + f[None, :] ** 2).sqrt() <= 0.25).float()
     return (power * low).sum((1, 2)) / power.sum((1, 2))
-""", 'White noise should score about'),
+""", "White noise should score about"),
         ("my_sparsity", """
 def my_sparsity(acts):   # counts the zeros instead of their share
     return float((acts == 0).sum())
