@@ -5,7 +5,8 @@
 
 Prints one table: claim, measured value (mean ± std over seeds), control value, in how many seeds the
 measured value beat the control, the verdict of the lesson's rule (``course_lib.claims``) and whether
-the lesson asserts the claim. The digit claims (lessons 03 and 06) run on any machine. The AlexNet claims
+the lesson asserts the claim. The digit claims (lessons 03 and 06) and lesson 08's (the reference AlexNet's
+units, fooling LeNet-1) run on any machine. The AlexNet claims
 (lesson 05) train a two-stream AlexNet and its single-stream control per seed with the profile's recipe
 (resuming finished runs from the data folder); in ``smoke`` they run on the offline photos, which cannot
 test them, and say so. Exits with status 1 when a claim that a lesson asserts was not reproduced.
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="cpu", choices=env.PROFILE_NAMES)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--only", choices=("all", "digits", "alexnet"), default="all")
+    parser.add_argument("--only", choices=("all", "digits", "alexnet", "units"), default="all")
     parser.add_argument("--alexnet-epochs", type=int, default=None, help="override the profile's AlexNet epochs")
     parser.add_argument("--save", default=None, help="also write the rows as JSON (lesson 05 reads "
                         "course_lib/reference_nets/alexnet-imagenette.results.json)")
@@ -42,6 +43,8 @@ def main(argv=None) -> int:
     if args.only in ("all", "digits"):
         rows += claims.digit_claims(prof, args.seeds, progress=progress)
         rows += claims.decision_claims(prof, args.seeds, progress=progress)
+    if args.only in ("all", "units"):
+        rows += claims.unit_claims(prof, args.seeds, progress=progress)
     if args.only in ("all", "alexnet"):
         if args.alexnet_epochs:
             prof = dataclasses.replace(prof, alexnet_epochs=args.alexnet_epochs)

@@ -7,6 +7,8 @@
   (AlexNet, its occlusion map already computed). Target: median < 100 ms.
 * DigitCanvas (lesson 02): one stroke segment while drawing, with a refresh of the answer, the
   probabilities and the feature maps. Target: median < 100 ms.
+* UnitExplorer (lesson 08): one step of making an image for a unit of the reference AlexNet at 64 x 64,
+  for conv1 and for conv5 (make runs as many as the steps slider says). Target: median < 100 ms a step.
 
 The browser-side figure (slider move to new image on screen) comes from the browser test and is
 written to test-artifacts/browser/playground_latency.json.
@@ -90,6 +92,25 @@ def attribution_latency():
     return digit, cat, timings(pen_move, repeat=60)
 
 
+def unit_explorer_latency():
+    from course_lib import references
+    from course_lib.unit_explorer import UnitExplorer
+
+    alexnet, _ = references.load("alexnet-imagenette")
+    explorer = UnitExplorer(alexnet, size=64)
+    explorer.steps.value = 20
+    out = {}
+    for layer in ("act1", "act5"):
+        explorer.layer.value = layer
+        explorer.update()                                       # warm-up
+        per_step = []
+        for unit in range(5):
+            explorer.unit.value = unit
+            per_step.append(timings(explorer.update, repeat=1, warmup=0)[0] / explorer.steps.value)
+        out[layer] = per_step
+    return out
+
+
 def main():
     print(machine())
     print(f"ConvolutionPlayground, 512x512 photo, slider move: {summary_ms(playground_latency())} (target median < 20 ms)")
@@ -100,6 +121,9 @@ def main():
     print(f"OcclusionExplorer, LeNet-1 on a digit, square move: {summary_ms(digit)} (target median < 100 ms)")
     print(f"OcclusionExplorer, AlexNet on a 224x224 photo, square move: {summary_ms(cat)} (target median < 100 ms)")
     print(f"DigitCanvas, LeNet-1, pen move with refresh: {summary_ms(pen)} (target median < 100 ms)")
+    for layer, per_step in unit_explorer_latency().items():
+        print(f"UnitExplorer, reference AlexNet at 64 px, {layer}, one step of make: {summary_ms(per_step)} "
+              "(target median < 100 ms)")
     browser = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser" / "playground_latency.json"
     if browser.exists():
         ms = sorted(json.loads(browser.read_text())["ms"])

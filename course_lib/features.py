@@ -84,10 +84,14 @@ def _transform(x: torch.Tensor, gen: torch.Generator, jitter: int, rotate: float
     return x
 
 
+class _Reached(Exception):
+    """Raised by :func:`maximize`'s hook once the layer it excites has run."""
+
+
 def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, steps: int, seed: int = 0,
              lr: float = 0.05, jitter: int = 0, rotate: float = 0.0, scale: float = 0.0, blur: float = 0.0,
-             decay: float = 0.0, channels: int | None = None, mean=None, std=None,
-             progress: bool = False) -> tuple[torch.Tensor, list[float]]:
+             decay: float = 0.0, unit: tuple[int, int] | str | None = None, channels: int | None = None,
+             mean=None, std=None, progress: bool = False, on_step=None) -> tuple[torch.Tensor, list[float]]:
     """The image that excites the mean activation of ``channel`` of the named ``layer`` (``layer=None``:
     the output logit ``channel``, a class model), grown from noise by gradient ascent.
 
@@ -95,10 +99,12 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
     rate ``lr`` on the image's logits, so that pixels stay in [0, 1]) and ``seed`` (the starting noise and
     the random transformations). Regularizers, each off at 0: ``jitter`` (shift by up to this many pixels
     each step), ``rotate`` (degrees), ``scale`` (fraction), ``blur`` (a Gaussian blur of this sigma after
-    each step) and ``decay`` (an L2 penalty on the centred image, Simonyan et al.'s). ``channels``: the
+    each step) and ``decay`` (an L2 penalty on the centred image, Simonyan et al.'s). ``unit``: excite one
+    position of the channel instead of its mean, ``(row, col)`` or ``"center"``. ``channels``: the
     model's input channels (found from its first convolution when not given). Returns ``(image C x size x
-    size in [0, 1] on the CPU, the objective after each step: a list of ``steps`` floats)``. The model is
-    left as it was (mode, no gradients on its parameters).
+    size in [0, 1] on the CPU, the objective after each step: a list of ``steps`` floats)``; ``on_step(i,
+    objective)`` is called after each step (a widget's progress bar). The model is left as it was (mode,
+    no gradients on its parameters).
     """
     from tqdm.auto import tqdm
 
@@ -114,19 +120,31 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
     logits = (torch.randn(1, c, size, size, generator=gen) * 0.5).to(device).requires_grad_(True)
     m, s = _normalizer(c, mean, std, device)
     grabbed = {}
-    handle = module.register_forward_hook(lambda mod, i, o: grabbed.__setitem__("out", o)) if module else None
+
+    def grab(mod, inputs, output):
+        grabbed["out"] = output
+        raise _Reached   # the layers above it cannot change its activation: do not run them
+
+    handle = module.register_forward_hook(grab) if module else None
     optimizer = torch.optim.Adam([logits], lr=lr)
     curve = []
     try:
         with prepared(model):
             for _ in tqdm(range(steps), desc=f"maximizing {layer or 'logit'} {channel}", disable=not progress):
                 image = torch.sigmoid(logits)
-                out = model((_transform(image, gen, jitter, rotate, scale) - m) / s)
+                try:
+                    out = model((_transform(image, gen, jitter, rotate, scale) - m) / s)
+                except _Reached:
+                    out = None
                 act = grabbed["out"] if module is not None else out
                 if not 0 <= channel < act.shape[1]:
                     raise ValueError(f"channel must be between 0 and {act.shape[1] - 1} for {layer or 'the output'}, "
                                      f"got {channel}.")
-                objective = act[:, channel].mean()
+                if unit is None or act.dim() != 4:
+                    objective = act[:, channel].mean()
+                else:
+                    row, col = (act.shape[2] // 2, act.shape[3] // 2) if unit == "center" else unit
+                    objective = act[:, channel, row, col].mean()
                 loss = -objective + decay * (image - 0.5).pow(2).sum()
                 (grad,) = torch.autograd.grad(loss, logits)   # the model's parameters get no .grad
                 logits.grad = grad
@@ -135,7 +153,9 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
                     with torch.no_grad():
                         image = _blur(torch.sigmoid(logits), blur).clamp(1e-4, 1 - 1e-4)
                         logits.copy_(torch.log(image / (1 - image)))
-                curve.append(float(objective))
+                curve.append(float(objective.detach()))
+                if on_step is not None:
+                    on_step(len(curve), curve[-1])
     finally:
         if handle is not None:
             handle.remove()

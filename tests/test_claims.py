@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -226,3 +227,45 @@ def test_whole_frame_saliency_fails_the_unrelated_networks_control(smoke_digits)
     assert not claims.check_weight_blind([0.1] * 3, unrelated=old)["control_ok"], old
     assert claims.check_weight_blind([0.1] * 3, unrelated=new)["control_ok"], new
     assert max(new) < 0.35 < max(old)
+
+
+# --- lesson 08 ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reference_alexnet():
+    from course_lib import references
+    return references.load("alexnet-imagenette")[0]
+
+
+def test_a_made_image_matches_its_units_filter_and_the_rule_fails_on_its_control(reference_alexnet):
+    runs = [claims.filter_match(reference_alexnet, [3, 40], seed, steps=25) for seed in range(2)]
+    own, other = [np.mean(r["own"]) for r in runs], [np.mean(r["shuffled"]) for r in runs]
+    assert claims.check_rise(other, own, 0.1)["reproduced"]
+    # the control: another unit's filter against yet another one cannot "match"
+    assert not claims.check_rise(other, [np.mean(r["shuffled"][::-1]) for r in runs], 0.1)["reproduced"]
+
+
+def test_made_images_beat_real_patches_only_for_their_own_unit(reference_alexnet, smoke_digits):
+    from course_lib import imagenette
+    root = imagenette.offline_folder()
+    photos_ = imagenette.load("val", root=root, download=False, resolution=64, progress=False).images[:16]
+    runs = [claims.made_against_real(reference_alexnet, "act5", [7], photos_, seed, size=64, steps=25, climb="conv5")
+            for seed in range(2)]
+    made, real, others = ([r[k][0] for r in runs] for k in ("made", "real", "others"))
+    assert claims.check_rise(real, made)["reproduced"] and claims.check_rise(others, made)["reproduced"]
+    # the control: what the image made for unit 7 gives the *other* units does not beat their real patches
+    assert not claims.check_rise(real, others)["reproduced"]
+
+
+def test_fooling_beats_noise_and_the_rule_fails_on_noise_against_noise(smoke_digits):
+    from course_lib import env, models, train
+    (x, y), (xt, yt) = smoke_digits
+    env.seed_everything(0)
+    net = models.LeNet1()
+    train.fit(net, (x, y), epochs=3, lr=0.3, progress=False, device="cpu")
+    pixels, labels = xt[:200].float() / 255, yt[:200]
+    runs = [claims.fooling_run(net.eval(), pixels, labels, (0.1,), seed) for seed in range(2)]
+    fgsm, noise = [r["fgsm"][0] for r in runs], [r["noise"][0] for r in runs]
+    assert claims.check_rise(noise, fgsm)["reproduced"]
+    other_noise = [claims.fooling_run(net.eval(), pixels, labels, (0.1,), seed + 10)["noise"][0] for seed in range(2)]
+    assert not claims.check_rise(noise, other_noise)["reproduced"], "noise against noise of another seed"

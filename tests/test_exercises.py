@@ -364,6 +364,57 @@ def my_shard(batch, rank, world):   # every process takes the whole batch
     return batch
 """, "process r must take positions"),
     ],
+    "08_what_a_unit_wants": [
+        ("my_maximize", """
+def my_maximize(model, layer, channel, steps=100, lr=0.1, seed=0):   # gradient descent: lowers the activation
+    torch.manual_seed(seed)
+    p = (0.5 * torch.randn(1, 1, 28, 28)).requires_grad_(True)
+    optimizer, grabbed, curve = torch.optim.Adam([p], lr=lr), {}, []
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, i, o: grabbed.__setitem__("out", o))
+    for _ in range(steps):
+        model((torch.sigmoid(p) - 0.1307) / 0.3081)
+        objective = grabbed["out"][:, channel].mean()
+        optimizer.zero_grad(); objective.backward(); optimizer.step()
+        curve.append(objective.item())
+    handle.remove()
+    return torch.sigmoid(p).detach()[0], curve
+""", "The activation must rise"),
+        ("my_maximize", """
+def my_maximize(model, layer, channel, steps=100, lr=0.1, seed=0):   # pixels without the sigmoid: they leave [0, 1]
+    torch.manual_seed(seed)
+    p = (0.5 * torch.randn(1, 1, 28, 28)).requires_grad_(True)
+    optimizer, grabbed, curve = torch.optim.Adam([p], lr=lr), {}, []
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, i, o: grabbed.__setitem__("out", o))
+    for _ in range(steps):
+        model((p - 0.1307) / 0.3081)
+        objective = grabbed["out"][:, channel].mean()
+        optimizer.zero_grad(); (-objective).backward(); optimizer.step()
+        curve.append(objective.item())
+    handle.remove()
+    return p.detach()[0], curve
+""", "in [0, 1]"),
+        ("my_fgsm", """
+def my_fgsm(model, images, labels, epsilon):   # the wrong sign: towards the true class
+    x = images.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model((x - 0.1307) / 0.3081), labels), x)
+    return (images - epsilon * grad.sign()).clamp(0, 1).detach()
+""", "move each pixel by +epsilon"),
+        ("my_fgsm", """
+def my_fgsm(model, images, labels, epsilon):   # no clamp: not an image any more
+    x = images.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model((x - 0.1307) / 0.3081), labels), x)
+    return (images + epsilon * grad.sign()).detach()
+""", "must stay images"),
+        ("my_sign_noise", """
+def my_sign_noise(images, epsilon, seed):   # uniform noise: most pixels move by less than epsilon
+    gen = torch.Generator().manual_seed(seed)
+    return (images + epsilon * (torch.rand(images.shape, generator=gen) * 2 - 1)).clamp(0, 1)
+""", "must move by exactly epsilon"),
+        ("my_sign_noise", """
+def my_sign_noise(images, epsilon, seed):   # the same sign everywhere: a brighter image, not noise
+    return (images + epsilon).clamp(0, 1)
+""", "About half the pixels should move up"),
+    ],
     "03_training_dynamics": [
         ("untrained_pair", """
 def untrained_pair(seed):   # the trained network against its untrained start: not a control

@@ -284,3 +284,40 @@ def test_receptive_field_explorer_survives_any_sequence_of_controls(actions):
         else:
             control.value = min(pick, control.max)
         assert_field_consistent(e)
+
+
+unit_actions = st.lists(st.one_of(
+    st.tuples(st.just("layer"), st.sampled_from(["act1", "act2"])),
+    st.tuples(st.just("unit"), st.integers(-3, 40)),
+    st.tuples(st.just("strength"), st.floats(0, 1)),
+    st.tuples(st.just("steps"), st.integers(5, 12)),
+    st.tuples(st.just("seed"), st.integers(0, 9)),
+    st.tuples(st.just("make"), st.none()),
+), min_size=1, max_size=12)
+
+
+@SETTINGS
+@given(actions=unit_actions)
+def test_unit_explorer_survives_any_sequence_of_controls(actions):
+    """Lesson 08's widget: after every make, the image is in [0, 1], the curve has one value per step, and
+    the activation shown is the unit's own, measured again on the image shown."""
+    from course_lib import measure, models
+    from course_lib.unit_explorer import UnitExplorer
+    torch.manual_seed(0)
+    explorer = UnitExplorer(models.LeNet1(), size=28)
+    for name, value in actions:
+        if name == "make":
+            explorer.make.click()
+            if "error" in explorer.note.value:
+                continue
+            assert 0 <= explorer.image.min() and explorer.image.max() <= 1
+            assert len(explorer.activations) == explorer.steps.value == explorer.bar.value
+            acts = measure.record(explorer.model, (explorer.image[None] * 255).round().byte(), [explorer.layer.value])
+            a = acts[explorer.layer.value][0, explorer.unit.value]
+            assert f"unit {explorer.unit.value}:" in explorer.note.value and a.numel() > 0
+        elif name == "unit":
+            explorer.unit.value = value          # the slider clamps it to 0..units - 1
+            assert 0 <= explorer.unit.value <= explorer.unit.max
+        else:
+            getattr(explorer, name).value = value
+        assert explorer.unit.max == explorer.width(explorer.layer.value) - 1

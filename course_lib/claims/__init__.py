@@ -1,0 +1,26 @@
+"""The course's claims about what a ConvNet learns, as experiments that could come out either way.
+
+Each experiment trains networks on real data across seeds and returns plain numbers; each ``check_*`` rule
+(:mod:`.rules`) turns them into a verdict that is false on a control (an untrained network, a sweep whose
+rates are all small, the single-stream network). One module a lesson: :mod:`.dynamics` (lesson 03),
+:mod:`.alexnet` (05), :mod:`.decisions` (06), :mod:`.units` (08). The lessons and ``benchmarks/seed_claims.py`` call the same
+code, so they cannot drift apart; everything is reachable as ``claims.NAME``.
+"""
+
+from .rules import (check_cat, check_dead_trend, check_rise, check_shift, check_stream_split, check_weight_blind,
+                    claim_row, decay_per_run, stream_gap, weight_decay_for)
+from .dynamics import (RELU_LAYERS, digit_claims, dynamics_run, layer_stats, layer_values, overfit_run, relu_lenet5,
+                       sweep_run)
+from .alexnet import (ALEXNET_ASSERTED, alexnet_claims, alexnet_measures, cat_layers, cat_picture, same_class_share,
+                      stream_measures)
+from .decisions import (LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS, decision_claims, lenet1_attributions,
+                        sanity_run, shift_accuracy, shift_run, small_mlp, unrelated_run)
+from .units import EPSILONS, filter_match, fooling_run, frequency_with_and_without, made_against_real, unit_claims
+
+__all__ = ["check_cat", "check_dead_trend", "check_rise", "check_shift", "check_stream_split", "check_weight_blind",
+           "claim_row", "decay_per_run", "stream_gap", "weight_decay_for", "RELU_LAYERS", "digit_claims",
+           "dynamics_run", "layer_stats", "layer_values", "overfit_run", "relu_lenet5", "sweep_run",
+           "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_measures", "cat_layers", "cat_picture", "same_class_share",
+           "stream_measures", "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims",
+           "lenet1_attributions", "sanity_run", "shift_accuracy", "shift_run", "small_mlp", "unrelated_run",
+           "EPSILONS", "filter_match", "fooling_run", "frequency_with_and_without", "made_against_real", "unit_claims"]

@@ -1,0 +1,132 @@
+"""Lesson 05's claims as experiments over seeds: AlexNet's two streams, conv1 and conv5 on a cat, fc7's
+nearest neighbours, each next to its control (the single-stream network, an untrained one, raw pixels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .. import env, measure, models
+from .rules import check_cat, check_stream_split, claim_row, stream_gap
+
+
+def cat_picture(size: int) -> torch.Tensor:
+    """scikit-image's cat (Chelsea) as uint8 ``1 x 3 x size x size`` (squeezed to a square, antialiased):
+    the picture lesson 05 shows AlexNet."""
+    from skimage import data as photos
+
+    cat = torch.from_numpy(photos.chelsea()).permute(2, 0, 1)[None].float()
+    return torch.nn.functional.interpolate(cat, size=(size, size), mode="bilinear", antialias=True).round().byte()
+
+
+def stream_measures(model: nn.Module) -> dict:
+    """conv1's filters of ``model`` split in two halves (the two streams of a two-stream AlexNet; an
+    arbitrary split for one stream): per filter ``color`` score and spatial ``freq``uency (96 values
+    each), the permutation ``p`` of the gap between the halves for each (:func:`stream_gap`), and the
+    correlation ``r`` of color and frequency over the filters."""
+    w = model.conv1.weight.detach().float().cpu()
+    color, freq = measure.color_score(w), measure.filter_frequency(w)
+    half = len(w) // 2
+    return {"color": color, "freq": freq, "p_color": stream_gap(color, half)["p"],
+            "p_freq": stream_gap(freq, half)["p"],
+            "color_gap": float(color[:half].mean() - color[half:].mean()),
+            "r": float(np.corrcoef(color.numpy(), freq.numpy())[0, 1])}
+
+
+def cat_layers(model: nn.Module, cat: torch.Tensor) -> dict:
+    """conv1 and conv5 (after ReLU) of ``model`` on the uint8 picture ``cat`` (``1 x 3 x S x S``):
+    ``{"act1": {...}, "act5": {...}}``, each with ``sparsity``, the maps' chance-corrected ``corrected``
+    resemblance to the gray picture (:func:`measure.resemblance`), ``raw`` and ``chance``, and ``maps``."""
+    gray = cat[0].float().mean(0)
+    acts = measure.record(model, cat, ["act1", "act5"])
+    return {layer: {"sparsity": measure.sparsity(a), "maps": a, **measure.resemblance(a[0], gray)}
+            for layer, a in acts.items()}
+
+
+def same_class_share(keys: torch.Tensor, key_labels: torch.Tensor, queries: torch.Tensor,
+                     query_labels: torch.Tensor) -> float:
+    """The share of ``queries`` (``M x D`` codes) whose nearest key (``N x D``, Euclidean) has the same
+    label: how well a code groups images of a class (chance: 1 / classes)."""
+    nearest = torch.cat([torch.cdist(q, keys).argmin(1) for q in queries.split(1024)])
+    return (key_labels[nearest] == query_labels).float().mean().item()
+
+
+def alexnet_measures(two: nn.Module, one: nn.Module, untrained: nn.Module, d, cat: torch.Tensor) -> dict:
+    """Everything lesson 05 measures, for one seed: the two-stream network ``two``, its single-stream
+    control ``one``, an ``untrained`` two-stream network, on the data ``d`` (:class:`recipes.ImagenetteData`)
+    and the uint8 picture ``cat``. Returns ``{"streams": stream_measures(two), "control":
+    stream_measures(one), "cat": cat_layers(two), "cat_untrained": cat_layers(untrained), "fc7": {"trained",
+    "untrained", "pixels": same-class shares}}`` (CPU numbers; no tensors but the per-filter scores)."""
+    from ..augment import center_crop
+
+    size = d.val_images.shape[-1]
+    train_images = center_crop(d.train_images, size)
+    fc7 = {}
+    for name, net in (("trained", two), ("untrained", untrained)):
+        keys = measure.record(net, train_images, ["act7"])["act7"]
+        fc7[name] = same_class_share(keys, d.train_labels, measure.record(net, d.val_images, ["act7"])["act7"],
+                                     d.val_labels)
+    fc7["pixels"] = same_class_share(train_images.flatten(1).float(), d.train_labels,
+                                     d.val_images.flatten(1).float(), d.val_labels)
+    cat_t, cat_u = cat_layers(two, cat), cat_layers(untrained, cat)
+    for layers in (cat_t, cat_u):
+        for v in layers.values():
+            v.pop("maps")
+    return {"streams": stream_measures(two), "control": stream_measures(one), "cat": cat_t,
+            "cat_untrained": cat_u, "fc7": fc7}
+
+
+# The AlexNet claims lesson 05 asserts on the trained reference network (measured over seeds on
+# Imagenette: benchmarks/README.md); the report flags them when they are not reproduced.
+ALEXNET_ASSERTED: set[str] = set()
+
+
+def alexnet_claims(prof: env.Profile, seeds: int, progress: bool = True, variant: str = "imagenette") -> list[dict]:
+    """Lesson 05's claims over ``seeds`` seeds at profile ``prof``'s recipe, as rows like
+    :func:`digit_claims`': each seed trains (or resumes, :func:`recipes.train_alexnet` with
+    ``resumable=True``) a two-stream AlexNet and its single-stream control, and measures both with
+    :func:`alexnet_measures` next to an untrained network. The first row gives the top-1 accuracies."""
+    from tqdm.auto import tqdm
+
+    from .. import recipes
+
+    d = recipes.imagenette_data(prof, variant)
+    cat = cat_picture(prof.image_size)
+    runs, accuracy = [], {1: [], 2: []}
+    for seed in tqdm(range(seeds), desc="AlexNet claims", disable=not progress):
+        nets = {}
+        for streams in (2, 1):
+            nets[streams], history = recipes.train_alexnet(prof, d, streams, seed, progress=False, resumable=True)
+            accuracy[streams].append(history.last["val_accuracy"])
+        env.seed_everything(seed)
+        untrained = models.AlexNet(num_classes=len(d.classes)).to(next(nets[2].parameters()).device)
+        runs.append(alexnet_measures(nets[2], nets[1], untrained, d, cat))
+    data = (f"{'offline photos' if d.offline else variant} {len(d.train_labels):,} train / {len(d.val_labels):,} val "
+            f"at {prof.image_size} px, {prof.alexnet_epochs} epochs")
+    rows = []
+
+    def row(key, claim, measured, control, control_name, higher, reproduced):
+        asserted = key in ALEXNET_ASSERTED and not d.offline
+        rows.append({"key": key, **claim_row(claim, measured, control, control_name, higher, reproduced, asserted,
+                                             data)})
+
+    two, one = accuracy[2], accuracy[1]
+    row("top1", "AlexNet top-1 on the validation images above 60 %: two streams (control: one stream)", two, one,
+        "one stream", True, bool(min(two) > 0.6))
+    for key, what in (("p_color", "colour score"), ("p_freq", "spatial frequency")):
+        split = check_stream_split([r["streams"][key] for r in runs], [r["control"][key] for r in runs])
+        row(key, f"conv1's two streams differ in {what} (permutation p, lower: more different)",
+            [r["streams"][key] for r in runs], [r["control"][key] for r in runs], "one stream's halves", False,
+            split["reproduced"])
+    cats = [check_cat(r["cat"], r["cat_untrained"]) for r in runs]
+    row("sparser", "conv5 sparser than conv1 on the cat (sparsity of conv5)",
+        [r["cat"]["act5"]["sparsity"] for r in runs], [r["cat_untrained"]["act5"]["sparsity"] for r in runs],
+        "untrained conv5", True, all(c["sparser"] for c in cats))
+    row("abstract", "conv1 resembles the cat more than conv5 (resemblance drop conv1 -> conv5)",
+        [c["drop"] for c in cats], [c["drop_untrained"] for c in cats], "untrained", True,
+        all(c["abstract"] for c in cats))
+    row("fc7", "fc7's nearest training image has the same class (share)", [r["fc7"]["trained"] for r in runs],
+        [max(r["fc7"]["pixels"], r["fc7"]["untrained"]) for r in runs], "pixels or untrained fc7", True,
+        all(r["fc7"]["trained"] > max(r["fc7"]["pixels"], r["fc7"]["untrained"]) + 0.05 for r in runs))
+    return rows

@@ -1,0 +1,50 @@
+"""Lesson 08's unit explorer in JupyterLab in a real browser: pick a unit, press make, see the image."""
+
+import json
+
+from lab_helpers import assert_clean, open_and_run
+
+EXPLORER = ".unit-explorer"
+NOTEBOOK = {
+    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
+              for src in [
+                  "from course_lib import references\n"
+                  "from course_lib.unit_explorer import UnitExplorer\n"
+                  "alexnet, record = references.load('alexnet-imagenette')",
+                  "explorer = UnitExplorer(alexnet, size=64)\nexplorer.steps.value = 10\nexplorer",
+              ]],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def _state(page):
+    return page.evaluate(f"""() => {{
+        const w = document.querySelector("{EXPLORER}");
+        const note = w.querySelector('.unit-numbers');
+        return {{note: note ? note.textContent : '', imgs: [...w.querySelectorAll('img')].map(i => i.src)}};
+    }}""")
+
+
+def test_make_an_image_for_a_unit_then_for_another(lab, page):
+    (lab["root"] / "unit_explorer.ipynb").write_text(json.dumps(NOTEBOOK))
+    open_and_run(page, lab, "unit_explorer.ipynb", timeout_s=120)
+    page.wait_for_selector(EXPLORER, timeout=60_000)
+    explorer = page.locator(EXPLORER)
+    explorer.scroll_into_view_if_needed()
+    explorer.locator("button:text-is('make')").click()
+    page.wait_for_function(f"""() => document.querySelector("{EXPLORER} .unit-numbers") !== null""", timeout=60_000)
+    first = _state(page)
+    assert "act1 unit 0:" in first["note"] and "in 10 steps" in first["note"], first["note"]
+    page.shot("1-made")
+
+    handle = explorer.locator(".widget-slider:has(.widget-label:text-is('unit')) .noUi-handle")
+    handle.click()
+    page.keyboard.press("ArrowRight")
+    explorer.locator("button:text-is('make')").click()
+    page.wait_for_function(f"""() => document.querySelector("{EXPLORER} .unit-numbers").textContent
+                               .includes('unit 1:')""", timeout=60_000)
+    second = _state(page)
+    assert second["imgs"][0] != first["imgs"][0], "another unit must get another image"
+    page.shot("2-another-unit")
+    assert_clean(page)
