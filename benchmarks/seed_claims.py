@@ -51,7 +51,8 @@ def main(argv=None) -> int:
         rows += claims.alexnet_claims(prof, args.seeds, progress=progress)
     seconds = time.perf_counter() - start
 
-    print(f"# Claims report — profile {prof.name}, {args.seeds} seeds, data {prof.dataset}")
+    print(f"# Claims report — profile {prof.name}, {args.seeds} seeds" +
+          (f", data {prof.dataset}" if args.only in ("all", "digits") else ""))
     print(f"# {machine()}; {seconds:.0f} s")
     for data in dict.fromkeys(r["data"] for r in rows):
         print(f"# data: {data}")

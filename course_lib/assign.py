@@ -350,7 +350,7 @@ def read_notebook(path: Path):
 # architectures it quotes, lesson numbers. Every other number in a solution's markdown must appear in that
 # lesson's outputs or code, so that the words cannot drift from what the lesson measures.
 SOURCED_NUMBERS = frozenset("""
-00 01 02 03 04 05 06 07 08 1989 1993 1998 2012 2013 2014 2015 2017 2018 2019 2022
+00 01 02 03 04 05 06 07 08 1989 1993 1998 2009 2012 2013 2014 2015 2017 2018 2019 2022
 2,578 3,246 9,760 1.7 0.95 0.8 15.3 16.4 26.2 18.2 60,000 10,000 70,000 5,000 4,000 1,000 60 1.2 580 3
 60,965,224 61 90 224 256 227 11 96 48 4096 384 1,930 104 512 120 84 16 20 28 163 255 1024 2048 29400
 25,450 3,190 5e-4 1e-4 0.75 0.5 10 12 13 32 100 50 86 25 192 55 27 6 64 0.61

@@ -5,6 +5,14 @@ from pathlib import Path
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
+def notebook(*sources: str) -> dict:
+    """A Python notebook (as JSON-ready dict) of code cells with these sources, for a test to write and open."""
+    return {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
+                      for src in sources],
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
 def open_and_run(page, lab, notebook: str, timeout_s: float = 180) -> None:
     """Open a notebook in JupyterLab, run all cells, wait until the kernel is idle again."""
     page.goto(f"{lab['base']}/lab/tree/{notebook}?token={lab['token']}")

@@ -3,24 +3,19 @@
 import json
 import math
 
-from lab_helpers import assert_clean, open_and_run
+from lab_helpers import assert_clean, notebook, open_and_run
 
 CANVAS = ".digit-canvas"
-NOTEBOOK = {
-    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
-              for src in [
-                  "import torch\n"
-                  "from course_lib import digits, env, models, train\n"
-                  "from course_lib.probes import DigitCanvas\n"
-                  "x, y = digits.load('train', env.profile('smoke'))\n"
-                  "torch.manual_seed(0)\n"
-                  "net = models.LeNet1()\n"
-                  "train.fit(net, (x, y), epochs=2, lr=0.3, progress=False, device='cpu');",
-                  "canvas = DigitCanvas(net)\ncanvas",
-              ]],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5,
-}
+NOTEBOOK = notebook(
+    "import torch\n"
+    "from course_lib import digits, env, models, train\n"
+    "from course_lib.probes import DigitCanvas\n"
+    "x, y = digits.load('train', env.profile('smoke'))\n"
+    "torch.manual_seed(0)\n"
+    "net = models.LeNet1()\n"
+    "train.fit(net, (x, y), epochs=2, lr=0.3, progress=False, device='cpu');",
+    "canvas = DigitCanvas(net)\ncanvas",
+)
 
 
 def _draw(page, box, points):

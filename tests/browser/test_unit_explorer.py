@@ -2,20 +2,15 @@
 
 import json
 
-from lab_helpers import assert_clean, open_and_run
+from lab_helpers import assert_clean, notebook, open_and_run
 
 EXPLORER = ".unit-explorer"
-NOTEBOOK = {
-    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
-              for src in [
-                  "from course_lib import references\n"
-                  "from course_lib.unit_explorer import UnitExplorer\n"
-                  "alexnet, record = references.load('alexnet-imagenette')",
-                  "explorer = UnitExplorer(alexnet, size=64)\nexplorer.steps.value = 10\nexplorer",
-              ]],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5,
-}
+NOTEBOOK = notebook(
+    "from course_lib import references\n"
+    "from course_lib.unit_explorer import UnitExplorer\n"
+    "alexnet, record = references.load('alexnet-imagenette')",
+    "explorer = UnitExplorer(alexnet, size=64)\nexplorer.steps.value = 10\nexplorer",
+)
 
 
 def _state(page):
