@@ -57,7 +57,10 @@ def _input_channels(model: nn.Module) -> int:
 # --- activation maximization ------------------------------------------------------------------------------
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """A Gaussian blur of ``N x C x H x W`` with standard deviation ``sigma`` pixels (reflect padding)."""
+    """A Gaussian blur of ``N x C x H x W`` with standard deviation ``sigma`` pixels (reflect padding); a
+    sigma below a hundredth of a pixel changes nothing and is skipped."""
+    if sigma < 0.01:
+        return x
     radius = max(1, int(math.ceil(2 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-t ** 2 / (2 * sigma ** 2))

@@ -500,25 +500,30 @@ class TwoDeviceAlexNet(nn.Module):
         return super().load_state_dict(split, strict=strict, assign=assign)
 
 
-def imagenet_alexnet() -> nn.Module:
+def imagenet_alexnet(download: bool = True) -> nn.Module:
     """torchvision's AlexNet trained on ImageNet-1k, in eval mode, for comparison.
 
     It is the later single-stream variant ("one weird trick", 64 conv1 filters; 56.5 % top-1,
-    61,100,840 parameters), not the 2012 two-stream net. Downloads 233 MB once into torch's hub cache.
-    Raises ``RuntimeError`` saying where to put the file when it cannot be downloaded.
+    61,100,840 parameters), not the 2012 two-stream net. Downloads 233 MB once into torch's hub cache
+    (with ``download=False`` only a file already there is used). Raises ``RuntimeError`` saying where to
+    put the file when it is not there and cannot be downloaded.
     """
     from pathlib import Path
 
     from torchvision.models import AlexNet_Weights, alexnet
 
     weights = AlexNet_Weights.IMAGENET1K_V1
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    where = str(target).replace(str(Path.home()), "~", 1)     # the learner's own home, not this machine's
+    if not download and not target.exists():
+        raise RuntimeError(f"torchvision's pretrained AlexNet is not in torch's hub cache ({where}) and was not "
+                           f"downloaded: download {weights.url} there to compare, or skip this comparison.")
     try:
-        return alexnet(weights=weights).eval()
+        return alexnet(weights=weights, progress=False).eval()
     except Exception as err:
-        target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         raise RuntimeError(
             f"torchvision's pretrained AlexNet could not be downloaded from {weights.url} "
-            f"({type(err).__name__}: {err}). Put that file at {target} by hand, or skip this comparison."
+            f"({type(err).__name__}): put that file at {where} by hand, or skip this comparison."
         ) from err
 
 

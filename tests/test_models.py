@@ -125,6 +125,9 @@ def test_imagenet_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, monke
         assert "could not be downloaded" in message
     else:  # a machine with internet
         assert models.count_parameters(net) == 61_100_840 and not net.training
+    (tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth").unlink(missing_ok=True)
+    with pytest.raises(RuntimeError, match="is not in torch's hub cache .* and was not downloaded"):
+        models.imagenet_alexnet(download=False)
 
 
 def test_alexnet_lrn_is_the_papers_formula():
