@@ -23,12 +23,23 @@ def kind(path: str) -> str:
     return next(name for key, name in KINDS if key in path)
 
 
+def test_file(classname: str) -> str:
+    """The file a JUnit ``classname`` names: ``tests.browser.test_x`` (or ``tests.test_x.TestCase``) is
+    ``tests/browser/test_x.py``; nbval's ``solutions.04_lesson.ipynb`` is ``solutions/04_lesson.ipynb``."""
+    if classname.endswith(".ipynb"):
+        folder, _, name = classname[:-len(".ipynb")].partition(".")
+        return f"{folder}/{name}.ipynb"
+    parts = classname.split(".")
+    while len(parts) > 1 and parts[-1][:1].isupper():
+        parts.pop()
+    return "/".join(parts) + ".py"
+
+
 def main(path: str) -> int:
     files, kinds, count = defaultdict(float), defaultdict(float), 0
     for case in ET.parse(path).getroot().iter("testcase"):
-        name = case.get("classname", "").replace(".", "/")
         seconds = float(case.get("time", 0))
-        where = name if name.startswith("solutions") else name.rsplit("/", 1)[0] if "/" in name else name
+        where = test_file(case.get("classname", ""))
         files[where] += seconds
         kinds[kind(where)] += seconds
         count += 1

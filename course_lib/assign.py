@@ -206,7 +206,9 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 # Parts of course_lib that no lesson runs: the site builder (changing it re-runs no lesson).
-NOT_RUN_BY_LESSONS = ("site.py", "site_static")
+# The instructor's tools: no lesson imports them (tests/test_assign.py checks), so changing them does not
+# make a solution stale.
+NOT_RUN_BY_LESSONS = ("site.py", "site_static", "assign.py", "release.py", "lock.py")
 
 
 def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:

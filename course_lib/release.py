@@ -83,11 +83,24 @@ def release(tag: str, repo: str | None = None, root: Path = ROOT) -> list[Path]:
         for a, b in swaps:
             new = new.replace(a, b)
         updates[path] = new
+    # A solution records the SHA-256 of the source it was run from (assign.fingerprint): the swap changes
+    # source and solution alike, so a solution that was current stays current under the new hash.
+    for source in _lessons(Path(root) / "notebooks"):
+        solution = Path(root) / "solutions" / source.name
+        if solution in updates:
+            before, after = (_sha256(t) for t in (source.read_text(), updates[source]))
+            updates[solution] = updates[solution].replace(f'"source": "{before}"', f'"source": "{after}"')
     for path, new in updates.items():
         if new != path.read_text():
             _write(path, new)
             changed.append(path)
     return changed
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _lessons(folder: Path) -> list[Path]:

@@ -1,6 +1,8 @@
 """Instructor tooling: marker handling on small notebooks, and the real lessons kept in sync."""
 
+import re
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -366,3 +368,29 @@ def test_a_planted_contradiction_is_caught():
     nb = nbformat.read(assign.ROOT / "solutions" / "02_lenet1_digits.ipynb", 4)
     nb.cells.insert(5, new_markdown_cell("On all of MNIST LeNet-1 reaches 0.37 % test error, as 1,234 runs showed."))
     assert assign.unsupported_numbers(nb) == [(6, "0.37"), (6, "1,234")]
+
+
+def _imports_instructor_tools(code: str) -> list[str]:
+    """The modules of NOT_RUN_BY_LESSONS that ``code`` imports from course_lib."""
+    tools = {Path(name).stem for name in assign.NOT_RUN_BY_LESSONS if name.endswith(".py")}
+    found = set()
+    for line in code.splitlines():
+        m = re.match(r"\s*from\s+(?:course_lib|\.)\s+import\s+(.+)", line) or \
+            re.match(r"\s*(?:from|import)\s+course_lib\.(\w+)", line)
+        if m:
+            found |= {name.strip().split(" ")[0] for name in m.group(1).split(",")} & tools
+    return sorted(found)
+
+
+def test_no_lesson_runs_the_instructor_tools():
+    """A change to assign, release or lock leaves every solution current (they are left out of the
+    library's fingerprint): true only while neither a lesson nor a module a lesson uses imports them."""
+    assert _imports_instructor_tools("from course_lib import env, assign\nimport course_lib.release") == \
+        ["assign", "release"]                                    # the check finds a planted import
+    for source in assign.lessons(assign.ROOT / "notebooks"):
+        nb = nbformat.read(source, as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert _imports_instructor_tools(code) == [], source.name
+    for module in assign.LIBRARY.rglob("*.py"):
+        if module.relative_to(assign.LIBRARY).parts[0] not in assign.NOT_RUN_BY_LESSONS:
+            assert _imports_instructor_tools(module.read_text()) == [], module.name

@@ -9,8 +9,8 @@ code, so they cannot drift apart; everything is reachable as ``claims.NAME``.
 
 from .rules import (check_cat, check_dead_trend, check_rise, check_shift, check_stream_split, check_weight_blind,
                     claim_row, decay_per_run, stream_gap, weight_decay_for)
-from .dynamics import (RELU_LAYERS, digit_claims, dynamics_run, layer_stats, layer_values, overfit_run, relu_lenet5,
-                       sweep_run)
+from .dynamics import (OVERFIT_DECAY_FADE, RELU_LAYERS, digit_claims, dynamics_run, layer_stats, layer_values,
+                       overfit_run, relu_lenet5, sweep_run)
 from .alexnet import (ALEXNET_ASSERTED, alexnet_claims, alexnet_measures, cat_layers, cat_picture, same_class_share,
                       stream_measures)
 from .decisions import (LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS, decision_claims, lenet1_attributions,
@@ -18,7 +18,8 @@ from .decisions import (LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS, 
 from .units import EPSILONS, filter_match, fooling_run, frequency_with_and_without, made_against_real, unit_claims
 
 __all__ = ["check_cat", "check_dead_trend", "check_rise", "check_shift", "check_stream_split", "check_weight_blind",
-           "claim_row", "decay_per_run", "stream_gap", "weight_decay_for", "RELU_LAYERS", "digit_claims",
+           "claim_row", "decay_per_run", "stream_gap", "weight_decay_for", "OVERFIT_DECAY_FADE", "RELU_LAYERS",
+           "digit_claims",
            "dynamics_run", "layer_stats", "layer_values", "overfit_run", "relu_lenet5", "sweep_run",
            "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_measures", "cat_layers", "cat_picture", "same_class_share",
            "stream_measures", "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims",

@@ -16,6 +16,12 @@ from .rules import check_dead_trend, check_rise, claim_row, weight_decay_for
 # LeNet-5 with ReLU units: its four ReLU layers, two convolutional and two fully connected.
 RELU_LAYERS = ("act1", "act2", "act3", "act4")
 
+# What weight decay leaves of a weight the loss never pushes on, over the overfitting run: exp(-2), 14 %.
+# exp(-0.5) smoothed conv1 in every seed but by a rise whose spread over 3 seeds sat at the rule's edge
+# (a different thread count flipped the verdict); at exp(-2) every seed still learns (test accuracy as
+# without decay, measured in the smoke and cpu profiles) and the rise is several spreads clear.
+OVERFIT_DECAY_FADE = math.exp(-2)
+
 
 def relu_lenet5(seed: int) -> nn.Module:
     """A freshly initialized ReLU + max-pooling LeNet-5, its weights drawn from ``seed``."""
@@ -119,7 +125,7 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
     train_data = loader.take(x_all, y_all, prof.dynamics_train_size)
     sweep_data = loader.take(x_all, y_all, prof.sweep_train_size)
     lrs = train.lr_schedule(0.05, prof.overfit_epochs, -(-prof.overfit_size // 64))
-    wd = weight_decay_for(math.exp(-0.5), lrs)
+    wd = weight_decay_for(OVERFIT_DECAY_FADE, lrs)
     bar = tqdm(total=3 * seeds, desc="claims", disable=not progress)
     runs, sweeps, overfits = [], [], []
     for seed in range(seeds):
