@@ -297,7 +297,7 @@ def test_release_moves_every_badge_and_install_line(tmp_path):
     # validated against the new release: nothing stale
     assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
     assert release.release("v9.8.7", root=tmp_path) == []          # a second run changes nothing
-    with pytest.raises(assign.NotebookError, match="v1.2.3"):
+    with pytest.raises(release.ReleaseError, match="v1.2.3"):
         release.release("9.8.8", root=tmp_path)
 
 
