@@ -270,3 +270,14 @@ def test_fooling_beats_noise_and_the_rule_fails_on_noise_against_noise(smoke_dig
     assert claims.check_rise(noise, fgsm)["reproduced"]
     other_noise = [claims.fooling_run(net.eval(), pixels, labels, (0.1,), seed + 10)["noise"][0] for seed in range(2)]
     assert not claims.check_rise(noise, other_noise)["reproduced"], "noise against noise of another seed"
+
+
+def test_unregularized_images_are_of_higher_frequency_and_the_rule_fails_on_its_control(reference_alexnet):
+    runs = [claims.frequency_with_and_without(reference_alexnet, "conv5", [7, 30], seed, size=64, steps=25)
+            for seed in range(2)]
+    plain, regularized = [np.mean(r["plain"]) for r in runs], [np.mean(r["regularized"]) for r in runs]
+    assert claims.check_rise(regularized, plain, 0.01)["reproduced"]
+    # the control: regularized images against regularized images of other units show no rise
+    other = [np.mean(claims.frequency_with_and_without(reference_alexnet, "conv5", [12, 50], seed, size=64,
+                                                       steps=25)["regularized"]) for seed in range(2)]
+    assert not claims.check_rise(regularized, other, 0.01)["reproduced"]
