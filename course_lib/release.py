@@ -88,7 +88,7 @@ def release(tag: str, repo: str | None = None, root: Path = ROOT) -> list[Path]:
     for source in _lessons(Path(root) / "notebooks"):
         solution = Path(root) / "solutions" / source.name
         if solution in updates:
-            before, after = (_sha256(t) for t in (source.read_text(), updates[source]))
+            before, after = _sha256(source.read_bytes()), _sha256(updates[source].encode())
             updates[solution] = updates[solution].replace(f'"source": "{before}"', f'"source": "{after}"')
     for path, new in updates.items():
         if new != path.read_text():
@@ -97,10 +97,10 @@ def release(tag: str, repo: str | None = None, root: Path = ROOT) -> list[Path]:
     return changed
 
 
-def _sha256(text: str) -> str:
+def _sha256(data: bytes) -> str:
     import hashlib
 
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
 def _lessons(folder: Path) -> list[Path]:
