@@ -1,6 +1,5 @@
 """Instructor tooling: marker handling on small notebooks, and the real lessons kept in sync."""
 
-import re
 import shutil
 from pathlib import Path
 
