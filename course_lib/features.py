@@ -19,13 +19,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .loader import _mean_std
+from .loader import scale_and_shift
 from .models import evaluating
 
 
 def _normalizer(channels: int, mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
-    m, s = _mean_std(channels, mean, std)
-    return (torch.tensor(m, device=device).view(1, -1, 1, 1), torch.tensor(s, device=device).view(1, -1, 1, 1))
+    """``(times, plus)``, each ``1 x C x 1 x 1``: ``pixels * times + plus`` is what the model reads for float
+    pixels in [0, 1] — the loader's one normalization (:func:`loader.scale_and_shift`) of ``255 * pixels``."""
+    scale, shift = scale_and_shift(channels, mean, std, device)
+    return 255 * scale, shift
 
 
 def _check_pixels(images, what: str = "images") -> None:
@@ -121,7 +123,7 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     logits = (torch.randn(1, c, size, size, generator=gen) * 0.5).to(device).requires_grad_(True)
-    m, s = _normalizer(c, mean, std, device)
+    times, plus = _normalizer(c, mean, std, device)
     grabbed = {}
 
     def grab(mod, inputs, output):
@@ -136,7 +138,7 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
             for _ in tqdm(range(steps), desc=f"maximizing {layer or 'logit'} {channel}", disable=not progress):
                 image = torch.sigmoid(logits)
                 try:
-                    out = model((_transform(image, gen, jitter, rotate, scale) - m) / s)
+                    out = model(_transform(image, gen, jitter, rotate, scale) * times + plus)
                 except _Reached:
                     out = None
                 act = grabbed["out"] if module is not None else out
@@ -171,9 +173,9 @@ def _loss_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """The gradient of the cross-entropy loss with respect to the pixels (``N x C x H x W``)."""
     device = next(model.parameters()).device
     x = images.detach().to(device).requires_grad_(True)
-    m, s = _normalizer(images.shape[1], mean, std, device)
+    times, plus = _normalizer(images.shape[1], mean, std, device)
     with evaluating(model):
-        loss = F.cross_entropy(model((x - m) / s), labels.to(device))
+        loss = F.cross_entropy(model(x * times + plus), labels.to(device))
     (grad,) = torch.autograd.grad(loss, x)
     return grad
 
@@ -232,9 +234,9 @@ def random_sign_noise(images: torch.Tensor, epsilon: float, seed: int = 0) -> to
 def answers(model: nn.Module, images: torch.Tensor, mean=None, std=None) -> torch.Tensor:
     """The model's class for each of ``images`` (float pixels in [0, 1]): ``N`` ints on the CPU."""
     device = next(model.parameters()).device
-    m, s = _normalizer(images.shape[1], mean, std, device)
+    times, plus = _normalizer(images.shape[1], mean, std, device)
     with evaluating(model):
-        return model((images.to(device) - m) / s).argmax(1).cpu()
+        return model(images.to(device) * times + plus).argmax(1).cpu()
 
 
 def flipped_share(model: nn.Module, images: torch.Tensor, labels, attack: str, epsilon: float, seed: int = 0,
