@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from torchvision.datasets.utils import calculate_md5
 
 from . import env, models, train
 from .files import atomic_write, data_root
@@ -59,11 +60,8 @@ def _check_name(name: str) -> dict:
 
 def sha256(path: str | os.PathLike) -> str:
     """The SHA-256 of a file, as 64 hex digits."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _build_model(record: dict) -> torch.nn.Module:
@@ -131,18 +129,10 @@ def _commit() -> str:
     return head + ("+changes" if dirty else "")
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _folder_checksum(files: list[Path], base: Path) -> dict:
     """One SHA-256 over the sorted lines ``<md5>  <path relative to base>`` of ``files`` (the format of
     an ``MD5SUMS`` file), and their count."""
-    lines = sorted(f"{_md5(f)}  {f.relative_to(base).as_posix()}" for f in files)
+    lines = sorted(f"{calculate_md5(str(f))}  {f.relative_to(base).as_posix()}" for f in files)
     return {"files": len(lines), "sha256_of_md5sums": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
 
 
@@ -152,7 +142,7 @@ def _lenet_data(prof: env.Profile) -> tuple[tuple, tuple, dict]:
     if prof.dataset == "mnist":
         train_set, test_set = digits.mnist("train"), digits.mnist("test")
         raw = data_root() / "MNIST" / "raw"
-        data = {"name": "MNIST", "md5": {n: _md5(raw / n) for n in digits.MNIST_RAW_MD5}}
+        data = {"name": "MNIST", "md5": {n: calculate_md5(str(raw / n)) for n in digits.MNIST_RAW_MD5}}
     else:
         train_set, test_set = digits.mnist_sample("train"), digits.mnist_sample("test")
         data = {"name": "the shipped MNIST sample", "md5": {n: m for n, m in digits.MNIST_SAMPLE_FILES.values()}}
