@@ -3,7 +3,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PROFILE ?= smoke
+# The published solutions are a real run: the cpu profile on all of MNIST and Imagenette. Point the course at
+# your copies (a folder with MNIST's four files; an Imagenette folder in ImageNet's layout); by default the
+# copies in ../shared/data are used when that folder exists.
+PROFILE ?= cpu
+SHARED_DATA ?= ../shared/data
+MNIST ?= $(wildcard $(SHARED_DATA)/mnist-full)
+IMAGENETTE ?= $(wildcard $(SHARED_DATA)/imagenette2-128)
+DATA_ENV = $(if $(MNIST),COURSE_MNIST=$(abspath $(MNIST)),) $(if $(IMAGENETTE),COURSE_IMAGENETTE=$(abspath $(IMAGENETTE)),)
 
 .PHONY: setup lab test test-quick student solutions check site lock release benchmarks references clean
 
@@ -39,7 +46,7 @@ PYTEST = COURSE_PROFILE=smoke MPLBACKEND=agg OMP_NUM_THREADS=1 $(BIN)/python -m 
 	$(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
 
 test: setup
-	$(BIN)/python -m course_lib.assign check
+	$(BIN)/python -m course_lib.instructor check
 	$(PYTEST) tests solutions --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 	@command -v chromium >/dev/null || echo "NOTE: Chromium is missing: the browser tests were SKIPPED (apt-get install -y chromium)."
 	@command -v node >/dev/null || echo "NOTE: Node.js is missing: the course site was not built and its tests were SKIPPED."
@@ -49,46 +56,47 @@ test-quick: setup
 	$(PYTEST) tests -m "not slow and not browser"
 
 student: setup
-	$(BIN)/python -m course_lib.assign student
+	$(BIN)/python -m course_lib.instructor student
 
-# Runs only the lessons whose source or library changed since their solution was made; ALL=1 runs all.
+# Runs only the lessons whose source or library changed since their solution was made; ALL=1 runs all;
+# LESSONS="02_lenet1_digits 03_training_dynamics" runs those. Outside smoke a lesson without real data fails.
 solutions: setup
-	$(BIN)/python -m course_lib.assign solutions --profile $(PROFILE) $(if $(ALL),--all,)
+	$(DATA_ENV) $(BIN)/python -m course_lib.instructor solutions --profile $(PROFILE) $(if $(ALL),--all,) $(LESSONS)
 
 check: setup
-	$(BIN)/python -m course_lib.assign check
+	$(BIN)/python -m course_lib.instructor check
 
 # Re-lock every dependency (pyproject.toml's, extras included, with constraints.txt's torch pins) for
 # Python 3.11 on every platform, then write environment.yml from the lock. Needs the package registry.
 lock: setup
 	$(BIN)/uv pip compile --quiet pyproject.toml --universal --python-version 3.11 --extra lab --extra instructor \
 		--extra test -c constraints.txt --custom-compile-command "make lock" -o requirements.lock
-	$(BIN)/python -m course_lib.lock
+	$(BIN)/python -m course_lib.instructor lock
 
 # The course website from the README and the executed solutions (Jupyter Book 2; needs Node.js),
 # into build/site/html: open build/site/html/index.html, or publish that folder as it is.
 site: setup
-	$(BIN)/python -m course_lib.site build
+	$(BIN)/python -m course_lib.instructor site build
 
 # Move the course to a new release: pyproject's version, then every Colab badge and install line
 # (README, notebooks/, student/, solutions/). Then tag the commit: git tag $(TAG).
 release: setup
 	@test -n "$(TAG)" || (echo "usage: make release TAG=vX.Y.Z [REPO=owner/name]"; exit 2)
-	$(BIN)/python -m course_lib.release $(TAG) $(if $(REPO),--repo $(REPO),)
-	$(BIN)/python -m course_lib.assign check
+	$(BIN)/python -m course_lib.instructor release $(TAG) $(if $(REPO),--repo $(REPO),)
+	$(BIN)/python -m course_lib.instructor check
 
 # The CPU benchmarks; on a GPU machine also run benchmarks/alexnet_imagenette.py.
 benchmarks: setup
 	for b in lenet1_mnist fit_throughput fit_defaults widget_latency alexnet_pipeline; do \
 		$(BIN)/python benchmarks/$$b.py || exit 1; done
-	$(BIN)/python benchmarks/seed_claims.py --profile cpu --seeds 3
+	$(DATA_ENV) $(BIN)/python benchmarks/seed_claims.py --profile cpu --seeds 3
 
 # The trained reference networks shipped in course_lib/reference_nets/ (see course_lib/references.py;
 # AlexNet needs Imagenette: downloaded, or a folder in $$COURSE_IMAGENETTE).
 references: setup
-	$(BIN)/python -m course_lib.references build lenet1-mnist
-	$(BIN)/python -m course_lib.references build alexnet-imagenette --epochs 10
-	$(BIN)/python -m course_lib.references build alexnet-imagenette-one-stream --epochs 10
+	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build lenet1-mnist
+	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build alexnet-imagenette --epochs 10
+	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build alexnet-imagenette-one-stream --epochs 10
 
 clean:
 	rm -rf $(VENV) test-artifacts

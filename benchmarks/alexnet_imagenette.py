@@ -32,13 +32,13 @@ def main():
     start = time.perf_counter()
     if args.offline:
         root = imagenette.offline_folder(files.data_root() / "benchmark-500", train_per_class=500, val_per_class=50)
-        tr = imagenette.load("train", root=root, download=False, resolution=cache)
-        va = imagenette.load("val", root=root, download=False, resolution=cache)
+        tr = imagenette.load_split("train", root=root, download=False, resolution=cache)
+        va = imagenette.load_split("val", root=root, download=False, resolution=cache)
         what = "offline scikit-image photos (speed only, accuracy NOT comparable)"
     else:
         try:
-            tr = imagenette.load("train", size=160, resolution=cache)
-            va = imagenette.load("val", size=160, resolution=cache)
+            tr = imagenette.load_split("train", size=160, resolution=cache)
+            va = imagenette.load_split("val", size=160, resolution=cache)
         except (RuntimeError, FileNotFoundError) as err:
             print(f"Imagenette unavailable: {err}\nRun with --offline to measure speed on local photos.")
             sys.exit(2)

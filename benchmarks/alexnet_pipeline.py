@@ -117,7 +117,7 @@ def main():
                                    val_per_class=1)
     folder = root / "imagenette2-160" / "train"
     start = time.perf_counter()
-    split = imagenette.load("train", root=root, download=False, resolution=CACHE, progress=False)
+    split = imagenette.load_split("train", root=root, download=False, resolution=CACHE, progress=False)
     cache_seconds = time.perf_counter() - start
     n = len(split.labels)
     print(f"{n} JPEGs (160 px) in 10 classes; course cache built once in {cache_seconds:.1f} s "

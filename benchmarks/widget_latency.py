@@ -26,7 +26,7 @@ from skimage.transform import resize
 
 from common import machine, summary_ms, timings
 
-from course_lib import explorers, playground, probes
+from course_lib import widgets
 
 
 def playground_latency():
@@ -65,9 +65,9 @@ def explorers_latency():
 def attribution_latency():
     from course_lib import digits, env, models
 
-    x, _ = digits.load("test", env.profile("smoke"))
+    x, _ = digits.for_profile("test", env.profile("smoke"))
     lenet = models.LeNet1().eval()
-    occ = probes.OcclusionExplorer(lenet, x[:4], window=6)
+    occ = widgets.OcclusionExplorer(lenet, x[:4], window=6)
     positions = iter(range(10**6))
 
     def move_square(o):
@@ -77,10 +77,10 @@ def attribution_latency():
 
     digit = timings(move_square(occ), repeat=60)
     photo = torch.from_numpy((resize(photos.chelsea(), (224, 224, 3)) * 255).astype(np.uint8)).permute(2, 0, 1)
-    alex = probes.OcclusionExplorer(models.AlexNet(num_classes=10).eval(), photo[None], window=32)
+    alex = widgets.OcclusionExplorer(models.AlexNet(num_classes=10).eval(), photo[None], window=32)
     cat = timings(move_square(alex), repeat=20)
 
-    canvas = probes.DigitCanvas(lenet)
+    canvas = widgets.DigitCanvas(lenet)
     canvas.LIVE_EVERY_S = 0.0
     canvas._down(140, 40)
     points = iter(range(10**6))
@@ -94,9 +94,9 @@ def attribution_latency():
 
 def unit_explorer_latency():
     from course_lib import references
-    from course_lib.unit_explorer import UnitExplorer
+    from course_lib.widgets import UnitExplorer
 
-    alexnet, _ = references.load("alexnet-imagenette")
+    alexnet, _ = references.load_network("alexnet-imagenette")
     explorer = UnitExplorer(alexnet, size=64)
     explorer.steps.value = 20
     out = {}

@@ -18,19 +18,19 @@ removes the hooks it adds.
 """
 from __future__ import annotations
 
-import contextlib
-import numbers
 import copy
+import numbers
 import warnings
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
 from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, Occlusion, Saliency
 from scipy.stats import rankdata
 
+from .checks import whole_number
+from .layers import device_of, find_layer, for_gradients
 from .loader import check_images
-from .models import evaluating
 
 
 def _check_images(images: torch.Tensor, name: str = "images") -> None:
@@ -59,43 +59,15 @@ def _targets(target, n: int, num_classes: int | None = None) -> torch.Tensor:
     return t
 
 
-def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
-    """``layer`` as a module of ``model``: a module given as it is (it must belong to the model), or a
-    name such as ``"conv2"`` or ``"features.10"``. Raises a KeyError listing the valid names."""
-    names = [n for n, _ in model.named_modules() if n]
-    if isinstance(layer, str):
-        if layer not in names:
-            raise KeyError(f"Unknown layer {layer!r} for {type(model).__name__}: valid names are {names}.")
-        return model.get_submodule(layer)
-    if isinstance(layer, nn.Module) and any(m is layer for m in model.modules()):
-        return layer
-    raise KeyError(f"layer must be a module of the model or one of its names {names}, got "
-                   f"{type(layer).__name__}.")
-
-
-@contextlib.contextmanager
-def prepared(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode with out-of-place ReLUs for the block; its mode and ReLUs restored after."""
-    inplace = [m for m in model.modules() if isinstance(m, nn.ReLU) and m.inplace]
-    with evaluating(model):
-        try:
-            for m in inplace:
-                m.inplace = False
-            yield model
-        finally:
-            for m in inplace:
-                m.inplace = True
-
-
 def _start(model: nn.Module, images: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked inputs on the model's device: ``(images, targets)``."""
     _check_images(images)
     if not torch.isfinite(images).all():
         raise ValueError("The images hold values that are not finite (NaN or inf): the model's answer is not a "
                          "number there, and no map can explain it. Check how they were made or normalized.")
-    device = next(model.parameters()).device
+    device = device_of(model)
     images = images.to(device)
-    with torch.no_grad(), prepared(model):
+    with torch.no_grad(), for_gradients(model):
         num_classes = model(images[:1]).shape[1]
     return images, _targets(target, len(images), num_classes).to(device)
 
@@ -118,9 +90,8 @@ def occlusion(model: nn.Module, images: torch.Tensor, target, window: int, strid
     over the positions of a ``window x window`` square of value ``baseline`` (0 is the dataset's mean
     grey in normalized images) that cover it, the square moved by ``stride`` pixels. Positive: hiding
     the pixel lowered the probability."""
-    for name, v in (("window", window), ("stride", stride)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int (pixels), got {v!r}.")
+    window = whole_number(window, "window", expected="a positive int (pixels)")
+    stride = whole_number(stride, "stride", expected="a positive int (pixels)")
     if stride > window:
         raise ValueError(f"stride {stride} is larger than the window {window}: some pixels would never be "
                          "covered. Use a stride of at most the window.")
@@ -128,7 +99,7 @@ def occlusion(model: nn.Module, images: torch.Tensor, target, window: int, strid
     if window > min(images.shape[-2:]):
         raise ValueError(f"window {window} is larger than the images ({images.shape[-2]} x {images.shape[-1]}).")
     channels = images.shape[1]
-    with prepared(model), torch.no_grad():
+    with for_gradients(model), torch.no_grad():
         # About 64 occluded images per forward pass: captum's default of one was 5-7x slower on LeNet-1.
         attr = Occlusion(probabilities(model)).attribute(
             images, target=t, sliding_window_shapes=(channels, window, window),
@@ -141,7 +112,7 @@ def saliency(model: nn.Module, images: torch.Tensor, target) -> torch.Tensor:
     """Saliency maps ``N x H x W``: the largest absolute gradient of the target class's score (logit)
     with respect to each pixel, over the colour channels."""
     images, t = _start(model, images, target)
-    with prepared(model):
+    with for_gradients(model):
         attr = Saliency(model).attribute(images.detach().requires_grad_(True), target=t, abs=True)
     return _per_pixel(attr, "max")
 
@@ -151,7 +122,7 @@ def guided_backprop(model: nn.Module, images: torch.Tensor, target) -> torch.Ten
     passed back through every ``nn.ReLU`` module, as its largest absolute value over the channels.
     (On a network without ReLU modules it is the plain gradient.)"""
     images, t = _start(model, images, target)
-    with prepared(model), warnings.catch_warnings():
+    with for_gradients(model), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")  # they are removed
         attr = GuidedBackprop(model).attribute(images.detach().requires_grad_(True), target=t)
     return _per_pixel(attr, "max")
@@ -162,19 +133,19 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target, layer: nn.Module | 
     average gradient of the target score over it, summed, rectified (ReLU) and upsampled bilinearly to
     the input's size. ``layer``: a module of the model or its name (the last convolution's ReLU is
     the usual choice)."""
-    module = resolve_layer(model, layer)
+    module = find_layer(model, layer)
     images, t = _start(model, images, target)
     used = []
     handle = module.register_forward_hook(lambda *_: used.append(True))
     try:
-        with torch.no_grad(), prepared(model):
+        with torch.no_grad(), for_gradients(model):
             model(images[:1])
     finally:
         handle.remove()
     if not used:
         raise ValueError(f"{layer!r} is not used by {type(model).__name__}'s forward pass: Grad-CAM needs a layer the "
                          "input goes through (e.g. the last convolution's activation).")
-    with prepared(model):
+    with for_gradients(model):
         cam = LayerGradCam(model, module).attribute(images.detach().requires_grad_(True), target=t,
                                                     relu_attributions=True)
     if cam.dim() != 4:
@@ -198,9 +169,11 @@ def mass_in(maps: torch.Tensor, region: tuple[slice, slice]) -> torch.Tensor:
 
 
 def visible_mask(model: nn.Module, size: int) -> torch.Tensor:
-    """The input pixels ``model`` reads, as a bool ``size x size`` mask: LeNet-1 reads only the 20 x 20 box
-    its :class:`models.DigitFrame` crops (the rest of the frame reaches no unit, so every attribution
-    method gives it 0, in every network alike); other networks read every pixel."""
+    """The input pixels ``model`` reads the digit from, as a bool ``size x size`` mask: for LeNet-1 the
+    20 x 20 box its :class:`models.DigitFrame` crops and shrinks. The rest of the frame reaches it only
+    through the image's background level (its darkest value, tied over the blank border), which the frame
+    puts back around the shrunken digit: a map's values there say how much that one level mattered, the
+    same for every network, not where the digit is. Other networks read every pixel."""
     mask = torch.ones(size, size, dtype=torch.bool)
     frame = getattr(model, "frame", None)
     if frame is not None and hasattr(frame, "box"):
@@ -252,7 +225,7 @@ def cascading_randomization(model: nn.Module, images: torch.Tensor, target, meth
     gen = torch.Generator().manual_seed(seed)
     out = {name: [] for name in methods}
     for layer in layers:
-        module = resolve_layer(scrambled, layer)
+        module = find_layer(scrambled, layer)
         params = list(module.parameters(recurse=False))
         if not params:
             raise ValueError(f"Layer {layer!r} has no weights to randomize.")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from .checks import whole_number
+
 
 def random_crop_flip(batch: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
     """AlexNet's own augmentation (2012): a random ``size x size`` crop of each image (the paper took
@@ -58,8 +60,7 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _check_size(size) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"A crop size must be a whole number of pixels >= 1, got {size!r}.")
+    whole_number(size, "A crop size", expected="a whole number of pixels >= 1")
 
 
 def crop_flip(size: int):
@@ -84,8 +85,7 @@ def random_shift(batch: torch.Tensor, generator: torch.Generator, max_shift: int
 
 def shifts(max_shift: int):
     """``random_shift`` by up to ``max_shift`` pixels, as an ``augment`` function for ``fit``."""
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-        raise ValueError(f"max_shift must be a whole number of pixels >= 0, got {max_shift!r}.")
+    max_shift = whole_number(max_shift, "max_shift", low=0, expected="a whole number of pixels >= 0")
     return lambda batch, generator: random_shift(batch, generator, max_shift)
 
 

@@ -11,21 +11,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import measure
-from .models import SparseConv2d, Subsample, evaluating
-
-_SHAPED = (nn.Conv2d, SparseConv2d, Subsample, nn.MaxPool2d, nn.AvgPool2d, nn.Linear)
+from . import receptive_fields
+from .layers import SPATIAL_LAYERS, layer_names, record_batch
 
 
 def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[tuple[str, str, tuple]]:
     """``[(name, kind, output shape without the batch)]`` for the model's conv, pooling and linear layers,
     measured by running one input of ``input_shape`` (``C x H x W``) through it."""
-    names = measure.layer_names(model, _SHAPED)
-    device = next(model.parameters()).device
-    with evaluating(model), measure.ActivationRecorder(model, names) as rec, torch.no_grad():
-        model(torch.zeros(1, *input_shape, device=device))
+    names = layer_names(model, (*SPATIAL_LAYERS, nn.Linear))
+    _, acts = record_batch(model, torch.zeros(1, *input_shape), names)
     kinds = dict(model.named_modules())
-    return [(n, type(kinds[n]).__name__, tuple(a.shape[1:])) for n, a in rec.activations.items()]
+    return [(n, type(kinds[n]).__name__, tuple(a.shape[1:])) for n, a in acts.items()]
 
 
 def draw_layers(model: nn.Module, input_shape: Sequence[int], ax=None, title: str | None = None):
@@ -100,7 +96,7 @@ def draw_streams(model: nn.Module, ax=None):
 
 def draw_receptive_fields(model: nn.Module, image: torch.Tensor, layers: Sequence[str], ax=None):
     """Squares over ``image`` (uint8 ``C x H x W``): the receptive field of the centre unit of each of
-    ``layers`` (:func:`measure.receptive_field`), from the first layer's small square to the last one's,
+    ``layers`` (:func:`receptive_fields.field_box`), from the first layer's small square to the last one's,
     each labelled with its size. Returns the axes."""
     import matplotlib.pyplot as plt
 
@@ -109,11 +105,11 @@ def draw_receptive_fields(model: nn.Module, image: torch.Tensor, layers: Sequenc
     ax.imshow(image.permute(1, 2, 0).numpy() if c == 3 else image[0].numpy(), cmap=None if c == 3 else "gray")
     shapes = dict((n, s) for n, _, s in layer_shapes(model, (c, h, w)))
     for k, layer in enumerate(layers):
-        size, stride, offset = measure.receptive_field(model, layer)
         rows, cols = shapes[layer][-2:]
-        top, left = offset + (rows // 2) * stride, offset + (cols // 2) * stride
-        ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), size, size, fill=False, lw=1.5, color=f"C{k}",
-                                   label=f"{layer}: {size} x {size} px"))
+        top, left, bottom, right = receptive_fields.field_box(model, layer, rows // 2, cols // 2)
+        size = bottom - top + 1
+        ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left + 1, size, fill=False, lw=1.5,
+                                   color=f"C{k}", label=f"{layer}: {size} x {right - left + 1} px"))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_xlim(-0.5 - 0.1 * w, w - 0.5 + 0.1 * w); ax.set_ylim(h - 0.5 + 0.1 * h, -0.5 - 0.1 * h); ax.axis("off")
     ax.set_title("the centre unit's receptive field, layer by layer", fontsize=10)

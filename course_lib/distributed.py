@@ -41,6 +41,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from . import augment, files, loader, models, train
+from .checkpoints import check_resumable, load_checkpoint, save_checkpoint
+from .image_folders import cache
 
 MODELS = {"lenet1": models.LeNet1, "lenet5": models.LeNet5, "alexnet": models.AlexNet}
 NAMED_DATA = ("mnist-sample", "mnist", "imagenette", "imagewoof")
@@ -58,9 +60,7 @@ def start(timeout_s: float = 300, cpu: bool = False) -> tuple[int, int, torch.de
     ``MASTER_PORT`` variables) describes; a plain ``python -m`` run is one process and needs no group.
     Returns ``(rank, world size, device)``: ``cuda:LOCAL_RANK`` when there are GPUs (and not ``cpu``),
     else the CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    world, rank, local = (_from_environment(n, d) for n, d in (("WORLD_SIZE", 1), ("RANK", 0), ("LOCAL_RANK", 0)))
     gpus = 0 if cpu else torch.cuda.device_count()
     if world > 1 and 0 < gpus <= local:
         raise DistributedError(f"Local rank {local} has no GPU of its own ({gpus} here): start at most {gpus} "
@@ -70,7 +70,7 @@ def start(timeout_s: float = 300, cpu: bool = False) -> tuple[int, int, torch.de
         torch.cuda.set_device(device)
     else:
         # several processes on one machine's cores: share them instead of each taking all
-        per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        per_machine = _from_environment("LOCAL_WORLD_SIZE", 1)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_machine))
     if world > 1:
         where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
@@ -93,6 +93,23 @@ def start(timeout_s: float = 300, cpu: bool = False) -> tuple[int, int, torch.de
     return rank, world, device
 
 
+def _from_environment(name: str, default: int) -> int:
+    """A whole number from the environment variable ``name`` (``default`` when unset), or a
+    :class:`DistributedError` naming the variable."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0 or (name.endswith("SIZE") and number < 1):
+        raise DistributedError(f"the environment variable {name}={value!r} is not a whole number"
+                               f"{' >= 1' if name.endswith('SIZE') else ' >= 0'}: torchrun sets it; unset it to run "
+                               "one process.")
+    return number
+
+
 def stop() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
@@ -110,7 +127,11 @@ def parse_data(text: str) -> str:
     if text in NAMED_DATA:
         return text
     if text.startswith("folder:"):
-        path = Path(text[len("folder:"):]).expanduser()
+        given = text[len("folder:"):].strip()
+        if not given:
+            raise argparse.ArgumentTypeError("folder: names no folder: give folder:PATH, an ImageFolder tree "
+                                             "with train/<class>/<image> inside.")
+        path = Path(given).expanduser()
         if not path.is_dir():
             raise argparse.ArgumentTypeError(f"folder:{path}: no such folder (expected an ImageFolder tree "
                                              "with train/<class>/<image> inside).")
@@ -118,50 +139,18 @@ def parse_data(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown data {text!r}: expected one of {', '.join(NAMED_DATA)} or folder:PATH.")
 
 
-def folder_cache(path: Path, resolution: int, split: str = "train", rank: int = 0, world: int = 1,
-                 local_rank: int = 0, local_world: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The images of ``path/split`` decoded once at ``resolution`` into ``path/.course-cache/``, then
-    memory-mapped. Every rank of a machine decodes every ``local_world``-th file into the same file;
-    the cache is valid once its fingerprint (each file's class, name, size and time) is written, last.
-    Returns ``(images N x 3 x R x R uint8 memory map, labels N int64, classes)``."""
-    from .imagenette import _fingerprint, _image_files, _load_resized
-
+def folder_cache(path: Path, resolution: int, split: str = "train", world: int = 1, local_rank: int = 0,
+                 local_world: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The images of ``path/split`` (or ``path`` itself) decoded once at ``resolution`` into
+    ``path/.course-cache/`` (the course's one image cache, :func:`image_folders.cache`), then memory-mapped:
+    every process of a machine decodes every ``local_world``-th file. A file that cannot be decoded stops
+    every process with the same message. Returns ``(images N x 3 x R x R uint8, labels N int64, classes)``."""
     folder = path / split if (path / split).is_dir() else path
-    classes, found = _image_files(folder)
-    cache = path / ".course-cache"
-    stem = cache / f"{split}-{resolution}px"
-    fingerprint = json.dumps({"classes": classes, "files": _fingerprint(found)})
-    ready = stem.with_suffix(".json")
-    if not (ready.exists() and ready.read_text() == fingerprint):
-        # this run's own temporary file (shared by its ranks on this machine): two runs building the same
-        # cache at once each write their own, and each rename is atomic
-        token = os.environ.get("TORCHELASTIC_RUN_ID") or str(os.getpid())
-        tmp = stem.with_name(f"{stem.name}.{token}.tmp.npy")
-        if local_rank == 0:
-            cache.mkdir(exist_ok=True)
-            np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                      shape=(len(found), 3, resolution, resolution)).flush()
-        barrier(world)
-        out = np.load(tmp, mmap_mode="r+")
-        try:
-            for i in range(local_rank, len(found), local_world):
-                out[i] = _load_resized(found[i][0], resolution).transpose(2, 0, 1)
-        except Exception as err:     # PIL's errors for a broken image: nothing half-built stays behind
-            del out
-            tmp.unlink(missing_ok=True)
-            raise DistributedError(f"{found[i][0]} could not be decoded as an image ({type(err).__name__}: "
-                                   f"{str(err).splitlines()[0] if str(err) else ''}): delete or replace it.") from None
-        out.flush()
-        del out
-        barrier(world)
-        if local_rank == 0:
-            files.atomic_write(stem.with_suffix(".labels.npy"),
-                               lambda f: np.save(f, np.array([label for _, label in found], dtype=np.int64)))
-            os.replace(tmp, stem.with_suffix(".npy"))
-            files.atomic_write(ready, lambda f: f.write(fingerprint), mode="w")
-        barrier(world)
-    return (np.load(stem.with_suffix(".npy"), mmap_mode="r"), np.load(stem.with_suffix(".labels.npy")),
-            classes)
+    try:
+        return cache(folder, path / ".course-cache" / f"{split}-{resolution}px", resolution, progress=False,
+                     share=(local_rank, local_world), barrier=lambda: barrier(world))
+    except (RuntimeError, ValueError) as err:
+        raise DistributedError(str(err).splitlines()[0]) from None
 
 
 def load_data(data: str, image_size: int, rank: int, world: int) -> tuple[object, torch.Tensor, list[str]]:
@@ -172,9 +161,8 @@ def load_data(data: str, image_size: int, rank: int, world: int) -> tuple[object
     cache_side = round(image_size * 8 / 7)
     if data.startswith("folder:"):
         images, labels, classes = folder_cache(
-            Path(data[len("folder:"):]), cache_side, rank=rank, world=world,
-            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-            local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+            Path(data[len("folder:"):]), cache_side, world=world, local_rank=_from_environment("LOCAL_RANK", 0),
+            local_world=_from_environment("LOCAL_WORLD_SIZE", 1))
         return images, torch.from_numpy(labels), classes
     for turn in ("first", "others"):
         if (rank == 0) == (turn == "first"):
@@ -185,8 +173,8 @@ def load_data(data: str, image_size: int, rank: int, world: int) -> tuple[object
                 images, labels = digits.mnist("train")
                 classes = [str(d) for d in range(10)]
             else:
-                split = imagenette.load("train", variant=data, size=160, resolution=cache_side,
-                                        progress=rank == 0)
+                split = imagenette.load_split("train", variant=data, size=160, resolution=cache_side,
+                                              progress=rank == 0)
                 images, labels, classes = split.images, split.labels, list(split.classes)
         barrier(world)
     return images, labels, classes
@@ -208,27 +196,19 @@ def shard(batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:
 # --- the run -------------------------------------------------------------------------------------
 
 def make_model(name: str, num_classes: int, seed: int, dropout: float = 0.5) -> nn.Module:
-    """The model, its weights drawn from ``seed`` (the same on every rank); ``dropout`` for AlexNet."""
-    torch.manual_seed(seed)
+    """The model, its weights drawn from ``seed`` (the same on every rank); ``dropout`` for AlexNet. The
+    caller's random number generators are left as they were (lesson 07 calls it in the learner's kernel)."""
     extra = {"dropout": dropout} if name == "alexnet" else {}
-    return MODELS[name](num_classes=num_classes, **extra)
-
-
-def _check_resumable(saved: dict, settings: dict, path: Path) -> None:
-    """A checkpoint resumes only the run it came from: the same model, data and settings."""
-    config = saved.get("history", {}).get("config", {}) if isinstance(saved.get("history"), dict) else {}
-    differ = {k: (config.get(k), v) for k, v in settings.items() if config.get(k) != v}
-    if differ:
-        short = lambda v: repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
-        what = ", ".join(f"{k}: {short(a)} there, {short(b)} now" for k, (a, b) in differ.items())
-        raise DistributedError(f"{path} is the checkpoint of another run ({what}). Resume with the same "
-                               "settings, or give another --out folder (or delete the checkpoint) to start afresh.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS[name](num_classes=num_classes, **extra)
 
 
 def run(args: argparse.Namespace) -> None:
     """One training run (see the module's docstring); every rank calls it with the same arguments."""
-    rank, world, device = start(args.timeout, args.cpu)
+    threads = torch.get_num_threads()    # start() shares the cores between processes: given back after
     try:
+        rank, world, device = start(args.timeout, args.cpu)
         _run(args, rank, world, device)
         barrier(world)  # every rank leaves together, once rank 0 has written final.pt
     finally:
@@ -236,6 +216,7 @@ def run(args: argparse.Namespace) -> None:
         # threads abort the process ("terminate called without an active exception", seen once in CI).
         gc.collect()
         stop()
+        torch.set_num_threads(threads)
 
 
 def _writable(out: Path) -> None:
@@ -297,17 +278,13 @@ def _run(args, rank: int, world: int, device: torch.device) -> None:
     settings = train.Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                               weight_decay=args.weight_decay, seed=args.seed)
     identity = {k: getattr(args, k) for k in SETTINGS}   # what a checkpoint must match to be resumed
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world > 1 else model
     config = {**identity, "classes": classes, "model_repr": repr(model)}
-    run = train.Run(model, settings, steps, device, config, step_model=net)
-    if args.resume and ckpt.exists():
-        saved = train.load_checkpoint(ckpt)
-        _check_resumable(saved, identity, ckpt)
-        try:
-            run.resume(ckpt)
-        except RuntimeError as err:
-            raise DistributedError(f"{ckpt} does not fit --model {args.model}: {str(err).splitlines()[0]}") from None
+    run = train.TrainingRun(model, settings, steps, device, config)
+    if args.resume:
+        _resume(run, ckpt, rank, world)
+    # after the resume, so that every rank starts from the same weights (DDP also copies rank 0's at build)
+    run.step_model = nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
     if rank == 0:
         _writable(out)
         if run.epoch >= args.epochs:
@@ -329,8 +306,31 @@ def _run(args, rank: int, world: int, device: torch.device) -> None:
                   f"{row['seconds']:.1f} s", flush=True)
         barrier(world)
     if rank == 0:
-        train.save_checkpoint(out / "final.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        save_checkpoint(out / "final.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
         print(f"wrote {out / 'final.pt'}", flush=True)
+
+
+def _resume(run: train.TrainingRun, ckpt: Path, rank: int, world: int) -> None:
+    """``--resume``: rank 0 reads the checkpoint (only rank 0 writes one, so only its folder is sure to hold it,
+    also when the machines do not share ``--out``) and sends it to every rank, which all resume from it."""
+    found, problem = None, None
+    if rank == 0 and ckpt.exists():
+        try:
+            found = load_checkpoint(ckpt)
+            check_resumable(ckpt, found, run.model, run.history.config)
+        except RuntimeError as err:
+            found, problem = None, str(err).splitlines()[0]
+    if world > 1:
+        box = [found, problem]
+        dist.broadcast_object_list(box, src=0)
+        found, problem = box
+    if problem is not None:
+        raise DistributedError(problem)
+    if found is not None:
+        try:
+            run.resume_from(found, ckpt)
+        except RuntimeError as err:
+            raise DistributedError(str(err).splitlines()[0]) from None
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -396,7 +396,7 @@ def main(argv=None) -> int:
     try:
         run(args)
     except (DistributedError, train.TrainingDiverged, RuntimeError, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
         print(f"error: {first}", file=sys.stderr, flush=True)
         return 1
     return 0

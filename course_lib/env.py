@@ -153,8 +153,27 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+def machine() -> str:
+    """The machine in words: its processor and cores, and its GPU when there is one (e.g. ``"AMD EPYC 7B13,
+    2 cores"``)."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {cores} cores{gpu}"
+
+
 def describe() -> str:
-    """One line naming the profile, device and library versions: every lesson prints it."""
+    """Two lines naming the profile, device and library versions, then the machine and the date: every
+    lesson prints them first (with the data it reads)."""
+    import datetime
+
     import torchvision
 
     p = profile()
@@ -162,5 +181,6 @@ def describe() -> str:
     gpu = f" ({torch.cuda.get_device_name(0)})" if dev.type == "cuda" else ""
     return (
         f"profile={p.name} device={dev.type}{gpu} torch={torch.__version__} "
-        f"torchvision={torchvision.__version__} colab={in_colab()}"
+        f"torchvision={torchvision.__version__} colab={in_colab()}\n"
+        f"run on {machine()}, {datetime.date.today().isoformat()}"
     )

@@ -15,7 +15,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .files import atomic_write, data_root
+from . import env
+from .augment import center_crop
+from .checks import whole_number
+from .files import data_root
+from .image_folders import IMAGE_SUFFIXES, cache, visible
+from .loader import take
 
 
 # Every archive the course can download: (variant, size) -> (URL, MD5). Imagenette's are torchvision's
@@ -52,13 +57,6 @@ WNIDS = {
 # A folder the learner already has, in ImageNet's layout (PATH/train/<wnid>/<image>, PATH/val/...): set
 # COURSE_IMAGENETTE (or COURSE_IMAGEWOOF) to PATH, or pass folder=PATH to load().
 FOLDER_SETTINGS = {"imagenette": "COURSE_IMAGENETTE", "imagewoof": "COURSE_IMAGEWOOF"}
-
-
-# Every format PIL reads that image datasets are published in.
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-CACHE_VERSION = 2
 
 
 class ImageSplit(NamedTuple):
@@ -118,7 +116,8 @@ def _download_archive(name: str, url: str, root: Path, md5: str | None, download
                 f"Download {url} (MD5 {md5}) and put it at {archive}, or call with download=True.")
         from torchvision.datasets.utils import download_url
 
-        part = f"{name}.tgz.part"
+        # a name of this download's own: two first downloads into one data folder never share a file
+        part = f"{name}.tgz.{os.getpid()}-{os.urandom(4).hex()}.part"
         try:
             download_url(url, str(root), filename=part, md5=md5)  # verifies the MD5 of the .part file
         except Exception as err:
@@ -160,57 +159,12 @@ def _move_in(made: Path, target: Path) -> None:
             raise
 
 
-def _visible(path: Path) -> bool:
-    # Jupyter's .ipynb_checkpoints, macOS's ._ files, .DS_Store: hidden entries are never data
-    return not path.name.startswith((".", "_"))
-
-
-def _image_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """The class folders of ``folder`` (visible ones with at least one image, sorted) and every image
-    in them as ``(path, class index)``. Hidden folders and files are skipped; a class folder without
-    images is skipped with a warning, so it never shifts the labels of the others."""
-    import warnings
-
-    class_dirs, files = [], []
-    for d in sorted(d for d in folder.iterdir() if d.is_dir() and _visible(d)):
-        images = sorted(f for f in d.iterdir() if f.is_file() and _visible(f) and f.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            warnings.warn(f"{d} holds no image ({', '.join(sorted(IMAGE_SUFFIXES))}): it is not used as a class.",
-                          stacklevel=3)
-            continue
-        files += [(f, len(class_dirs)) for f in images]
-        class_dirs.append(d.name)
-    if not class_dirs:
-        raise RuntimeError(f"{folder} has no class folders with images: expected {folder}/<class>/<image>.JPEG.")
-    return class_dirs, files
-
-
-def _fingerprint(files: list[tuple[Path, int]]) -> list:
-    """What the cache must match: every image's class, name, size and modification time."""
-    return [(label, f.parent.name, f.name, f.stat().st_size, f.stat().st_mtime_ns) for f, label in files]
-
-
-def _load_resized(path: Path, resolution: int) -> np.ndarray:
-    """Decode an image, resize its shorter side to ``resolution`` and center-crop a square.
-    Returns uint8 ``resolution x resolution x 3``. 16-bit images are scaled to 8 bits, not clipped."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as img:
-        # JPEG: decode at a reduced scale (1/2, 1/4, 1/8) when that still covers the resolution. draft()
-        # acts only before the pixels are loaded, so it comes before anything that reads them.
-        img.draft("RGB", (resolution, resolution))
-        if img.mode in ("I;16", "I;16B", "I;16L", "I"):   # 16-bit gray: 0-65535, not 0-255
-            img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
-        img = img.convert("RGB")
-        return np.asarray(ImageOps.fit(img, (resolution, resolution), Image.BILINEAR))
-
-
-def load(split: str = "train", variant: str = "imagenette", size: int = 160,
-         root: str | os.PathLike | None = None, download: bool = True,
-         resolution: int | None = None, md5: str | None = "published",
-         progress: bool = True, skip_bad: bool = False,
-         folder: str | os.PathLike | None = None) -> ImageSplit:
-    """Imagenette or Imagewoof as one uint8 tensor, cached at the training resolution.
+def load_split(split: str = "train", variant: str = "imagenette", size: int = 160,
+               root: str | os.PathLike | None = None, download: bool = True,
+               resolution: int | None = None, md5: str | None = "published",
+               progress: bool = True, skip_bad: bool = False,
+               folder: str | os.PathLike | None = None) -> ImageSplit:
+    """One split of Imagenette or Imagewoof as one uint8 tensor, cached at the training resolution.
 
     ``split`` is ``"train"`` or ``"val"``; ``resolution`` is the square side of the cached images
     (default ``size``). The images come from, in this order:
@@ -221,16 +175,16 @@ def load(split: str = "train", variant: str = "imagenette", size: int = 160,
     * else the published archive ``<root>/<variant>2-<size>.tgz`` (``size`` 160 or 320 px): downloaded
       when missing, checked against its published MD5, extracted safely into ``<root>/<variant>2-<size>/``.
 
-    Every image is decoded once (progress bar) into a cache in ``root`` written atomically; later calls
-    load it in seconds. A cache that does not match the folder (an image added, removed or replaced,
+    Every image is decoded once (progress bar) into a cache in ``root`` (:func:`image_folders.cache`); later
+    calls load it in seconds. A cache that does not match the folder (an image added, removed or replaced,
     another resolution or format version) is rebuilt, not trusted. A file that cannot be decoded raises
     ``RuntimeError`` naming it; with ``skip_bad=True`` it is left out with a warning instead. Returns an
     :class:`ImageSplit` ``(images uint8 N x 3 x res x res, labels int64 N, classes)``.
     """
     if split not in ("train", "val"):
         raise ValueError(f"Unknown split {split!r}: expected 'train' or 'val'.")
-    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1):
-        raise ValueError(f"resolution must be a whole number of pixels >= 1 (or None for {size}), got {resolution!r}.")
+    if resolution is not None:
+        resolution = whole_number(resolution, "resolution", expected=f"a whole number of pixels >= 1 (or None for {size})")
     name = archive_name(variant, size)
     root = data_root(root)
     folder = folder or os.environ.get(FOLDER_SETTINGS[variant]) or None
@@ -238,14 +192,35 @@ def load(split: str = "train", variant: str = "imagenette", size: int = 160,
         source = check_folder(folder, variant, split)
         # the cache is named after the folder's name and its absolute path: two copies never share one
         tag = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:8]
-        return _cached(source / split, root / f"{source.name}-{tag}-{split}-{resolution or size}px.pt",
-                       resolution or size, progress, skip_bad, announce=True)
+        return _read(source / split, root / f"{source.name}-{tag}-{split}-{resolution or size}px", resolution or size,
+                     progress, skip_bad, announce=True)
     if not (root / name / split).is_dir():
         url, published = ARCHIVES[variant, size]
         archive = _download_archive(name, url, root, published if md5 == "published" else md5, download)
         _extract(archive, name, root)
-    return _cached(root / name / split, root / f"{name}-{split}-{resolution or size}px.pt", resolution or size,
-                   progress, skip_bad)
+    return _read(root / name / split, root / f"{name}-{split}-{resolution or size}px", resolution or size,
+                 progress, skip_bad)
+
+
+def _read(split_dir: Path, stem: Path, resolution: int, progress: bool, skip_bad: bool,
+          announce: bool = False) -> ImageSplit:
+    """The split's images from the course's one image cache, in memory (a read-only data folder: decoded
+    into a temporary cache, with a warning)."""
+    import warnings
+
+    if not os.access(data_root(stem.parent), os.W_OK):
+        warnings.warn(f"{stem.parent} is read-only: the images of {split_dir} are decoded now and kept in memory "
+                      "only, so the next run decodes them again. Set COURSE_DATA to a folder you may write to, "
+                      "to cache them.", stacklevel=3)
+        with tempfile.TemporaryDirectory() as scratch:
+            images, labels, classes = cache(split_dir, Path(scratch) / stem.name, resolution, progress=progress,
+                                            skip_bad=skip_bad, announce=announce, readable=_readable_name)
+            images = torch.from_numpy(np.array(images))
+    else:
+        images, labels, classes = cache(split_dir, stem, resolution, progress=progress, skip_bad=skip_bad,
+                                        announce=announce, readable=_readable_name)
+        images = torch.from_numpy(np.array(images))     # into memory: the lessons move it to the device
+    return ImageSplit(images, torch.from_numpy(labels), _readable(classes))
 
 
 def check_folder(folder: str | os.PathLike, variant: str = "imagenette", split: str | None = None) -> Path:
@@ -262,7 +237,7 @@ def check_folder(folder: str | os.PathLike, variant: str = "imagenette", split: 
         where = source / part
         if not where.is_dir():
             raise FileNotFoundError(f"{source} has no {part}/ folder: expected {expected}.")
-        found = {d.name for d in where.iterdir() if d.is_dir() and _visible(d)}
+        found = {d.name for d in where.iterdir() if d.is_dir() and visible(d)}
         wanted = set(WNIDS[variant])
         if variant == "imagenette" and "n03888605" in found:   # Imagenette v1
             wanted = wanted - {"n03888257"} | {"n03888605"}
@@ -273,58 +248,8 @@ def check_folder(folder: str | os.PathLike, variant: str = "imagenette", split: 
     return source
 
 
-def _cached(split_dir: Path, cache: Path, resolution: int, progress: bool, skip_bad: bool,
-            announce: bool = False) -> ImageSplit:
-    """The images of ``split_dir/<class>/*`` as an :class:`ImageSplit`, from ``cache`` when it matches the
-    folder, else decoded once and cached. ``announce``: print the images per class when decoding."""
-    import warnings
-
-    from PIL import UnidentifiedImageError
-    from tqdm.auto import tqdm
-
-    classes, files = _image_files(split_dir)
-    meta = {"version": CACHE_VERSION, "name": split_dir.parent.name, "split": split_dir.name,
-            "resolution": resolution, "count": len(files), "classes": classes, "files": _fingerprint(files),
-            "skip_bad": skip_bad}
-    if cache.exists():
-        try:
-            stored = torch.load(cache, weights_only=True)
-            if stored["meta"] == meta and tuple(stored["images"].shape[1:]) == (3, resolution, resolution):
-                return ImageSplit(stored["images"], stored["labels"], _readable(classes))
-            print(f"{cache.name} does not match {split_dir} (an image added, removed, replaced or moved, "
-                  "another resolution or version): rebuilding it.")
-        except Exception as err:  # unreadable or truncated cache: rebuild it
-            print(f"{cache.name} could not be read ({type(err).__name__}): rebuilding it.")
-    writable = os.access(cache.parent, os.W_OK)
-    if not writable:
-        warnings.warn(f"{cache.parent} is read-only: the {len(files):,} images of {split_dir} are decoded now and "
-                      "kept in memory only, so the next run decodes them again. Set COURSE_DATA to a folder you "
-                      "may write to, to cache them.", stacklevel=3)
-    if announce:
-        counts = np.bincount([label for _, label in files], minlength=len(classes))
-        print(f"{split_dir}: {len(files):,} images; " + ", ".join(
-            f"{name} {count}" for name, count in zip(_readable(classes), counts)))
-    decoded, labels = [], []
-    for path, label in tqdm(files, desc=f"caching {split_dir.parent.name}/{split_dir.name} at {resolution}px",
-                            disable=not progress):
-        try:
-            pixels = _load_resized(path, resolution)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
-            message = f"{path} could not be decoded as an image ({type(err).__name__}: {err})"
-            if not skip_bad:
-                raise RuntimeError(f"{message}. Delete or replace it, or pass skip_bad=True to leave out the "
-                                   "files that cannot be read.") from err
-            warnings.warn(f"{message}: left out (skip_bad=True).", stacklevel=3)
-            continue
-        decoded.append(torch.from_numpy(pixels.copy()).permute(2, 0, 1))
-        labels.append(label)
-    if not decoded:
-        raise RuntimeError(f"No image in {split_dir} could be decoded.")
-    images = torch.stack(decoded)
-    labels = torch.tensor(labels, dtype=torch.long)
-    if writable:
-        atomic_write(cache, lambda f: torch.save({"meta": meta, "images": images, "labels": labels}, f))
-    return ImageSplit(images, labels, _readable(classes))
+def _readable_name(folder: str) -> str:
+    return WNID_NAMES.get(folder, folder)
 
 
 def _readable(folders: list[str]) -> list[str]:
@@ -375,3 +300,65 @@ def offline_folder(root: str | os.PathLike | None = None, name: str = "imagenett
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return base
+
+
+class ImagenetteData(NamedTuple):
+    """The data of lessons 04, 05 and 09: ``train_images`` uint8 ``N x 3 x C x C`` (C = the cache side, 8/7
+    of the crop, as 256 is to 224) with ``train_labels``; ``val_images`` centre crops ``M x 3 x S x S``
+    (S = the profile's image size) with ``val_labels``; the class names; ``offline``: True when the images
+    are scikit-image's photos standing in for Imagenette (the ``smoke`` profile); and ``sizes``: the whole
+    split's sizes before the profile's cut, ``(train, val)``."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    classes: list[str]
+    offline: bool
+    sizes: tuple[int, int] = (0, 0)
+
+    def describe(self) -> str:
+        """One line: which images, how many of each split, at what size (every lesson prints it)."""
+        name = "scikit-image's photos in Imagenette's layout (offline)" if self.offline else "Imagenette"
+        train = f"{len(self.train_labels):,}" + (f" of {self.sizes[0]:,}" if self.sizes[0] > len(self.train_labels)
+                                                 else "")
+        return (f"{name}: {train} training / {len(self.val_labels):,} validation images at "
+                f"{self.val_images.shape[-1]} px, {len(self.classes)} classes")
+
+
+def for_profile(prof: env.Profile, variant: str = "imagenette") -> ImagenetteData:
+    """Load (downloading once) Imagenette or Imagewoof at the sizes of profile ``prof``; in ``smoke``, the
+    offline folder of real photos in Imagenette's layout. Training images are cut to the profile's
+    ``imagenette_train_size`` (a seeded subset)."""
+    side = round(prof.image_size * 8 / 7)
+    if prof.name == "smoke":
+        root = offline_folder()
+        train_set = load_split("train", root=root, download=False, resolution=side)
+        val_set = load_split("val", root=root, download=False, resolution=side)
+    else:
+        train_set = load_split("train", variant=variant, size=160, resolution=side)
+        val_set = load_split("val", variant=variant, size=160, resolution=side)
+    x, y = take(train_set.images, train_set.labels, prof.imagenette_train_size)
+    return ImagenetteData(x, y, center_crop(val_set.images, prof.image_size), val_set.labels,
+                          list(train_set.classes), prof.name == "smoke", (len(train_set.labels), len(val_set.labels)))
+
+
+def describe(prof: env.Profile, variant: str = "imagenette") -> str:
+    """One line saying which photos the profile's lessons read and how many, counted in the folder without
+    decoding them, e.g. ``"Imagenette (imagenette2-128, a folder given in $COURSE_IMAGENETTE): 2,000 of 9,469
+    training / 3,925 validation images at 112 px"``."""
+    if prof.name == "smoke":
+        source, where = offline_folder() / "imagenette2-160", "scikit-image's photos in Imagenette's layout (offline)"
+    else:
+        given = os.environ.get(FOLDER_SETTINGS[variant])
+        source = Path(given).expanduser() if given else data_root() / archive_name(variant, 160)
+        where = (f"{variant.capitalize()} ({source.name}, " +
+                 (f"a folder given in ${FOLDER_SETTINGS[variant]})" if given else "the published archive)"))
+    count = lambda split: sum(1 for f in (source / split).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
+                              and visible(f) and visible(f.parent)) if (source / split).is_dir() else 0
+    train, val = count("train"), count("val")
+    if train + val == 0:
+        return f"{where}: not there yet (downloaded on first use)"
+    used = min(train, prof.imagenette_train_size or train)
+    return (f"{where}: {used:,}" + (f" of {train:,}" if used < train else "") +
+            f" training / {val:,} validation images at {prof.image_size} px")

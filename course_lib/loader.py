@@ -7,12 +7,12 @@ that fits is moved once and never touched by per-sample Python code.
 
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Iterator, Sequence
 
 import torch
 
 from . import env
+from .checks import whole_number
 
 
 # Mean and std of MNIST's training pixels (in [0, 1]) and of ImageNet's, per channel.
@@ -67,6 +67,8 @@ def _mean_std(channels: int, mean, std) -> tuple[tuple[float, ...], tuple[float,
     if not all(s > 0 and s == s and s != float("inf") for s in std):
         raise ValueError(f"std must be positive and finite for every channel, got {std}: a std of 0 would "
                          "divide by zero.")
+    if not all(m == m and abs(m) != float("inf") for m in mean):
+        raise ValueError(f"mean must be a finite number for every channel, got {mean}.")
     return mean, std
 
 
@@ -103,8 +105,8 @@ def normalize(images: torch.Tensor, mean: Sequence[float] | None = None,
 def take(images: torch.Tensor, labels: torch.Tensor, n: int | None,
          seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random subset of ``n`` examples (all of them when ``n`` is None or too big)."""
-    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0):
-        raise ValueError(f"n must be a whole number of examples >= 0 (or None for all of them), got {n!r}.")
+    if n is not None:
+        n = whole_number(n, "n", low=0, expected="a whole number of examples >= 0 (or None for all of them)")
     if n is None or n >= len(labels):
         return images, labels
     idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n]
@@ -143,8 +145,7 @@ class TensorLoader:
             raise ValueError("No images: the data set is empty (check the split or the subset size).")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels: expected the same number.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        batch_size = whole_number(batch_size, "batch_size")
         self.device = env.resolve_device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.long)     # int32 or uint8 labels: cross-entropy takes int64

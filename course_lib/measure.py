@@ -1,101 +1,22 @@
-"""Measuring what a network learned: activations, sparsity, dead units, localization, filter
-smoothness, frequency and color, resemblance to the picture, receptive fields.
-
-:class:`ActivationRecorder` attaches forward hooks only for the duration of a ``with`` block and
-removes them on exit, also when the block raises, so re-running a notebook cell never stacks hooks.
+"""Measuring what a network learned: its activations on real images (:func:`record`), and numbers about
+them and about its filters — sparsity, dead units, localization, smoothness, spatial frequency and colour,
+resemblance to the picture. Receptive fields are in :mod:`.receptive_fields`.
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import SparseConv2d, SplitConv2d, Subsample, evaluating
+from .layers import CONV_LAYERS, ActivationRecorder, device_of, evaluating, find_layer, layer_names
+from .loader import check_images, normalize
 
-# Layers recorded by default: the ones whose outputs a learner wants to look at.
-_RECORDED = (nn.Conv2d, SparseConv2d, Subsample, nn.Linear, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.GELU,
-             nn.MaxPool2d, nn.AvgPool2d, nn.LocalResponseNorm)
-
-# model -> its live recorder, so that starting a second recorder on a model removes the first's hooks
-_LIVE: "weakref.WeakKeyDictionary[nn.Module, ActivationRecorder]" = weakref.WeakKeyDictionary()
-
-
-def layer_names(model: nn.Module, kinds: tuple[type, ...] = _RECORDED) -> list[str]:
-    """Names of the model's layers of the given kinds, in definition order (e.g. ``["conv1", "act1", ...]``)."""
-    return [name for name, m in model.named_modules() if name and isinstance(m, kinds)]
-
-
-class ActivationRecorder:
-    """Record the outputs of named layers while the ``with`` block runs.
-
-    ``ActivationRecorder(model, layers=None, device="cpu")``: ``layers`` is a list of module names
-    (default: every conv, linear, activation, pooling and LRN layer). Outputs are stored detached,
-    on ``device`` (``None`` keeps the model's device); several forward passes are concatenated along
-    the batch dimension. After the block, ``recorder.activations`` maps each name to a tensor
-    ``N x C x H x W`` (conv) or ``N x F`` (linear). An unknown name raises ``KeyError`` listing the
-    valid names.
-    """
-
-    def __init__(self, model: nn.Module, layers: Sequence[str] | None = None,
-                 device: torch.device | str | None = "cpu"):
-        modules = dict(model.named_modules())
-        names = list(layers) if layers is not None else layer_names(model)
-        unknown = [n for n in names if n not in modules or n == ""]
-        if unknown:
-            raise KeyError(
-                f"Unknown layer name(s) {unknown} for {type(model).__name__}: "
-                f"valid names are {layer_names(model, (nn.Module,))}."
-            )
-        self.model = model
-        self.layers = names
-        self.device = device
-        self._modules = {n: modules[n] for n in names}
-        self._chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-        self._handles: list = []
-
-    def __enter__(self) -> "ActivationRecorder":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def start(self) -> "ActivationRecorder":
-        """Attach the hooks (``with`` does this for you). A recorder already live on the model is stopped."""
-        previous = _LIVE.get(self.model)
-        if previous is not None and previous is not self:
-            previous.stop()
-        self.stop()
-        for name, module in self._modules.items():
-            self._handles.append(module.register_forward_hook(self._hook(name)))
-        _LIVE[self.model] = self
-        return self
-
-    def stop(self) -> None:
-        """Remove every hook this recorder attached. Safe to call twice."""
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-        if _LIVE.get(self.model) is self:
-            del _LIVE[self.model]
-
-    def _hook(self, name: str):
-        def hook(module, inputs, output):
-            out = output.detach()
-            if self.device is not None:
-                out = out.to(self.device)
-            self._chunks[name].append(out.float().clone())
-        return hook
-
-    @property
-    def activations(self) -> dict[str, torch.Tensor]:
-        """``{layer name: outputs concatenated over the recorded batches}`` (empty layers left out)."""
-        return {n: torch.cat(c) for n, c in self._chunks.items() if c}
-
+__all__ = ["RECORD_LIMIT_BYTES", "best_correlation", "color_score",
+           "conv_weights", "dead_filters", "filter_frequency", "filter_smoothness", "live_sparsity",
+           "localization", "record", "resemblance", "sparsity", "weights_from_state"]
 
 # What record() may hold at once on the CPU; beyond it the learner is told to ask for less.
 RECORD_LIMIT_BYTES = 2 * 2**30
@@ -111,10 +32,8 @@ def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None 
     take more than ``max_bytes`` (default 2 GiB), naming the size and how to ask for less (fewer images,
     fewer ``layers``). The model is left in the mode it was in.
     """
-    from .loader import check_images, normalize
-
     check_images(images, "probe images")
-    dev = next(model.parameters()).device
+    dev = device_of(model)
     with evaluating(model):
         with ActivationRecorder(model, layers) as probe_one, torch.no_grad():
             model(normalize(images[:1].to(dev), mean, std))
@@ -129,37 +48,6 @@ def record(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None 
             for start in range(0, len(images), batch_size):
                 model(normalize(images[start:start + batch_size].to(dev), mean, std))
     return rec.activations
-
-
-class Snapshots:
-    """An end-of-epoch hook for ``train.fit`` that keeps the network's weights and its activations on a
-    fixed probe batch, so that lessons can scrub through training afterwards.
-
-    ``Snapshots(probe, every=1, layers=None, mean=None, std=None)``: ``probe`` is uint8
-    ``P x C x H x W``; a snapshot is taken before training (epoch 0), every ``every`` epochs and after
-    the last. Each is appended to ``history.snapshots`` as ``{"epoch", "state", "activations"}`` (CPU
-    tensors; ``activations`` maps each of ``layers``, default every recorded layer, to ``P x ...``).
-    """
-
-    def __init__(self, probe: torch.Tensor, every: int = 1, layers: Sequence[str] | None = None,
-                 mean=None, std=None):
-        if every < 1:
-            raise ValueError(f"Snapshots need every >= 1 (epochs between snapshots), got {every}.")
-        self.probe, self.every, self.layers, self.mean, self.std = probe, every, layers, mean, std
-
-    def __call__(self, model: nn.Module, epoch: int, history, last: bool) -> None:
-        if epoch == 0 or epoch % self.every == 0 or last:
-            history.snapshots.append(self.take(model, epoch))
-
-    def take(self, model: nn.Module, epoch: int) -> dict:
-        """One snapshot of ``model`` now: ``{"epoch", "state", "activations"}`` on the CPU."""
-        from .loader import normalize
-
-        device = next(model.parameters()).device
-        with evaluating(model), ActivationRecorder(model, self.layers, device="cpu") as rec, torch.no_grad():
-            model(normalize(self.probe.to(device), self.mean, self.std))
-        return {"epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                "activations": rec.activations}
 
 
 def sparsity(activations: torch.Tensor, threshold: float = 0.0) -> float:
@@ -200,17 +88,7 @@ def color_score(weights: torch.Tensor) -> torch.Tensor:
 
 def conv_weights(model: nn.Module, layer: str) -> torch.Tensor:
     """The weights of conv layer ``layer`` as a CPU tensor ``C_out x C_in x k x k``."""
-    modules = dict(model.named_modules())
-    if layer not in modules or not isinstance(modules[layer], (nn.Conv2d, SparseConv2d, SplitConv2d)):
-        raise KeyError(f"{layer!r} is not a conv layer: expected one of {conv_layer_names(model)}.")
-    return modules[layer].weight.detach().float().cpu()
-
-
-def conv_layer_names(model: nn.Module) -> list[str]:
-    """Names of the model's convolution layers (``Conv2d``, LeNet-1's ``SparseConv2d``, and the layers of
-    a network split over two devices, not their halves)."""
-    names = layer_names(model, (nn.Conv2d, SparseConv2d, SplitConv2d))
-    return [n for n in names if ".halves." not in n]
+    return find_layer(model, layer, CONV_LAYERS).weight.detach().float().cpu()
 
 
 def weights_from_state(state: dict, layer: str) -> torch.Tensor:
@@ -321,100 +199,3 @@ def resemblance(maps: torch.Tensor, picture: torch.Tensor, shuffles: int = 20, s
     chance = sum(best_correlation(maps, small.flatten()[torch.randperm(small.numel(), generator=gen)]
                                   .view_as(small)) for _ in range(shuffles)) / shuffles
     return {"raw": raw, "chance": chance, "corrected": raw - chance}
-
-
-def receptive_field(model: nn.Module, layer: str) -> tuple[int, int, int]:
-    """The receptive field of one unit of ``layer``: ``(size, stride, offset)`` in input pixels.
-
-    Unit ``(i, j)`` of the layer's output sees the input square whose rows (and columns) are
-    ``offset + i * stride`` to ``offset + i * stride + size - 1`` (parts may fall in the padding).
-    Walks the model's convolutions and poolings in definition order up to ``layer``, so it suits
-    models that run their layers in that order (LeNet-1, LeNet-5, AlexNet up to conv5). E.g. AlexNet's
-    conv5 units see 163 x 163 pixels, 16 apart.
-    """
-    names = [n for n, _ in model.named_modules() if n]
-    if layer not in names:
-        raise KeyError(f"Unknown layer {layer!r} for {type(model).__name__}: valid names are {names}.")
-    size, stride, offset = 1, 1, 0
-    counted = ()   # a layer split over two devices counts once, not once more for each of its halves
-    for name, m in model.named_modules():
-        if counted and name.startswith(counted):
-            continue
-        if isinstance(m, nn.Linear) or isinstance(m, nn.Flatten):
-            raise ValueError(f"{layer!r} comes after {name!r}: a unit there sees the whole image.")
-        k = s = p = None
-        if isinstance(m, SplitConv2d):
-            counted += (name + ".",)
-        if isinstance(m, (nn.Conv2d, SplitConv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            pair = lambda v: v if isinstance(v, int) else v[0]
-            k, s, p = pair(m.kernel_size), pair(m.stride), pair(m.padding)
-            if isinstance(m, (nn.Conv2d, SplitConv2d)):
-                k = (k - 1) * pair(m.dilation) + 1
-        elif isinstance(m, SparseConv2d):
-            k, s, p = m.kernel_size, 1, 0
-        elif isinstance(m, Subsample):
-            k, s, p = 2, 2, 0
-        if k is not None:
-            offset -= p * stride
-            size += (k - 1) * stride
-            stride *= s
-        if name == layer:
-            return size, stride, offset
-    raise AssertionError("unreachable")
-
-
-def top_patches(activations: torch.Tensor, images: torch.Tensor, channel: int, k: int,
-                field: tuple[int, int, int]) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
-    """The ``k`` image regions that excite ``channel`` most: what one unit "looks for".
-
-    Takes ``activations`` ``N x C x h x w`` of a layer on ``images`` ``N x C_img x H x W`` and that
-    layer's ``field`` = :func:`receptive_field`. Finds the ``k`` largest values of the channel over
-    every image and position and cuts each unit's receptive field out of its image (zero where it
-    falls outside). Returns ``(patches k x C_img x size x size, [(image, row, col), ...])``, largest
-    first.
-    """
-    if activations.dim() != 4 or not 0 <= channel < activations.shape[1]:
-        raise ValueError(f"Expected activations N x C x h x w and a channel in 0..C-1, got "
-                         f"{tuple(activations.shape)} and channel {channel}.")
-    size, stride, offset = field
-    a = activations[:, channel]
-    h, w = a.shape[-2:]
-    best = a.flatten().topk(min(k, a.numel())).indices
-    where = [(int(i) // (h * w), int(i) % (h * w) // w, int(i) % w) for i in best]
-    pad = max(0, -offset, size)
-    padded = F.pad(images, (pad, pad, pad, pad))
-    patches = [padded[n, :, pad + offset + r * stride: pad + offset + r * stride + size,
-                      pad + offset + c * stride: pad + offset + c * stride + size] for n, r, c in where]
-    return torch.stack(patches), where
-
-
-def measured_field(model: nn.Module, layer: str, images: torch.Tensor, row: int, col: int,
-                   channel: int | None = None) -> torch.Tensor:
-    """The input pixels that the units at ``(row, col)`` of ``layer`` actually depend on, measured:
-    the pixels where the gradient of their sum (over every channel, or only ``channel``) is non-zero
-    for at least one of ``images`` (float ``N x C x H x W``; several random images reach the paths that
-    max pooling and ReLU close for one image). Returns a bool ``H x W`` mask; compare its bounding box
-    with :func:`receptive_field`."""
-    if images.dim() != 4 or not images.is_floating_point():
-        raise ValueError(f"Expected float images N x C x H x W, got {images.dtype} {tuple(images.shape)}.")
-    module = dict(model.named_modules()).get(layer)
-    if module is None:
-        raise KeyError(f"Unknown layer {layer!r} for {type(model).__name__}: valid names are "
-                       f"{[n for n, _ in model.named_modules() if n]}.")
-    grabbed = {}
-    handle = module.register_forward_hook(lambda m, i, o: grabbed.__setitem__("out", o))
-    device = next(model.parameters()).device
-    with evaluating(model):
-        try:
-            x = images.detach().to(device).clone().requires_grad_(True)
-            model(x)
-            out = grabbed["out"]
-            if out.dim() != 4 or not (0 <= row < out.shape[2] and 0 <= col < out.shape[3]):
-                raise ValueError(f"{layer!r} gives {tuple(out.shape[1:])}: expected a unit (row, col) inside "
-                                 f"its {out.shape[-2:] if out.dim() == 4 else 'spatial'} maps, got ({row}, {col}).")
-            picked = out[:, :, row, col] if channel is None else out[:, channel, row, col]
-            # autograd.grad, not backward(): the caller's parameters get no .grad from a measurement
-            (grad,) = torch.autograd.grad(picked.sum(), x)
-        finally:
-            handle.remove()
-    return (grad != 0).any(1).any(0).cpu()

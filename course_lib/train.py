@@ -1,8 +1,8 @@
-"""Training: ``fit``, ``evaluate``, ``predict``, ``History`` and atomic, resumable checkpoints.
+"""Training: ``fit``, ``evaluate`` and ``predict``.
 
-There is one training loop in the course, :class:`Run`: its :meth:`Run.train_epoch` is what ``fit`` calls
-for every epoch, and what ``course_lib.distributed`` calls on every process; both save and resume the
-same checkpoints. On CUDA, networks of a million parameters or more train in mixed precision (bf16 where
+There is one training loop in the course, :class:`TrainingRun`: its :meth:`TrainingRun.train_epoch` is what
+``fit`` calls for every epoch, and what ``course_lib.distributed`` calls on every process; both save and
+resume the same checkpoints (:mod:`.checkpoints`). On CUDA, networks of a million parameters or more train in mixed precision (bf16 where
 the GPU supports it, else fp16 with a gradient scaler), and every network in channels-last memory format;
 the learning rate warms up, then follows a cosine decay, which suits short runs.
 """
@@ -10,57 +10,28 @@ the learning rate warms up, then follows a cosine decay, which suits short runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
-import numbers
 import os
 import time
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .files import atomic_write
-from .loader import TensorLoader
 from . import env
-from .models import evaluating
+from .checkpoints import check_resumable, load_checkpoint, save_checkpoint
+from .checks import real_number, whole_number
+from .history import History, Snapshots
+from .layers import device_of, evaluating
+from .loader import TensorLoader
 
-
-@dataclass
-class History:
-    """What happened during training, epoch by epoch.
-
-    ``epochs`` holds one dict per finished epoch: ``epoch`` (1-based), ``train_loss``,
-    ``train_accuracy``, ``val_loss``/``val_accuracy`` (when validation data was given), ``lr``
-    (at the epoch's end), ``seconds`` and ``images_per_s``. ``snapshots`` holds, when asked for,
-    ``{"epoch", "state", "activations"}`` dicts of CPU tensors (epoch 0 is before training).
-    """
-
-    epochs: list[dict] = field(default_factory=list)
-    snapshots: list[dict] = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-
-    def column(self, key: str) -> list[float]:
-        """One metric across epochs, e.g. ``history.column("val_accuracy")``."""
-        return [row[key] for row in self.epochs if key in row]
-
-    @property
-    def last(self) -> dict:
-        """The last epoch's row (empty before the first epoch ends)."""
-        return self.epochs[-1] if self.epochs else {}
-
-    def to_dict(self) -> dict:
-        """Plain containers only, so that it loads with ``torch.load(weights_only=True)``."""
-        return {"epochs": self.epochs, "snapshots": self.snapshots, "config": self.config}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "History":
-        return cls(epochs=list(d["epochs"]), snapshots=list(d["snapshots"]), config=dict(d["config"]))
+__all__ = ["History", "Settings", "TrainingDiverged", "TrainingRun", "evaluate", "fit", "load_checkpoint",
+           "lr_schedule", "make_optimizer", "predict", "save_checkpoint", "train_step"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -123,26 +94,6 @@ def lr_schedule(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: flo
     return [_lr_at(step, total, lr, warmup) for step in range(total)]
 
 
-def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, then rename,
-    so an interrupted save never leaves a half-written checkpoint."""
-    atomic_write(path, lambda f: torch.save(payload, f))
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only).
-
-    Raises ``RuntimeError`` naming the file when it is corrupted or not a checkpoint."""
-    try:
-        return torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:
-        first_line = str(err).strip().split("\n")[0][:200]
-        raise RuntimeError(f"{path} is corrupted or not a course checkpoint: delete it to start training "
-                           f"from scratch ({type(err).__name__}: {first_line})") from err
-
-
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -196,8 +147,9 @@ class Settings:
     """How a run trains: what ``fit`` and the distributed command line take, checked once.
 
     ``epochs``, ``batch_size`` (the global batch), ``lr`` (peak rate), ``weight_decay``, ``momentum``,
-    ``label_smoothing``, ``warmup_epochs``, ``optimizer`` (``"sgd"`` or ``"adamw"``) and ``seed``. Raises
-    ``ValueError`` naming the first setting out of its range."""
+    ``label_smoothing``, ``warmup_epochs``, ``optimizer`` (``"sgd"`` or ``"adamw"``) and ``seed``. numpy
+    numbers become Python ones. Raises ``ValueError`` naming the first setting out of its range (a count
+    such as ``epochs=2.0`` is refused: it must be a whole number)."""
 
     epochs: int
     lr: float = 0.1
@@ -210,30 +162,31 @@ class Settings:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "seed"):     # numpy integers become plain ints
-            value = getattr(self, name)
-            if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-                object.__setattr__(self, name, int(value))
-        for name in ("lr", "weight_decay", "momentum", "label_smoothing", "warmup_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-                object.__setattr__(self, name, float(value))
-        _check_arguments(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                         weight_decay=self.weight_decay, momentum=self.momentum,
-                         label_smoothing=self.label_smoothing, warmup_epochs=self.warmup_epochs)
+        unit = "a number in [0, 1)"
+        checked = {"epochs": whole_number(self.epochs, "epochs"),
+                   "lr": real_number(self.lr, "lr", low=0, low_open=True, expected="a positive number"),
+                   "batch_size": whole_number(self.batch_size, "batch_size"),
+                   "weight_decay": real_number(self.weight_decay, "weight_decay", low=0, expected="a number >= 0"),
+                   "momentum": real_number(self.momentum, "momentum", low=0, high=1, high_open=True, expected=unit),
+                   "label_smoothing": real_number(self.label_smoothing, "label_smoothing", low=0, high=1,
+                                                  high_open=True, expected=unit),
+                   "warmup_epochs": real_number(self.warmup_epochs, "warmup_epochs", low=0, expected="a number >= 0"),
+                   "seed": whole_number(self.seed, "seed", low=0)}
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.")
 
 
-class Run:
+class TrainingRun:
     """One training run's state, shared by :func:`fit` and ``course_lib.distributed``: the optimizer,
     the learning-rate schedule, the precision, the history, resuming from a checkpoint and saving one.
 
-    ``Run(model, settings, steps_per_epoch, device, config=..., step_model=None)``: ``model`` is the
-    network whose weights are saved; ``step_model`` what the steps call (a compiled or
+    ``TrainingRun(model, settings, steps_per_epoch, device, config=..., step_model=None)``: ``model`` is
+    the network whose weights are saved; ``step_model`` what the steps call (a compiled or
     ``DistributedDataParallel`` wrapper of it; default the model). ``config`` (plain values) is what a
     checkpoint must match to be resumed, besides the model: ``fit`` puts in the settings, the model's
-    ``repr`` and the data's size and normalization.
+    ``repr`` (``model_repr``) and the data's size and normalization.
     """
 
     def __init__(self, model: nn.Module, settings: Settings, steps_per_epoch: int, device: torch.device,
@@ -252,20 +205,26 @@ class Run:
         self.epoch = 0   # epochs finished
 
     def resume(self, path: str | os.PathLike) -> bool:
-        """Continue from the checkpoint at ``path`` when there is one (weights, optimizer, history, epoch).
-        Returns True when it resumed. Raises ``RuntimeError`` when it is not a checkpoint of this run."""
+        """Continue from the checkpoint at ``path`` when there is one (weights, optimizer, history, epoch),
+        read once. Returns True when it resumed. Raises ``RuntimeError`` when it is not a checkpoint of this
+        run (:func:`checkpoints.check_resumable`), or when it holds more epochs than this run asks for."""
         if not Path(path).exists():
             return False
-        state = load_checkpoint(path)
-        if not {"model", "optimizer", "history", "epoch"} <= set(state):
-            raise RuntimeError(f"{path} is not a fit() checkpoint (keys {sorted(state)}): "
-                               "use another path or delete it.")
-        _check_resumable(path, state, self.model, self.history.config)
+        self.resume_from(load_checkpoint(path), path)
+        return True
+
+    def resume_from(self, state: dict, path: str | os.PathLike) -> None:
+        """Continue from ``state``, a checkpoint already read (from ``path``, named in the errors): checked,
+        then loaded into the model, the optimizer, the history and the epoch count."""
+        check_resumable(path, state, self.model, self.history.config)
+        if state["epoch"] > self.settings.epochs:
+            raise RuntimeError(f"{path} holds {state['epoch']} epochs of this run, more than the {self.settings.epochs} "
+                               f"asked for: ask for {state['epoch']} or more to get it back (or continue it), or "
+                               "delete it (or give another path) to train a shorter run from scratch.")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.history = History.from_dict(state["history"])
         self.epoch = state["epoch"]
-        return True
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the checkpoint (weights, optimizer, history, epochs finished) atomically to ``path``."""
@@ -344,14 +303,14 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     the device, normalized on the fly with ``mean``/``std``, default per channel count) or a torch
     Dataset of ready float tensors. ``checkpoint``: a path written atomically after every epoch;
     when it already exists, training resumes after its last epoch (a run already finished returns
-    at once). ``snapshot_every=k`` with ``probe`` (uint8 ``P x C x H x W``) stores, at the start and
-    every k epochs, the weights and the activations of ``snapshot_layers`` (default: every conv,
-    linear and activation layer) on the probe, on the CPU (:class:`measure.Snapshots`); memory is about
-    ``(epochs/k + 1) * (parameters + P * activations per image) * 4`` bytes. ``on_epoch_end``: more
-    hooks ``hook(model, epoch, history, last)``, called before the first epoch (epoch 0) and after
-    each one. On CUDA it trains in channels-last and, for networks of a million parameters or more,
-    in bf16 autocast. Raises :class:`TrainingDiverged` naming the epoch and learning rate when the
-    loss is not finite.
+    at once; a checkpoint of more epochs than ``epochs`` is an error). ``snapshot_every=k`` with ``probe``
+    (uint8 ``P x C x H x W``) stores, at the start and every k epochs, the weights and the activations of
+    ``snapshot_layers`` (default: every conv, linear and activation layer) on the probe, on the CPU
+    (:class:`history.Snapshots`); memory is about ``(epochs/k + 1) * (parameters + P * activations per
+    image) * 4`` bytes. ``on_epoch_end``: more hooks ``hook(model, epoch, history, last)``, called before
+    the first epoch (epoch 0) and after each one. The model ends on ``device`` in the mode it was in. On
+    CUDA it trains in channels-last and, for networks of a million parameters or more, in bf16 autocast.
+    Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
     """
     settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                         momentum=momentum, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
@@ -361,65 +320,52 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    batches = _as_loader(train_data, batch_size, True, device, mean, std, seed, device.type == "cuda", augment)
+    batches = _as_loader(train_data, settings.batch_size, True, device, mean, std, settings.seed,
+                         device.type == "cuda", augment)
     if isinstance(batches, TensorLoader):
         _check_labels(model, batches)
+    # the validation data goes to the device once, not once per epoch
+    val_batches = None if val_data is None else \
+        _as_loader(val_data, max(settings.batch_size, 512), False, device, mean, std, 0, False)
     train_size = len(batches.labels) if isinstance(batches, TensorLoader) else len(batches.dataset)
     # what a checkpoint must match to be resumed: the settings, the model, the data's size and normalization
-    config = {**dataclasses.asdict(settings), "model": repr(model), "train_size": train_size,
-              "mean": _plain(mean), "std": _plain(std)}
-    run = Run(model, settings, len(batches), device, config, torch.compile(model) if compile else model)
-    if checkpoint is not None and run.resume(checkpoint) and run.epoch >= epochs:
-        return run.history
-    if run.epoch == 0:
-        for hook in hooks:
-            hook(model, 0, run.history, False)
-    while run.epoch < epochs:
-        if hasattr(batches, "set_epoch"):
-            batches.set_epoch(run.epoch)
-        row = run.train_epoch(((x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-                               for x, y in batches), progress)
-        if val_data is not None:
-            val = evaluate(model, val_data, batch_size=max(batch_size, 512), device=device, mean=mean, std=std)
-            row["val_loss"], row["val_accuracy"] = val["loss"], val["accuracy"]
-        run.end_epoch(row, checkpoint, hooks)
+    config = {**dataclasses.asdict(settings), "model_repr": repr(model), "train_size": train_size,
+              "mean": _floats(mean), "std": _floats(std)}
+    run = TrainingRun(model, settings, len(batches), device, config, torch.compile(model) if compile else model)
+    was_training = model.training
+    try:
+        if checkpoint is not None and run.resume(checkpoint) and run.epoch >= settings.epochs:
+            return run.history
+        if run.epoch == 0:
+            for hook in hooks:
+                hook(model, 0, run.history, False)
+        while run.epoch < settings.epochs:
+            if hasattr(batches, "set_epoch"):
+                batches.set_epoch(run.epoch)
+            row = run.train_epoch(((x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+                                   for x, y in batches), progress)
+            if val_batches is not None:
+                val = _measure(model, val_batches, device)
+                row["val_loss"], row["val_accuracy"] = val["loss"], val["accuracy"]
+            run.end_epoch(row, checkpoint, hooks)
+    finally:
+        model.train(was_training)
     return run.history
 
 
-def _plain(values) -> list[float] | None:
+def _floats(values) -> list[float] | None:
     return None if values is None else [float(v) for v in (values if hasattr(values, "__iter__") else [values])]
 
 
 def _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end) -> list:
     """``fit``'s end-of-epoch hooks: the snapshots (when asked for, checked here) and the caller's."""
-    from .measure import Snapshots
-
     hooks = list(on_epoch_end)
     if snapshot_every is not None:
-        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
-            raise ValueError(f"snapshot_every must be a whole number of epochs >= 1, got {snapshot_every!r}.")
+        whole_number(snapshot_every, "snapshot_every", expected="a whole number of epochs >= 1")
         if probe is None:
             raise ValueError("snapshot_every needs a probe batch: pass probe=images (uint8 P x C x H x W).")
         hooks.insert(0, Snapshots(probe, every=snapshot_every, layers=snapshot_layers, mean=mean, std=std))
     return hooks
-
-
-def _check_arguments(**values) -> None:
-    """Clear errors for fit's numbers: each must be a finite number in its range."""
-    ranges = {"epochs": (1, None, "a whole number >= 1"), "batch_size": (1, None, "a whole number >= 1"),
-              "lr": (0, None, "a positive number"), "weight_decay": (0, None, "a number >= 0"),
-              "momentum": (0, 1, "a number in [0, 1)"), "label_smoothing": (0, 1, "a number in [0, 1)"),
-              "warmup_epochs": (0, None, "a number >= 0")}
-    for name, value in values.items():
-        low, high, expected = ranges[name]
-        # numpy's numbers (np.int64 from np.arange, np.float32 rates) are numbers too
-        ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
-        if ok and name in ("epochs", "batch_size"):
-            ok = float(value).is_integer() and value >= low
-        elif ok:
-            ok = (value > low if name == "lr" else value >= low) and (high is None or value < high)
-        if not ok:
-            raise ValueError(f"{name} must be {expected}, got {value!r}.")
 
 
 def _check_labels(model: nn.Module, batches: TensorLoader) -> None:
@@ -427,31 +373,11 @@ def _check_labels(model: nn.Module, batches: TensorLoader) -> None:
     labels = batches.labels
     with evaluating(model), torch.no_grad():
         x, _ = next(iter(batches))  # each pass draws its own seeded order: this one changes nothing
-        classes = model(x[:1].to(next(model.parameters()).device)).shape[-1]
+        classes = model(x[:1].to(device_of(model))).shape[-1]
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= classes:
         raise ValueError(f"The labels run from {low} to {high}, but the model has {classes} outputs: labels must "
                          f"be class indices 0..{classes - 1} (build the model with num_classes={high + 1}?).")
-
-
-def _check_resumable(path, state: dict, model: nn.Module, config: dict) -> None:
-    """A checkpoint resumes only the run it came from: same model, same settings (more epochs allowed)."""
-    saved = state["history"].get("config", {})
-    if saved.get("model") is not None and saved["model"] != config["model"]:
-        raise RuntimeError(f"{path} was saved by another model:\n{saved['model']}\nnot this one:\n{config['model']}\n"
-                           "Delete the checkpoint (or pass another checkpoint path) to train this model from scratch.")
-    mine = model.state_dict()
-    wrong = [k for k, v in state["model"].items() if k not in mine or tuple(mine[k].shape) != tuple(v.shape)]
-    wrong += [k for k in mine if k not in state["model"]]
-    if wrong:
-        raise RuntimeError(f"{path} does not fit this model (parameters {sorted(set(wrong))[:5]} differ): delete it, "
-                           "or pass another checkpoint path, to train this model from scratch.")
-    differ = {k: (saved[k], config[k]) for k in config
-              if k not in ("epochs", "model") and k in saved and saved[k] != config[k]}
-    if differ:
-        listed = ", ".join(f"{k} {a!r} in the checkpoint, {b!r} now" for k, (a, b) in differ.items())
-        raise RuntimeError(f"{path} was trained with other settings ({listed}): resuming would mix two runs. "
-                           "Use the checkpoint's settings to continue it, or delete it to start again.")
 
 
 def _check_finite(loss: float, epoch: int, lr: float) -> None:
@@ -462,47 +388,58 @@ def _check_finite(loss: float, epoch: int, lr: float) -> None:
         )
 
 
-@torch.no_grad()
+def _outputs(model: nn.Module, batches, device: torch.device):
+    """``(logits float32 B x classes, labels B)`` for each batch of ``batches``, in eval mode (the one
+    inference loop of :func:`predict`, :func:`evaluate` and ``fit``'s validation)."""
+    amp_dtype = _autocast_dtype(device, model)
+    with evaluating(model), torch.no_grad():
+        for x, y in batches:
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                yield model(x).float(), y
+
+
+def _measure(model: nn.Module, batches, device: torch.device) -> dict:
+    loss_sum, correct, seen = 0.0, 0, 0
+    for logits, y in _outputs(model, batches, device):
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+            raise ValueError(f"The labels run from {int(y.min())} to {int(y.max())}, but the model has "
+                             f"{logits.shape[1]} outputs: labels must be class indices 0..{logits.shape[1] - 1}.")
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    if seen == 0:
+        raise ValueError("evaluate() got no examples.")
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "error": 1.0 - correct / seen}
+
+
+def _on_device(model: nn.Module, device) -> torch.device:
+    """The device to run on: ``device`` when given (the model is moved there, as ``fit`` does), else the
+    model's own."""
+    if device is None:
+        return device_of(model)
+    device = env.resolve_device(device)
+    model.to(device)
+    return device
+
+
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000,
             device: torch.device | str | None = None, mean=None, std=None) -> torch.Tensor:
     """Logits for uint8 ``images`` (``N x C x H x W``): a float32 ``N x classes`` tensor on the CPU.
-    The model is put in eval mode for the call and left in the mode it was in."""
-    device = env.resolve_device(device) if device is not None else next(model.parameters()).device
-    loader = TensorLoader(images, torch.zeros(len(images), dtype=torch.long), batch_size,
-                                   device=device, mean=mean, std=std)
-    amp_dtype = _autocast_dtype(device, model)
-    out = []
-    with evaluating(model):
-        for x, _ in loader:
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                out.append(model(x).float().cpu())
-    return torch.cat(out)
+    The model runs on ``device`` (moved there; default: where it is), in eval mode for the call, and is
+    left in the mode it was in."""
+    device = _on_device(model, device)
+    batches = TensorLoader(images, torch.zeros(len(images), dtype=torch.long), batch_size, device=device,
+                           mean=mean, std=std)
+    return torch.cat([logits.cpu() for logits, _ in _outputs(model, batches, device)])
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device: torch.device | str | None = None,
              mean=None, std=None) -> dict:
     """Loss, accuracy and error (= 1 - accuracy) of ``model`` on ``data``.
 
-    ``data`` is an ``(images uint8, labels)`` pair or a Dataset. Returns
-    ``{"loss": float, "accuracy": float, "error": float}``.
+    ``data`` is an ``(images uint8, labels)`` pair or a Dataset; the model runs on ``device`` (moved there;
+    default: where it is). Returns ``{"loss": float, "accuracy": float, "error": float}``.
     """
-    device = env.resolve_device(device) if device is not None else next(model.parameters()).device
-    loader = _as_loader(data, batch_size, False, device, mean, std, 0, False)
-    amp_dtype = _autocast_dtype(device, model)
-    loss_sum, correct, seen = 0.0, 0, 0
-    with evaluating(model):
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(x).float()
-            if len(y) and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
-                raise ValueError(f"The labels run from {int(y.min())} to {int(y.max())}, but the model has "
-                                 f"{logits.shape[1]} outputs: labels must be class indices 0..{logits.shape[1] - 1}.")
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-    if seen == 0:
-        raise ValueError("evaluate() got no examples.")
-    accuracy = correct / seen
-    return {"loss": loss_sum / seen, "accuracy": accuracy, "error": 1.0 - accuracy}
+    device = _on_device(model, device)
+    return _measure(model, _as_loader(data, batch_size, False, device, mean, std, 0, False), device)

@@ -198,75 +198,13 @@ def plot_confusion(labels, predictions, class_names=None, ax=None, normalize=Non
                                                    values_format=None if normalize else "d")
 
 
-class WidgetView:
-    """An object shown in Jupyter as its ``widget`` (an ipywidgets box), by ``display(obj)`` or as a
-    cell's last line: the base of the course's interactive widgets.
-
-    Beside the live widget it stores a static picture (:meth:`snapshot`) in the same output, which
-    JupyterLab ignores while it can draw the widget, and which a page without a kernel (the course
-    site, GitHub) shows instead of nothing."""
-
-    widget: object
-    SNAPSHOT_WIDTH = 960  # pixels in a row of the static picture before it wraps
-
-    def snapshot(self) -> bytes | None:
-        """PNG bytes of the widget's pictures (its ``ipywidgets.Image`` views, in the order shown) laid
-        out in rows on white, as the widget shows them now; None when it has no picture."""
-        import ipywidgets as W
-        from PIL import Image
-
-        pictures = []
-
-        def collect(widget):
-            if isinstance(widget, W.Image) and widget.value and widget.format == "png":
-                pictures.append(Image.open(io.BytesIO(bytes(widget.value))).convert("RGB"))
-            for child in getattr(widget, "children", ()):
-                collect(child)
-
-        collect(self.widget)
-        if not pictures:
-            return None
-        gap, rows, row = 8, [], []
-        for picture in pictures:
-            if row and sum(p.width + gap for p in row) + picture.width > self.SNAPSHOT_WIDTH:
-                rows.append(row)
-                row = []
-            row.append(picture)
-        rows.append(row)
-        width = max(sum(p.width for p in r) + gap * (len(r) - 1) for r in rows)
-        height = sum(max(p.height for p in r) for r in rows) + gap * (len(rows) - 1)
-        sheet = Image.new("RGB", (width, height), "white")
-        y = 0
-        for r in rows:
-            x, tallest = 0, max(p.height for p in r)
-            for picture in r:
-                sheet.paste(picture, (x, y + (tallest - picture.height) // 2))
-                x += picture.width + gap
-            y += tallest + gap
-        out = io.BytesIO()
-        sheet.save(out, format="PNG")
-        return out.getvalue()
-
-    def _ipython_display_(self):
-        import base64
-
-        from IPython.display import display
-
-        bundle = self.widget._repr_mimebundle_()
-        picture = self.snapshot()
-        if picture is not None:
-            bundle["image/png"] = base64.b64encode(picture).decode("ascii")
-        display(bundle, raw=True)
-
-
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
-    """An ``H x W x 3`` float picture: ``image`` (``H x W`` or ``H x W x 3``, floats in [0, 1] or uint8)
-    under ``heat`` (``H x W``, any range: scaled to [0, 1]) coloured with ``cmap``."""
+    """An ``H x W x 3`` float picture: ``image`` (``H x W`` or ``H x W x 3``: uint8 gray levels, or floats in
+    [0, 1] — told apart by their dtype, never by their values) under ``heat`` (``H x W``, any range: scaled to [0, 1]) coloured with ``cmap``."""
     import matplotlib
 
-    img = np.asarray(image, dtype=np.float32)
-    if img.max() > 1:
-        img = img / 255.0
+    img = np.asarray(image)
+    img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     h = np.asarray(heat, dtype=np.float32)

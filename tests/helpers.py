@@ -26,9 +26,9 @@ def lesson_client(nb):
 
     from nbclient import NotebookClient
 
-    from course_lib import assign
+    from course_lib.instructor import check as assign_check, course, notebooks, solutions, words
 
     os.environ["COURSE_PROFILE"] = "smoke"
     os.environ["MPLBACKEND"] = "agg"
     return NotebookClient(nb, timeout=600, kernel_name="python3",
-                          resources={"metadata": {"path": str(assign.ROOT / "notebooks")}})
+                          resources={"metadata": {"path": str(course.ROOT / "notebooks")}})

@@ -7,7 +7,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_lib import assign, release
+from course_lib.instructor import check as assign_check, course, notebooks, release, solutions, words
+from course_lib.instructor.__main__ import main as instructor_main
 
 COLAB = ('# Colab set-up\nimport sys\nif "google.colab" in sys.modules:\n'
          f'    {release.colab_install()}')
@@ -24,13 +25,13 @@ def lesson(*cells, name=None):
 
 def test_code_solution_becomes_stub_at_same_indentation():
     src = "def f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n\ny = 2"
-    out = assign.strip_solutions(src, "code", "nb, cell 1")
+    out = notebooks.strip_solutions(src, "code", "nb, cell 1")
     assert out == "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n\ny = 2"
 
 
 def test_markdown_solution_becomes_answer_prompt():
     src = "Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"
-    assert assign.strip_solutions(src, "markdown", "x") == "Why?\nYOUR ANSWER HERE"
+    assert notebooks.strip_solutions(src, "markdown", "x") == "Why?\nYOUR ANSWER HERE"
 
 
 @pytest.mark.parametrize("src, problem", [
@@ -39,8 +40,8 @@ def test_markdown_solution_becomes_answer_prompt():
     ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "nested"),
 ])
 def test_bad_markers_name_notebook_and_cell(src, problem):
-    with pytest.raises(assign.NotebookError, match=problem) as err:
-        assign.strip_solutions(src, "code", "03_x.ipynb, cell 7")
+    with pytest.raises(course.NotebookError, match=problem) as err:
+        notebooks.strip_solutions(src, "code", "03_x.ipynb, cell 7")
     assert "03_x.ipynb, cell 7" in str(err.value)
 
 
@@ -48,7 +49,7 @@ def test_student_version_clears_outputs_and_metadata():
     nb = lesson(new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", execution_count=3,
                               outputs=[nbformat.v4.new_output("stream", text="hi")]),
                 new_code_cell("# CHECK: x\nassert x == 1"))
-    out = assign.make_student(nb, "a.ipynb")
+    out = notebooks.make_student(nb, "a.ipynb")
     assert set(out.metadata) == {"kernelspec", "language_info"}
     assert out.cells[1].outputs == [] and out.cells[1].execution_count is None
     assert "raise NotImplementedError()" in out.cells[1].source and "x = 1" not in out.cells[1].source
@@ -59,9 +60,9 @@ def test_student_is_deterministic(tmp_path):
     src, dst = tmp_path / "notebooks", tmp_path / "student"
     src.mkdir()
     nbformat.write(lesson(new_markdown_cell("Some text"), new_code_cell("x = 1"), name="01_a.ipynb"), src / "01_a.ipynb")
-    assign.student(src, dst)
+    notebooks.student(src, dst)
     first = (dst / "01_a.ipynb").read_bytes()
-    assign.student(src, dst)
+    notebooks.student(src, dst)
     assert (dst / "01_a.ipynb").read_bytes() == first
 
 
@@ -69,35 +70,35 @@ def test_validate_finds_missing_check_outputs_and_unpinned_colab():
     nb = lesson(new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), new_code_cell("print(x)"))
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="1")]
     nb.cells[0].source = nb.cells[0].source.replace(f"@{release.release_info()[1]}", "@main")  # cell 1: Colab
-    problems = "\n".join(assign.validate(nb, "05_z.ipynb"))
+    problems = "\n".join(notebooks.validate(nb, "05_z.ipynb"))
     assert "cell 2: this exercise has no check cell" in problems
     assert "cell 3: the source carries outputs" in problems
     assert "at a tag (vX.Y.Z) or a full commit" in problems
 
 
 def test_real_lessons_are_in_sync():
-    assert assign.check() == []
+    assert assign_check.check() == []
 
 
 def test_every_lesson_pins_its_colab_install():
-    lessons = assign.lessons(assign.ROOT / "notebooks")
+    lessons = course.lessons(course.ROOT / "notebooks")
     assert len(lessons) >= 3
     for path in lessons:
         first = next(c for c in nbformat.read(path, 4).cells if c.cell_type == "code")
-        assert assign.COLAB_MARKER in first.source and release.PINNED_INSTALL.search(first.source), path.name
+        assert notebooks.COLAB_MARKER in first.source and release.PINNED_INSTALL.search(first.source), path.name
         assert "torch" not in first.source.split("%pip")[1].split("\n")[0].replace("course_lib", ""), \
             "the Colab install must not pin or replace torch"
 
 
 def test_check_catches_a_forgotten_regeneration(tmp_path):
     for name in ("notebooks", "student", "solutions"):
-        shutil.copytree(assign.ROOT / name, tmp_path / name)
-    assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
+        shutil.copytree(course.ROOT / name, tmp_path / name)
+    assert assign_check.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
     path = tmp_path / "notebooks" / "02_lenet1_digits.ipynb"
     nb = nbformat.read(path, 4)
     nb.cells.append(new_code_cell("print('a new cell')"))
     nbformat.write(nb, path)
-    problems = assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
+    problems = assign_check.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
     assert any("student/02_lenet1_digits.ipynb is out of date" in p for p in problems)
     assert any("solutions/02_lenet1_digits.ipynb was made from an older" in p for p in problems)
 
@@ -105,19 +106,19 @@ def test_check_catches_a_forgotten_regeneration(tmp_path):
 def test_check_catches_solutions_made_with_another_library(tmp_path):
     """A library edit can change a lesson's outputs without changing its code: make check must say so."""
     for name in ("notebooks", "student", "solutions"):
-        shutil.copytree(assign.ROOT / name, tmp_path / name)
+        shutil.copytree(course.ROOT / name, tmp_path / name)
     library = tmp_path / "course_lib"
-    shutil.copytree(assign.LIBRARY, library, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(solutions.LIBRARY, library, ignore=shutil.ignore_patterns("__pycache__"))
     folders = (tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
-    assert assign.check(*folders, library=library) == []
+    assert assign_check.check(*folders, library=library) == []
     (library / "measure.py").write_text((library / "measure.py").read_text() + "\nTHRESHOLD = 0.5\n")
-    problems = assign.check(*folders, library=library)
-    assert len(problems) == len(assign.lessons(tmp_path / "notebooks"))
+    problems = assign_check.check(*folders, library=library)
+    assert len(problems) == len(course.lessons(tmp_path / "notebooks"))
     assert all("was made with another version of course_lib (course_lib/ changed since)" in p for p in problems)
     # the site's renderer is not run by any lesson: editing it stales nothing
-    (library / "measure.py").write_text((assign.LIBRARY / "measure.py").read_text())
-    (library / "site.py").write_text((library / "site.py").read_text() + "\n# a comment\n")
-    assert assign.check(*folders, library=library) == []
+    (library / "measure.py").write_text((solutions.LIBRARY / "measure.py").read_text())
+    (library / "instructor" / "site.py").write_text((library / "instructor" / "site.py").read_text() + "\n# a comment\n")
+    assert assign_check.check(*folders, library=library) == []
 
 
 def test_failed_solution_run_names_cell_and_keeps_old_file(tmp_path):
@@ -127,7 +128,7 @@ def test_failed_solution_run_names_cell_and_keeps_old_file(tmp_path):
                    src / "01_bad.ipynb")
     (dst / "01_bad.ipynb").write_text("previous")
     with pytest.raises(RuntimeError, match=r"01_bad.ipynb failed in the 'smoke' profile(.|\n)*broken lesson"):
-        assign.solutions(src, dst, profile="smoke")
+        solutions.solutions(src, dst, profile="smoke")
     assert (dst / "01_bad.ipynb").read_text() == "previous"
     assert list(dst.iterdir()) == [dst / "01_bad.ipynb"]
 
@@ -136,10 +137,10 @@ def test_solutions_writes_outputs_and_counts(tmp_path):
     src, dst = tmp_path / "notebooks", tmp_path / "solutions"
     src.mkdir()
     nbformat.write(lesson(new_code_cell("import os; print(os.environ['COURSE_PROFILE'])")), src / "01_ok.ipynb")
-    assign.solutions(src, dst, profile="smoke")
+    solutions.solutions(src, dst, profile="smoke")
     nb = nbformat.read(dst / "01_ok.ipynb", 4)
     assert nb.cells[1].outputs[0].text == "smoke\n" and nb.cells[1].execution_count == 2
-    assert nb.metadata["course"] == {"profile": "smoke", **assign.fingerprint(src / "01_ok.ipynb")}
+    assert nb.metadata["course"] == {"profile": "smoke", **solutions.fingerprint(src / "01_ok.ipynb")}
 
 
 def test_solutions_runs_only_what_changed_and_keeps_bytes(tmp_path):
@@ -151,26 +152,26 @@ def test_solutions_runs_only_what_changed_and_keeps_bytes(tmp_path):
     widget = new_code_cell("import ipywidgets as W\nW.IntSlider(value=3)")
     nbformat.write(lesson(widget), src / "01_w.ipynb")
     nbformat.write(lesson(new_code_cell("print(2 + 2)")), src / "02_p.ipynb")
-    assert len(assign.solutions(src, dst, profile="smoke")) == 2
+    assert len(solutions.solutions(src, dst, profile="smoke")) == 2
     first = {p.name: p.read_bytes() for p in dst.glob("*.ipynb")}
     stamp = (dst / "01_w.ipynb").stat().st_mtime_ns
-    assert assign.solutions(src, dst, profile="smoke") == []                       # nothing changed
+    assert solutions.solutions(src, dst, profile="smoke") == []                       # nothing changed
     assert (dst / "01_w.ipynb").stat().st_mtime_ns == stamp
-    assert [p.name for p in assign.solutions(src, dst, profile="cpu")] == ["01_w.ipynb", "02_p.ipynb"]
-    assign.solutions(src, dst, profile="smoke")
-    forced = assign.solutions(src, dst, profile="smoke", force=True)
+    assert [p.name for p in solutions.solutions(src, dst, profile="cpu")] == ["01_w.ipynb", "02_p.ipynb"]
+    solutions.solutions(src, dst, profile="smoke")
+    forced = solutions.solutions(src, dst, profile="smoke", force=True)
     assert len(forced) == 2
     assert {p.name: p.read_bytes() for p in dst.glob("*.ipynb")} == first, "a re-run must not change a byte"
     view = nbformat.read(dst / "01_w.ipynb", 4).cells[1].outputs[0].data["application/vnd.jupyter.widget-view+json"]
     assert len(view["model_id"]) == 32
     nbformat.write(lesson(new_code_cell("print(2 + 3)")), src / "02_p.ipynb")  # an edited lesson
-    assert [p.name for p in assign.solutions(src, dst, profile="smoke")] == ["02_p.ipynb"]
+    assert [p.name for p in solutions.solutions(src, dst, profile="smoke")] == ["02_p.ipynb"]
     library = tmp_path / "lib"
     library.mkdir()
     (library / "a.py").write_text("x = 1")
-    before = assign.fingerprint(src / "02_p.ipynb", library)["library"]
+    before = solutions.fingerprint(src / "02_p.ipynb", library)["library"]
     (library / "a.py").write_text("x = 2")                                           # the library changed
-    assert assign.fingerprint(src / "02_p.ipynb", library)["library"] != before
+    assert solutions.fingerprint(src / "02_p.ipynb", library)["library"] != before
 
 
 def test_forced_rerun_keeps_timings_and_addresses_but_not_real_changes(tmp_path):
@@ -183,10 +184,10 @@ def test_forced_rerun_keeps_timings_and_addresses_but_not_real_changes(tmp_path)
                           "print(object())")
     nbformat.write(lesson(timed), src / "01_t.ipynb")
     nbformat.write(lesson(new_code_cell("import random; print(random.random())")), src / "02_r.ipynb")
-    assign.solutions(src, dst, profile="smoke")
+    solutions.solutions(src, dst, profile="smoke")
     first = {p.name: p.read_bytes() for p in dst.glob("*.ipynb")}
     assert " s, " in nbformat.read(dst / "01_t.ipynb", 4).cells[1].outputs[0].text
-    assert len(assign.solutions(src, dst, profile="smoke", force=True)) == 2
+    assert len(solutions.solutions(src, dst, profile="smoke", force=True)) == 2
     assert (dst / "01_t.ipynb").read_bytes() == first["01_t.ipynb"]
     assert (dst / "02_r.ipynb").read_bytes() != first["02_r.ipynb"]
 
@@ -198,19 +199,19 @@ def test_printed_text_is_one_output_however_it_was_sent(tmp_path):
     cell = new_code_cell("import sys, time\nfor i in range(3):\n    print(i, flush=True); time.sleep(0.2)\n"
                          "print('warn', file=sys.stderr, flush=True)\nprint('end')")
     nbformat.write(lesson(cell), src / "01_s.ipynb")
-    assign.solutions(src, dst, profile="smoke")
+    solutions.solutions(src, dst, profile="smoke")
     outputs = nbformat.read(dst / "01_s.ipynb", 4).cells[1].outputs
     assert [(o.name, o.text) for o in outputs] == [("stdout", "0\n1\n2\n"), ("stderr", "warn\n"), ("stdout", "end\n")]
 
 
 def test_command_line_check_fails_with_names(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(assign, "check", lambda: ["student/01_x.ipynb is missing: run `make student`."])
-    assert assign.main(["check"]) == 1
+    monkeypatch.setattr(assign_check, "check", lambda: ["student/01_x.ipynb is missing: run `make student`."])
+    assert instructor_main(["check"]) == 1
     assert "student/01_x.ipynb is missing" in capsys.readouterr().err
 
 
 def test_every_solution_has_checked_outputs_with_execution_counts():
-    for path in assign.lessons(assign.ROOT / "solutions"):
+    for path in course.lessons(course.ROOT / "solutions"):
         cells = [c for c in nbformat.read(path, 4).cells if c.cell_type == "code"]
         checked = [c for c in cells if "# NBVAL_CHECK_OUTPUT" in c.source]
         assert len(checked) >= 2, f"{path.name}: only {len(checked)} output-checked cells"
@@ -221,17 +222,17 @@ def test_badges_point_at_each_copy(tmp_path):
     src, stud = tmp_path / "notebooks", tmp_path / "student"
     src.mkdir()
     nbformat.write(lesson(new_code_cell("x = 1"), name="07_b.ipynb"), src / "07_b.ipynb")
-    assign.student(src, stud)
+    notebooks.student(src, stud)
     assert release.badge("07_b.ipynb", "student") in nbformat.read(stud / "07_b.ipynb", 4).cells[0].source
-    assign.solutions(src, tmp_path / "solutions", profile="smoke")
+    solutions.solutions(src, tmp_path / "solutions", profile="smoke")
     solved = nbformat.read(tmp_path / "solutions" / "07_b.ipynb", 4)
     assert release.badge("07_b.ipynb", "solutions") in solved.cells[0].source
 
 
 def test_a_lesson_without_its_badge_is_flagged():
-    problems = assign.validate(lesson(new_code_cell("x = 1"), name="08_c.ipynb"), "09_other.ipynb")
+    problems = notebooks.validate(lesson(new_code_cell("x = 1"), name="08_c.ipynb"), "09_other.ipynb")
     assert any("Colab badge" in p and "notebooks/09_other.ipynb" in p for p in problems)
-    assert not any("Colab badge" in p for p in assign.validate(lesson(name="08_c.ipynb"), "08_c.ipynb"))
+    assert not any("Colab badge" in p for p in notebooks.validate(lesson(name="08_c.ipynb"), "08_c.ipynb"))
 
 
 @pytest.mark.parametrize("marker", ["## BEGIN SOLUTION", "### Begin Solution", "###BEGIN SOLUTION",
@@ -241,21 +242,21 @@ def test_a_lesson_without_its_badge_is_flagged():
 def test_a_misspelled_marker_is_an_error_never_a_leak(marker):
     src = f"def f():\n    {marker}\n    return 42\n    ### END SOLUTION" if "BEGIN" in marker.upper() else \
         f"def f():\n    ### BEGIN SOLUTION\n    return 42\n    {marker}"
-    with pytest.raises(assign.NotebookError, match="looks like a solution marker") as err:
-        assign.strip_solutions(src, "code", "02_x.ipynb, cell 9")
+    with pytest.raises(course.NotebookError, match="looks like a solution marker") as err:
+        notebooks.strip_solutions(src, "code", "02_x.ipynb, cell 9")
     message = str(err.value)
     assert "02_x.ipynb, cell 9" in message and ("line 2" in message or "line 4" in message)
 
 
 def test_a_check_cell_without_an_exercise_before_it_is_flagged():
     nb = lesson(new_code_cell("x = 1"), new_code_cell("# CHECK: x\nassert x == 1"), name="01_a.ipynb")
-    problems = assign.validate(nb, "01_a.ipynb")
+    problems = notebooks.validate(nb, "01_a.ipynb")
     assert any("cell 4: a check cell with no exercise right before it" in p for p in problems)
 
 
 def _three_folders(tmp_path):
     for name in ("notebooks", "student", "solutions"):
-        shutil.copytree(assign.ROOT / name, tmp_path / name)
+        shutil.copytree(course.ROOT / name, tmp_path / name)
     return tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions"
 
 
@@ -263,7 +264,7 @@ def test_check_names_a_notebook_that_is_not_json(tmp_path):
     src, stud, sol = _three_folders(tmp_path)
     (src / "03_training_dynamics.ipynb").write_text('{"cells": [')          # cut off mid-write
     (sol / "02_lenet1_digits.ipynb").write_text("not json at all")
-    problems = assign.check(src, stud, sol)
+    problems = assign_check.check(src, stud, sol)
     assert any(str(src / "03_training_dynamics.ipynb") in p and "not a valid notebook" in p for p in problems)
     assert any(str(sol / "02_lenet1_digits.ipynb") in p and "not a valid notebook" in p for p in problems)
 
@@ -271,7 +272,7 @@ def test_check_names_a_notebook_that_is_not_json(tmp_path):
 def test_check_reports_orphaned_generated_notebooks(tmp_path):
     src, stud, sol = _three_folders(tmp_path)
     (src / "05_what_alexnet_learned.ipynb").unlink()                   # a lesson removed, its copies kept
-    problems = assign.check(src, stud, sol)
+    problems = assign_check.check(src, stud, sol)
     assert any(f"{stud / '05_what_alexnet_learned.ipynb'} has no source" in p for p in problems)
     assert any(f"{sol / '05_what_alexnet_learned.ipynb'} has no source" in p for p in problems)
 
@@ -280,13 +281,13 @@ def test_release_moves_every_badge_and_install_line(tmp_path):
     """`make release TAG=...`: the version and repository live in pyproject.toml; every Colab badge and
     install line follows them, in the README and in all three copies of every lesson."""
     for name in ("notebooks", "student", "solutions"):
-        shutil.copytree(assign.ROOT / name, tmp_path / name)
+        shutil.copytree(course.ROOT / name, tmp_path / name)
     for name in ("pyproject.toml", "README.md", "requirements.lock", "constraints.txt", "environment.yml"):
-        shutil.copy(assign.ROOT / name, tmp_path / name)
+        shutil.copy(course.ROOT / name, tmp_path / name)
     repo, tag = release.release_info(tmp_path)
-    assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
+    assert assign_check.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
     changed = release.release("v9.8.7", "someone/course", root=tmp_path)
-    assert len(changed) == 2 + 3 * len(assign.lessons(tmp_path / "notebooks"))
+    assert len(changed) == 2 + 3 * len(course.lessons(tmp_path / "notebooks"))
     assert release.release_info(tmp_path) == ("someone/course", "v9.8.7")
     assert 'version = "9.8.7"' in (tmp_path / "pyproject.toml").read_text()
     for path in [tmp_path / "README.md", *(tmp_path / "solutions").glob("*.ipynb")]:
@@ -294,7 +295,7 @@ def test_release_moves_every_badge_and_install_line(tmp_path):
         assert f"{repo}/blob/{tag}" not in text and f"{repo}@{tag}" not in text, path.name
         assert "someone/course" in text, path.name
     # validated against the new release: nothing stale
-    assert assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
+    assert assign_check.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions") == []
     assert release.release("v9.8.7", root=tmp_path) == []          # a second run changes nothing
     with pytest.raises(release.ReleaseError, match="v1.2.3"):
         release.release("9.8.8", root=tmp_path)
@@ -303,29 +304,29 @@ def test_release_moves_every_badge_and_install_line(tmp_path):
 def test_a_colab_cell_of_another_release_and_a_readme_without_badges_are_flagged(tmp_path):
     nb = lesson(name="07_x.ipynb")
     nb.cells[1].source = nb.cells[1].source.replace(release.release_info()[1], "v0.0.9")
-    assert any("must install this release" in p for p in assign.validate(nb, "07_x.ipynb"))
+    assert any("must install this release" in p for p in notebooks.validate(nb, "07_x.ipynb"))
     for name in ("notebooks", "student", "solutions"):
-        shutil.copytree(assign.ROOT / name, tmp_path / name)
-    shutil.copy(assign.ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+        shutil.copytree(course.ROOT / name, tmp_path / name)
+    shutil.copy(course.ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     (tmp_path / "README.md").write_text("# no lesson table\n")
-    problems = assign.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
+    problems = assign_check.check(tmp_path / "notebooks", tmp_path / "student", tmp_path / "solutions")
     assert any("README.md lacks the Colab badge of student/00_welcome.ipynb" in p for p in problems)
 
 
 def test_a_markdown_answer_with_hyphenated_or_html_markers_never_leaks():
     for begin, end in (("### BEGIN-SOLUTION", "### END-SOLUTION"), ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->")):
         nb = lesson(new_markdown_cell(f"Why?\n\n{begin}\nBecause the control failed.\n{end}"), name="03_x.ipynb")
-        with pytest.raises(assign.NotebookError, match="looks like a solution marker"):
-            assign.validate(nb, "03_x.ipynb")
-        with pytest.raises(assign.NotebookError):
-            assign.make_student(nb, "03_x.ipynb")
+        with pytest.raises(course.NotebookError, match="looks like a solution marker"):
+            notebooks.validate(nb, "03_x.ipynb")
+        with pytest.raises(course.NotebookError):
+            notebooks.make_student(nb, "03_x.ipynb")
 
 
 def test_a_picture_pasted_into_an_answer_is_not_copied_to_the_student():
     answer = new_markdown_cell("Look:\n\n### BEGIN SOLUTION\n![plot](attachment:answer.png)\n### END SOLUTION\n"
                                "![given](attachment:given.png)")
     answer["attachments"] = {"answer.png": {"image/png": "iVBORw0KGgo="}, "given.png": {"image/png": "iVBORw0KGgo="}}
-    student = assign.make_student(lesson(answer, name="03_x.ipynb"), "03_x.ipynb")
+    student = notebooks.make_student(lesson(answer, name="03_x.ipynb"), "03_x.ipynb")
     cell = next(c for c in student.cells if "YOUR ANSWER HERE" in c.source)
     assert set(cell.attachments) == {"given.png"}, "the answer's picture must go, the lesson's own stays"
 
@@ -333,12 +334,12 @@ def test_a_picture_pasted_into_an_answer_is_not_copied_to_the_student():
 def test_a_lesson_in_another_language_and_a_misspelled_lesson_name_are_refused(tmp_path):
     nb = lesson(name="03_x.ipynb")
     nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
-    assert any("its kernel is 'ir' ('R')" in p for p in assign.validate(nb, "03_x.ipynb"))
+    assert any("its kernel is 'ir' ('R')" in p for p in notebooks.validate(nb, "03_x.ipynb"))
     src = tmp_path / "notebooks"
     src.mkdir()
     nbformat.write(lesson(new_code_cell("x = 1"), name="01_ok.ipynb"), src / "01_ok.ipynb")
-    with pytest.raises(assign.NotebookError, match="No lesson '01_okk' in .*expected some of 01_ok"):
-        assign.solutions(src, tmp_path / "solutions", profile="smoke", only=["01_okk"])
+    with pytest.raises(course.NotebookError, match="No lesson '01_okk' in .*expected some of 01_ok"):
+        solutions.solutions(src, tmp_path / "solutions", profile="smoke", only=["01_okk"])
     assert not (tmp_path / "solutions").exists()
 
 
@@ -347,7 +348,7 @@ def test_no_solution_shows_a_path_of_the_machine_that_made_it():
     instructor's machine and means nothing to a learner. Paths are printed relative to the data folder."""
     import re
     absolute = re.compile(r"(/work/|/tmp/|/root/|/home/|/Users/)[A-Za-z0-9_.-]+/")
-    for path in assign.lessons(assign.ROOT / "solutions"):
+    for path in course.lessons(course.ROOT / "solutions"):
         for i, cell in enumerate(nbformat.read(path, 4).cells):
             for out in cell.get("outputs", []):
                 text = out.get("text", "") + "".join(v for k, v in out.get("data", {}).items() if k.startswith("text/"))
@@ -358,15 +359,15 @@ def test_no_solution_shows_a_path_of_the_machine_that_made_it():
 def test_the_words_of_every_solution_are_printed_by_it_or_sourced():
     """A number in a lesson's words must come from its run (outputs or code) or be a sourced fact: typed
     figures drift from what the lesson measures."""
-    for path in assign.lessons(assign.ROOT / "solutions"):
-        assert assign.unsupported_numbers(nbformat.read(path, 4)) == [], path.name
+    for path in course.lessons(course.ROOT / "solutions"):
+        assert words.unsupported_numbers(nbformat.read(path, 4)) == [], path.name
 
 
 def test_a_planted_contradiction_is_caught():
     """The control: a sentence claiming a figure the lesson never measured."""
-    nb = nbformat.read(assign.ROOT / "solutions" / "02_lenet1_digits.ipynb", 4)
+    nb = nbformat.read(course.ROOT / "solutions" / "02_lenet1_digits.ipynb", 4)
     nb.cells.insert(5, new_markdown_cell("On all of MNIST LeNet-1 reaches 0.37 % test error, as 1,234 runs showed."))
-    assert assign.unsupported_numbers(nb) == [(6, "0.37"), (6, "1,234")]
+    assert words.unsupported_numbers(nb) == [(6, "0.37"), (6, "1,234")]
 
 
 def _imports_instructor_tools(code: str) -> list[str]:
@@ -374,7 +375,7 @@ def _imports_instructor_tools(code: str) -> list[str]:
     !commands read as ``pass``)."""
     import ast
 
-    tools = {Path(name).stem for name in assign.NOT_RUN_BY_LESSONS if name.endswith(".py")}
+    tools = set(solutions.NOT_RUN_BY_LESSONS)
     lines = [line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
              for line in code.splitlines()]
     tree = ast.parse("\n".join(lines))
@@ -382,6 +383,8 @@ def _imports_instructor_tools(code: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module == "course_lib" or (node.level and not node.module)):
             found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level:       # from .instructor import site
+            found.add(node.module.split(".")[0])
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             found |= {m.split(".")[1] for m in modules if m.startswith("course_lib.")}
@@ -389,14 +392,16 @@ def _imports_instructor_tools(code: str) -> list[str]:
 
 
 def test_no_lesson_runs_the_instructor_tools():
-    """A change to assign, release or lock leaves every solution current (they are left out of the
-    library's fingerprint): true only while neither a lesson nor a module a lesson uses imports them."""
-    planted = "from course_lib import (env,\n    assign)\nimport course_lib.release\nfrom course_lib.lock import x"
-    assert _imports_instructor_tools(planted) == ["assign", "lock", "release"]   # it finds planted imports
-    for source in assign.lessons(assign.ROOT / "notebooks"):
+    """A change to the instructor's tools leaves every solution current (they are left out of the library's
+    fingerprint): true only while neither a lesson nor a module a lesson uses imports them."""
+    for planted in ("from course_lib import (env,\n    instructor)", "import course_lib.instructor.release",
+                    "from course_lib.instructor.lock import x", "from .instructor import site"):
+        assert _imports_instructor_tools(planted) == ["instructor"], planted   # it finds planted imports
+    assert _imports_instructor_tools("from course_lib import env, measure") == []
+    for source in course.lessons(course.ROOT / "notebooks"):
         nb = nbformat.read(source, as_version=4)
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         assert _imports_instructor_tools(code) == [], source.name
-    for module in assign.LIBRARY.rglob("*.py"):
-        if module.relative_to(assign.LIBRARY).parts[0] not in assign.NOT_RUN_BY_LESSONS:
+    for module in solutions.LIBRARY.rglob("*.py"):
+        if module.relative_to(solutions.LIBRARY).parts[0] not in solutions.NOT_RUN_BY_LESSONS:
             assert _imports_instructor_tools(module.read_text()) == [], module.name

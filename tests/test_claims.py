@@ -235,7 +235,7 @@ def test_whole_frame_saliency_fails_the_unrelated_networks_control(smoke_digits)
 @pytest.fixture(scope="module")
 def reference_alexnet():
     from course_lib import references
-    return references.load("alexnet-imagenette")[0]
+    return references.load_network("alexnet-imagenette")[0]
 
 
 def test_a_made_image_matches_its_units_filter_and_the_rule_fails_on_its_control(reference_alexnet):
@@ -249,7 +249,7 @@ def test_a_made_image_matches_its_units_filter_and_the_rule_fails_on_its_control
 def test_made_images_beat_real_patches_only_for_their_own_unit(reference_alexnet, smoke_digits):
     from course_lib import imagenette
     root = imagenette.offline_folder()
-    photos_ = imagenette.load("val", root=root, download=False, resolution=64, progress=False).images[:16]
+    photos_ = imagenette.load_split("val", root=root, download=False, resolution=64, progress=False).images[:16]
     runs = [claims.made_against_real(reference_alexnet, "act5", [7], photos_, seed, size=64, steps=25, climb="conv5")
             for seed in range(2)]
     made, real, others = ([r[k][0] for r in runs] for k in ("made", "real", "others"))

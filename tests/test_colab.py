@@ -20,9 +20,9 @@ import nbformat
 import pytest
 from packaging.requirements import Requirement
 
-from course_lib import assign, release
+from course_lib.instructor import check as assign_check, course, notebooks, release, solutions, words
 
-ROOT = assign.ROOT
+ROOT = course.ROOT
 pytestmark = pytest.mark.slow
 PREINSTALLED = ("torch", "torchvision")
 
@@ -110,7 +110,7 @@ def test_the_environment_starts_like_colab(colab):
     assert missing.returncode != 0, "course_lib must not be importable before the Colab cell installs it"
 
 
-@pytest.mark.parametrize("name", [p.name for p in assign.lessons(ROOT / "notebooks")])
+@pytest.mark.parametrize("name", [p.name for p in course.lessons(ROOT / "notebooks")])
 def test_each_lessons_colab_cell_installs_the_release_and_its_next_cell_runs(colab, name):
     python, clone_url, env = colab
     repo, tag = release.release_info()

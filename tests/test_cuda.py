@@ -24,7 +24,7 @@ def test_fit_on_cuda_uses_channels_last_and_autocast_only_for_large_networks():
 
 def test_alexnet_steps_on_cuda_with_augmentation_on_device():
     root = imagenette.offline_folder()
-    split = imagenette.load("train", root=root, download=False, resolution=96, progress=False)
+    split = imagenette.load_split("train", root=root, download=False, resolution=96, progress=False)
     batch_loader = loader.TensorLoader(split.images, split.labels, 32, shuffle=True, device="cuda",
                                        augment=augment.crop_flip(84), channels_last=True)
     assert batch_loader.images.device.type == "cuda" and batch_loader.images.dtype == torch.uint8

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from course_lib import attribution as A
-from course_lib import digits, loader, measure, models
-from course_lib.explorers import FilterExplorer
-from course_lib.probes import DigitCanvas, OcclusionExplorer, ReceptiveFieldExplorer
+from course_lib import attribution, digits, loader, measure, models, receptive_fields
+from course_lib.widgets import FilterExplorer
+from course_lib.widgets import DigitCanvas, OcclusionExplorer, ReceptiveFieldExplorer
 
 X = digits.mnist_sample("test")[0]
 
@@ -23,7 +23,7 @@ CALLS = {
     "DigitCanvas": lambda m: DigitCanvas(m),
     "FilterExplorer": lambda m: FilterExplorer(m),
     "measure.record": lambda m: measure.record(m, X[:4]),
-    "measure.measured_field": lambda m: measure.measured_field(m, "conv2", torch.randn(2, 1, 28, 28), 2, 2),
+    "receptive_fields.measured_field": lambda m: receptive_fields.measured_field(m, "conv2", torch.randn(2, 1, 28, 28), 2, 2),
     "attribution.saliency": lambda m: A.saliency(m, loader.normalize(X[:2]), 1),
     "attribution.guided_backprop": lambda m: A.guided_backprop(m, loader.normalize(X[:2]), 1),
     "attribution.grad_cam": lambda m: A.grad_cam(m, loader.normalize(X[:2]), 1, "act2"),
@@ -44,7 +44,7 @@ def test_inputs_go_to_the_models_device(name):
 
 def test_measuring_leaves_no_gradient_on_the_callers_model():
     model = models.LeNet1()
-    measure.measured_field(model, "conv2", torch.randn(2, 1, 28, 28), 2, 2)
+    receptive_fields.measured_field(model, "conv2", torch.randn(2, 1, 28, 28), 2, 2)
     explorer = ReceptiveFieldExplorer(model, X[0])
     for row in range(3):
         explorer.row.value = row

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from course_lib import digits, files, loader, probes
+from course_lib import digits, files, loader, widgets
 
 from helpers import md5
 
@@ -69,7 +69,7 @@ def test_offline_cpu_profile_falls_back_to_the_sample_and_says_so(tmp_path, monk
     from course_lib import env
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # the discard port: refused at once
     with pytest.warns(UserWarning, match="5,000-digit MNIST sample"):
-        x, y = digits.load("test", env.profile("cpu"), root=tmp_path)
+        x, y = digits.for_profile("test", env.profile("cpu"), root=tmp_path)
     assert torch.equal(x, digits.mnist_sample("test")[0])
 
 
@@ -108,7 +108,7 @@ def test_a_truncated_unpacked_file_is_named_and_never_replaced_by_the_sample(mni
         digits.mnist("test", root=tmp_path, download=False)
     # the cpu profile falls back to the sample only when MNIST is missing, not when a file is broken
     with pytest.raises(RuntimeError, match="truncated"):
-        digits.load("test", env.profile("cpu"), root=tmp_path)
+        digits.for_profile("test", env.profile("cpu"), root=tmp_path)
 
 
 FULL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-full"
@@ -123,8 +123,8 @@ def test_all_of_mnist_placed_by_hand_unpacked(tmp_path):
         (raw / f.name).symlink_to(f)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                      # no fallback warning
-        x, y = digits.load("train", env.profile("cpu"), root=tmp_path)
-        x_test, y_test = digits.load("test", env.profile("cpu"), root=tmp_path)
+        x, y = digits.for_profile("train", env.profile("cpu"), root=tmp_path)
+        x_test, y_test = digits.for_profile("test", env.profile("cpu"), root=tmp_path)
     assert x.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
     assert y.bincount().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     # the shipped sample is MNIST's first 5,000 test digits
@@ -210,7 +210,7 @@ def test_loader_rejects_bad_inputs():
 
 def test_handwritten_digits_follows_profile():
     from course_lib import env
-    x, y = digits.load("train", env.profile("smoke"))
+    x, y = digits.for_profile("train", env.profile("smoke"))
     assert env.profile("smoke").dataset == "mnist-sample" and torch.equal(x, digits.mnist_sample("train")[0])
 
 
@@ -219,12 +219,12 @@ def test_a_drawing_is_prepared_like_mnist_and_read_correctly():
     digits that a trained network reads as well as the originals (and an empty drawing is empty)."""
     from course_lib import env, models, train
 
-    x, y = digits.load("train", env.profile("smoke"))
-    xt, yt = digits.load("test", env.profile("smoke"))
+    x, y = digits.for_profile("train", env.profile("smoke"))
+    xt, yt = digits.for_profile("test", env.profile("smoke"))
     torch.manual_seed(0)
     model = models.LeNet1()
     train.fit(model, (x, y), epochs=3, lr=0.3, progress=False, device="cpu")
-    drawn = torch.cat([probes.from_drawing(np.kron(d[0].numpy(), np.ones((10, 10)))) for d in xt[:200]])
+    drawn = torch.cat([widgets.from_drawing(np.kron(d[0].numpy(), np.ones((10, 10)))) for d in xt[:200]])
     assert drawn.shape == (200, 1, 28, 28) and drawn.dtype == torch.uint8
     for d in drawn[:20, 0]:
         ys, xs = torch.nonzero(d, as_tuple=True)
@@ -237,10 +237,10 @@ def test_a_drawing_is_prepared_like_mnist_and_read_correctly():
     big = np.kron(xt[0, 0].numpy(), np.ones((10, 10)))
     corner = np.zeros((560, 560))
     corner[:280, 300:] = big[:, :260]
-    assert torch.equal(probes.from_drawing(corner), probes.from_drawing(big))
-    assert not probes.from_drawing(np.zeros((280, 280))).any()
+    assert torch.equal(widgets.from_drawing(corner), widgets.from_drawing(big))
+    assert not widgets.from_drawing(np.zeros((280, 280))).any()
     with pytest.raises(ValueError, match="H x W"):
-        probes.from_drawing(np.zeros((3, 28, 28)))
+        widgets.from_drawing(np.zeros((3, 28, 28)))
 
 
 def test_shift_moves_and_fills_with_background():

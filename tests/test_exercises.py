@@ -7,11 +7,11 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from course_lib import assign
+from course_lib.instructor import check as assign_check, course, notebooks, solutions, words
 
 from helpers import lesson_client
 
-ROOT = assign.ROOT
+ROOT = course.ROOT
 pytestmark = pytest.mark.slow
 
 # notebook -> [(name defined by the exercise cell, wrong implementation, text the check must print)]
@@ -464,7 +464,7 @@ def _defines(cell, name):
 
 def _student_cell(cell):
     """The student version of an exercise cell: its solution replaced by the stub that raises."""
-    return nbformat.v4.new_code_cell(assign.strip_solutions(cell.source, "code", "exercise"))
+    return nbformat.v4.new_code_cell(notebooks.strip_solutions(cell.source, "code", "exercise"))
 
 
 @pytest.mark.parametrize("stem", sorted(WRONG))
@@ -475,12 +475,12 @@ def test_check_cells_reject_wrong_answers(stem):
     cases = WRONG[stem]
     client = lesson_client(nb)
     tried, blanks = 0, 0
-    exercise_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and assign.has_solution(c)]
+    exercise_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and notebooks.has_solution(c)]
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             names = [name for name, _, _ in cases if _defines(cell, name)]
             if names:
-                check_index = next(i for i in range(index + 1, len(nb.cells)) if assign.is_check(nb.cells[i]))
+                check_index = next(i for i in range(index + 1, len(nb.cells)) if notebooks.is_check(nb.cells[i]))
                 check = nbformat.from_dict(dict(nb.cells[check_index]))
                 for number, (name, wrong, message) in enumerate(c for c in cases if c[0] in names):
                     client.execute_cell(nbformat.v4.new_code_cell("import torch.nn.functional as F\n" + wrong), index)
@@ -504,10 +504,10 @@ def test_check_cells_reject_wrong_answers(stem):
 
 def test_every_exercise_has_two_wrong_answers_in_this_file():
     """The instructor tooling's rule: each exercise's check is shown rejecting at least two wrong answers."""
-    for path in assign.lessons(ROOT / "notebooks"):
+    for path in course.lessons(ROOT / "notebooks"):
         nb = nbformat.read(path, 4)
         for cell in nb.cells:
-            if cell.cell_type == "code" and assign.has_solution(cell):
+            if cell.cell_type == "code" and notebooks.has_solution(cell):
                 name = re.search(r"^(?:def|class) (\w+)", cell.source, re.M).group(1)
                 count = sum(1 for n, _, _ in WRONG.get(path.stem, []) if n == name)
                 assert count >= 2, f"{path.name}: exercise {name} has {count} wrong answers here, expected 2 or more"

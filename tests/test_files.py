@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import digits, env, files, imagenette
+from course_lib import digits, distributed, env, files, imagenette
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_two_extractions_of_one_archive_at_once_both_succeed(tmp_path):
     src = imagenette.offline_folder(tmp_path / "src", train_per_class=3, val_per_class=1)
     with tarfile.open(tmp_path / "imagenette2-160.tgz", "w:gz") as tar:
         tar.add(src / "imagenette2-160", arcname="imagenette2-160")
-    code = ("from course_lib import imagenette; s = imagenette.load('val', root=%r, download=False, md5=None, "
+    code = ("from course_lib import imagenette; s = imagenette.load_split('val', root=%r, download=False, md5=None, "
             "resolution=32, progress=False); print(len(s.labels))" % str(tmp_path))
     for done in _together(code, tmp_path):
         assert done.returncode == 0 and done.stdout.strip().endswith("10"), done.stderr[-2000:]
@@ -79,10 +79,10 @@ def test_two_runs_caching_one_image_folder_at_once_both_succeed(tmp_path):
 def test_a_read_only_data_folder_says_so_first_and_keeps_the_images_in_memory(tmp_path):
     src = imagenette.offline_folder(tmp_path, train_per_class=3, val_per_class=1)
     with read_only(src):
-        with pytest.warns(UserWarning, match=r"offline is read-only: the 10 images of .* are decoded now and kept in "
+        with pytest.warns(UserWarning, match=r"offline is read-only: the images of .* are decoded now and kept in "
                                              r"memory only"):
-            split = imagenette.load("val", root=src, download=False, resolution=32, progress=False)
-    assert split.images.shape == (10, 3, 32, 32) and not list(src.glob("*.pt"))
+            split = imagenette.load_split("val", root=src, download=False, resolution=32, progress=False)
+    assert split.images.shape == (10, 3, 32, 32) and not list(src.glob("*.npy"))
 
 
 def test_course_data_pointing_at_a_file_is_named_and_the_cpu_profile_falls_back(tmp_path, monkeypatch):
@@ -91,7 +91,7 @@ def test_course_data_pointing_at_a_file_is_named_and_the_cpu_profile_falls_back(
     with pytest.raises(files.DataFolderError, match=r"not-a-folder \(from \$COURSE_DATA\) is a file, not a folder"):
         files.data_root()
     with pytest.warns(UserWarning, match="is a file, not a folder(.|\n)*5,000-digit MNIST sample"):
-        x, _ = digits.load("test", env.profile("cpu"))
+        x, _ = digits.for_profile("test", env.profile("cpu"))
     assert torch.equal(x, digits.mnist_sample("test")[0])
 
 

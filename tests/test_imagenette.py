@@ -4,10 +4,11 @@ import io
 import re
 import tarfile
 
+import numpy as np
 import pytest
 import torch
 
-from course_lib import augment, imagenette, loader
+from course_lib import augment, image_folders, imagenette, loader
 
 from helpers import md5
 
@@ -34,16 +35,16 @@ def test_offline_folder_has_imagenette_layout(photo_folder):
 def test_archive_checksum_extraction_cache_and_reload(photo_folder, tmp_path, monkeypatch):
     _, archive = photo_folder
     (tmp_path / f"{NAME}.tgz").write_bytes(archive.read_bytes())  # as if downloaded by hand
-    split = imagenette.load("train", root=tmp_path, download=False, resolution=64, md5=md5(archive),
+    split = imagenette.load_split("train", root=tmp_path, download=False, resolution=64, md5=md5(archive),
                             progress=False)
     assert split.images.shape == (40, 3, 64, 64) and split.images.dtype == torch.uint8
     assert split.labels.tolist() == sorted(split.labels.tolist()) and len(split.classes) == 10
     assert (tmp_path / NAME / "val").is_dir() and not list(tmp_path.glob(".imagenette2-160-extract-*"))
-    cache = tmp_path / f"{NAME}-train-64px.pt"
-    assert cache.exists()
+    cache = tmp_path / f"{NAME}-train-64px.npy"
+    assert cache.exists() and cache.with_name(f"{NAME}-train-64px.json").exists()
     # a second call reads the cache, not the images
-    monkeypatch.setattr(imagenette, "_load_resized", lambda *a: pytest.fail("decoded images again"))
-    again = imagenette.load("train", root=tmp_path, download=False, resolution=64)
+    monkeypatch.setattr(image_folders, "decode", lambda *a: pytest.fail("decoded images again"))
+    again = imagenette.load_split("train", root=tmp_path, download=False, resolution=64)
     assert torch.equal(again.images, split.images)
 
 
@@ -51,7 +52,7 @@ def test_download_from_a_server_verifies_the_published_checksum(photo_folder, ht
     _, archive = photo_folder
     url = http_server(archive.parent)
     monkeypatch.setitem(imagenette.ARCHIVES, ("imagenette", 160), (url + f"{NAME}.tgz", md5(archive)))
-    split = imagenette.load("val", root=tmp_path, resolution=32, md5=md5(archive), progress=False)
+    split = imagenette.load_split("val", root=tmp_path, resolution=32, md5=md5(archive), progress=False)
     assert split.images.shape == (20, 3, 32, 32)
     assert (tmp_path / f"{NAME}.tgz").exists() and not (tmp_path / f"{NAME}.tgz.part").exists()
 
@@ -68,7 +69,7 @@ def test_wrong_checksum_is_refused(photo_folder, tmp_path):
     _, archive = photo_folder
     (tmp_path / f"{NAME}.tgz").write_bytes(archive.read_bytes())
     with pytest.raises(RuntimeError, match=r"has MD5 .* expected 0{32}.*Delete it"):
-        imagenette.load("train", root=tmp_path, download=False, md5="0" * 32)
+        imagenette.load_split("train", root=tmp_path, download=False, md5="0" * 32)
     assert not (tmp_path / NAME).exists()
 
 
@@ -77,7 +78,7 @@ def test_truncated_archive_is_detected(photo_folder, tmp_path):
     blob = archive.read_bytes()
     (tmp_path / f"{NAME}.tgz").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(RuntimeError, match="truncated"):
-        imagenette.load("train", root=tmp_path, download=False, md5=None)
+        imagenette.load_split("train", root=tmp_path, download=False, md5=None)
     assert not (tmp_path / NAME).exists()  # nothing half-extracted left behind
 
 
@@ -150,7 +151,7 @@ def test_a_plain_archive_extracts_without_the_data_filter(photo_folder, tmp_path
 
 def test_nothing_on_disk_says_where_to_put_the_archive(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
-        imagenette.load("train", variant="imagewoof", size=320, root=tmp_path, download=False)
+        imagenette.load_split("train", variant="imagewoof", size=320, root=tmp_path, download=False)
     message = str(err.value)
     assert str(tmp_path / "imagewoof2-320.tgz") in message and "imagewoof2-320.tgz" in message
     assert imagenette.ARCHIVES["imagewoof", 320][1] in message
@@ -158,24 +159,22 @@ def test_nothing_on_disk_says_where_to_put_the_archive(tmp_path):
 
 def test_cache_of_another_resolution_or_count_is_rebuilt(photo_folder, tmp_path):
     root, _ = photo_folder
-    first = imagenette.load("train", root=root, download=False, resolution=48, progress=False)
-    cache = root / f"{NAME}-train-48px.pt"
-    stored = torch.load(cache, weights_only=True)
-    stored["images"] = stored["images"][:, :, :40, :40]          # as if made at another resolution
-    torch.save(stored, cache)
-    again = imagenette.load("train", root=root, download=False, resolution=48, progress=False)
+    first = imagenette.load_split("train", root=root, download=False, resolution=48, progress=False)
+    cache = root / f"{NAME}-train-48px.npy"
+    np.save(cache, np.load(cache)[:, :, :40, :40])               # as if made at another resolution
+    again = imagenette.load_split("train", root=root, download=False, resolution=48, progress=False)
     assert again.images.shape[-1] == 48 and torch.equal(again.images, first.images)
-    cache.write_bytes(b"not a torch file")                        # a broken cache is rebuilt too
-    assert imagenette.load("train", root=root, download=False, resolution=48, progress=False).images.shape[0] == 40
+    cache.write_bytes(b"not a numpy file")                        # a broken cache is rebuilt too
+    assert imagenette.load_split("train", root=root, download=False, resolution=48, progress=False).images.shape[0] == 40
 
 
 def test_bad_arguments_are_clear():
     with pytest.raises(ValueError, match="'imagenette' or 'imagewoof'"):
-        imagenette.load("train", variant="imagewolf")
+        imagenette.load_split("train", variant="imagewolf")
     with pytest.raises(ValueError, match="160 or 320"):
-        imagenette.load("train", size=224)
+        imagenette.load_split("train", size=224)
     with pytest.raises(ValueError, match="'train' or 'val'"):
-        imagenette.load("test")
+        imagenette.load_split("test")
 
 
 def test_loader_applies_augmentation_on_the_batch():
@@ -228,18 +227,20 @@ def messy_folder(photo_folder, tmp_path):
     train_dir = tmp_path / NAME / "train"
     (train_dir / ".ipynb_checkpoints").mkdir()
     shutil.copy(next((train_dir / "chelsea").glob("*.JPEG")), train_dir / ".ipynb_checkpoints" / "x.JPEG")
-    (train_dir / "aaa_empty").mkdir()
     (train_dir / "camera" / ".DS_Store").write_bytes(b"\0\0")
     (train_dir / "camera" / "._0.JPEG").write_bytes(b"\0\0")            # macOS resource fork
     return tmp_path
 
 
-def test_hidden_and_empty_folders_never_become_classes(messy_folder):
+def test_hidden_folders_never_become_classes_and_an_empty_class_is_refused(messy_folder):
     clean = sorted(imagenette.OFFLINE_PHOTOS)
-    with pytest.warns(UserWarning, match="aaa_empty holds no image"):
-        split = imagenette.load("train", root=messy_folder, download=False, resolution=32, progress=False)
+    split = imagenette.load_split("train", root=messy_folder, download=False, resolution=32, progress=False)
     assert split.classes == clean and len(split.labels) == 40
     assert split.labels.bincount().tolist() == [4] * 10      # no class shifted, nothing counted twice
+    # an empty class folder would shift the labels of every class after it: refused, by name
+    (messy_folder / NAME / "train" / "aaa_empty").mkdir()
+    with pytest.raises(ValueError, match="aaa_empty holds no image.*shift the labels"):
+        imagenette.load_split("train", root=messy_folder, download=False, resolution=32, progress=False)
 
 
 @pytest.mark.parametrize("bad", ["empty", "truncated", "text"])
@@ -247,12 +248,10 @@ def test_an_unreadable_image_is_named_and_can_be_skipped(messy_folder, bad):
     target = messy_folder / NAME / "train" / "coins" / "broken.JPEG"
     good = next((messy_folder / NAME / "train" / "coins").glob("*.JPEG")).read_bytes()
     target.write_bytes({"empty": b"", "truncated": good[:200], "text": b"hello, I am not a picture"}[bad])
-    # (the messy folder's empty class folder is warned about on every load: expected, and caught here)
-    with pytest.warns(UserWarning, match="holds no image"), \
-            pytest.raises(RuntimeError, match=r"coins/broken.JPEG could not be decoded(.|\n)*skip_bad=True"):
-        imagenette.load("train", root=messy_folder, download=False, resolution=32, progress=False)
+    with pytest.raises(RuntimeError, match=r"coins/broken.JPEG could not be decoded(.|\n)*skip_bad=True"):
+        imagenette.load_split("train", root=messy_folder, download=False, resolution=32, progress=False)
     with pytest.warns(UserWarning) as caught:
-        split = imagenette.load("train", root=messy_folder, download=False, resolution=32, progress=False,
+        split = imagenette.load_split("train", root=messy_folder, download=False, resolution=32, progress=False,
                                 skip_bad=True)
     assert any(re.search("broken.JPEG could not be decoded.*left out", str(w.message)) for w in caught)
     assert len(split.labels) == 40
@@ -266,7 +265,7 @@ def test_16_bit_png_keeps_its_gray_levels(tmp_path):
     ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "x" / "train" / "dark" / "a.png")         # 16-bit gray
     Image.fromarray((ramp // 257).astype(np.uint8)).save(tmp_path / "x" / "train" / "bright" / "b.png")
-    pixels = [imagenette._load_resized(tmp_path / "x" / "train" / d / f, 64) for d, f in (("dark", "a.png"), ("bright", "b.png"))]
+    pixels = [image_folders.decode(tmp_path / "x" / "train" / d / f, 64) for d, f in (("dark", "a.png"), ("bright", "b.png"))]
     assert np.abs(pixels[0].astype(int) - pixels[1].astype(int)).max() <= 1      # same picture, not white
     assert pixels[0].mean() == pytest.approx(127.5, abs=2)
 
@@ -276,17 +275,17 @@ def test_cache_is_rebuilt_when_an_image_moves_or_changes(photo_folder, tmp_path)
     import shutil
     root, _ = photo_folder
     shutil.copytree(root / NAME, tmp_path / NAME)
-    first = imagenette.load("val", root=tmp_path, download=False, resolution=24, progress=False)
+    first = imagenette.load_split("val", root=tmp_path, download=False, resolution=24, progress=False)
     # same count, one image moved to another class: the labels must follow
     src = next((tmp_path / NAME / "val" / "astronaut").glob("*.JPEG"))
     shutil.move(src, tmp_path / NAME / "val" / "rocket" / src.name)
-    moved = imagenette.load("val", root=tmp_path, download=False, resolution=24, progress=False)
+    moved = imagenette.load_split("val", root=tmp_path, download=False, resolution=24, progress=False)
     assert len(moved.labels) == len(first.labels) and not torch.equal(moved.labels, first.labels)
     # same names and count, one image replaced by another photo
     a, b = sorted((tmp_path / NAME / "val" / "coins").glob("*.JPEG"))[:2]
     b.write_bytes(a.read_bytes())
     os.utime(b, ns=(b.stat().st_atime_ns, b.stat().st_mtime_ns + 10**9))
-    replaced = imagenette.load("val", root=tmp_path, download=False, resolution=24, progress=False)
+    replaced = imagenette.load_split("val", root=tmp_path, download=False, resolution=24, progress=False)
     assert not torch.equal(replaced.images, moved.images)
 
 
@@ -310,17 +309,17 @@ def wnid_folder(photo_folder, tmp_path):
 
 def test_a_folder_in_imagenet_layout_is_validated_counted_and_cached_once(wnid_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_IMAGENETTE", str(wnid_folder))
-    split = imagenette.load("train", root=tmp_path / "cache", resolution=48, progress=False)
+    split = imagenette.load_split("train", root=tmp_path / "cache", resolution=48, progress=False)
     assert split.images.shape == (40, 3, 48, 48) and split.labels.bincount().tolist() == [4] * 10
     assert split.classes[0] == "tench" and split.classes[-1] == "parachute"
     said = capsys.readouterr().out
     assert f"{wnid_folder / 'train'}: 40 images; tench 4, English springer 4" in said
-    monkeypatch.setattr(imagenette, "_load_resized", lambda *a: pytest.fail("decoded images again"))
-    again = imagenette.load("train", root=tmp_path / "cache", resolution=48, progress=False)
+    monkeypatch.setattr(image_folders, "decode", lambda *a: pytest.fail("decoded images again"))
+    again = imagenette.load_split("train", root=tmp_path / "cache", resolution=48, progress=False)
     assert torch.equal(again.images, split.images) and capsys.readouterr().out == ""
     # the same folder given as an argument, with no setting, is the same data and the same cache
     monkeypatch.delenv("COURSE_IMAGENETTE")
-    assert torch.equal(imagenette.load("train", root=tmp_path / "cache", resolution=48, folder=wnid_folder).images,
+    assert torch.equal(imagenette.load_split("train", root=tmp_path / "cache", resolution=48, folder=wnid_folder).images,
                        split.images)
 
 
@@ -330,8 +329,8 @@ def test_a_folder_with_missing_or_extra_classes_is_refused_by_name(wnid_folder, 
     (wnid_folder / "val" / "n02086240").mkdir()                         # an Imagewoof class
     with pytest.raises(ValueError, match=r"val does not hold imagenette's ten classes \(missing n03425413; "
                                          r"not imagenette classes: n02086240\)"):
-        imagenette.load("val", root=tmp_path, folder=wnid_folder)
-    imagenette.load("train", root=tmp_path, folder=wnid_folder, progress=False)      # train is still whole
+        imagenette.load_split("val", root=tmp_path, folder=wnid_folder)
+    imagenette.load_split("train", root=tmp_path, folder=wnid_folder, progress=False)      # train is still whole
     with pytest.raises(FileNotFoundError, match="nowhere has no train/ folder: expected .*train/<wnid>/<image>"):
         imagenette.check_folder(tmp_path / "nowhere")
 
@@ -339,7 +338,7 @@ def test_a_folder_with_missing_or_extra_classes_is_refused_by_name(wnid_folder, 
 def test_an_unreadable_image_in_the_folder_is_named(wnid_folder, tmp_path):
     (wnid_folder / "train" / "n03000684" / "broken.webp").write_bytes(b"RIFF not really a webp")
     with pytest.raises(RuntimeError, match=r"n03000684/broken.webp could not be decoded"):
-        imagenette.load("train", root=tmp_path, folder=wnid_folder, progress=False)
+        imagenette.load_split("train", root=tmp_path, folder=wnid_folder, progress=False)
 
 
 def test_jpeg_is_decoded_at_a_reduced_scale(tmp_path, monkeypatch):
@@ -355,7 +354,7 @@ def test_jpeg_is_decoded_at_a_reduced_scale(tmp_path, monkeypatch):
         sizes.append(self.size)
         return original(self, *args, **kwargs)
     monkeypatch.setattr(Image.Image, "convert", convert)
-    assert imagenette._load_resized(big, 100).shape == (100, 100, 3)
+    assert image_folders.decode(big, 100).shape == (100, 100, 3)
     assert sizes[0][0] <= 400, f"decoded at {sizes[0]}: draft() came too late"
 
 
@@ -367,6 +366,6 @@ def test_the_real_imagenette_folder_is_accepted(tmp_path):
     source = imagenette.check_folder(SHARED)
     counts = {split: sum(1 for _ in (source / split).rglob("*.webp")) for split in ("train", "val")}
     assert counts == {"train": 9469, "val": 3925}
-    val = imagenette.load("val", root=tmp_path, folder=SHARED, resolution=32, progress=False)
+    val = imagenette.load_split("val", root=tmp_path, folder=SHARED, resolution=32, progress=False)
     assert val.images.shape == (3925, 3, 32, 32) and val.labels.bincount().tolist() == [
         387, 395, 357, 386, 409, 394, 389, 419, 399, 390]

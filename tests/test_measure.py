@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from course_lib import digits, measure, models, train
+from course_lib import digits, layers, measure, models, receptive_fields, train
 
 
 def _hook_count(model):
@@ -12,7 +12,7 @@ def _hook_count(model):
 
 def test_recorder_records_and_removes_hooks():
     model = models.LeNet1()
-    with measure.ActivationRecorder(model, ["conv1", "act2", "fc"]) as rec:
+    with layers.ActivationRecorder(model, ["conv1", "act2", "fc"]) as rec:
         assert _hook_count(model) == 3
         model(torch.zeros(2, 1, 28, 28))
         model(torch.zeros(3, 1, 28, 28))
@@ -25,7 +25,7 @@ def test_recorder_records_and_removes_hooks():
 def test_hooks_removed_when_the_body_raises():
     model = models.LeNet1()
     with pytest.raises(RuntimeError):
-        with measure.ActivationRecorder(model):
+        with layers.ActivationRecorder(model):
             raise RuntimeError("boom")
     assert _hook_count(model) == 0
 
@@ -33,7 +33,7 @@ def test_hooks_removed_when_the_body_raises():
 def test_rerunning_a_cell_never_stacks_hooks():
     model = models.LeNet1()
     for _ in range(3):  # a notebook cell that starts a recorder without `with`, run three times
-        rec = measure.ActivationRecorder(model, ["conv1"]).start()
+        rec = layers.ActivationRecorder(model, ["conv1"]).start()
     assert _hook_count(model) == 1
     rec.stop()
     assert _hook_count(model) == 0
@@ -41,11 +41,11 @@ def test_rerunning_a_cell_never_stacks_hooks():
 
 def test_unknown_layer_lists_valid_names():
     with pytest.raises(KeyError, match=r"conv3.*valid names are.*'conv1'.*'fc'"):
-        measure.ActivationRecorder(models.LeNet1(), ["conv3"])
+        layers.ActivationRecorder(models.LeNet1(), ["conv3"])
 
 
 def test_default_layers_are_the_interesting_ones():
-    names = measure.layer_names(models.LeNet1())
+    names = layers.layer_names(models.LeNet1())
     assert names == ["conv1", "act1", "pool1", "conv2", "act2", "pool2", "fc"]
 
 
@@ -171,7 +171,7 @@ def test_receptive_field_matches_the_gradient(net, layer):
     model = models.AlexNet(num_classes=10, lrn=False) if net == "alexnet" else models.LeNet5()
     x = torch.randn(1, 3, 227, 227) if net == "alexnet" else torch.randn(1, 1, 28, 28)
     x.requires_grad_(True)
-    size, stride, offset = measure.receptive_field(model, layer)
+    size, stride, offset = receptive_fields.receptive_field(model, layer)
     out = {}
     handle = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: out.setdefault("y", o))
     try:
@@ -187,11 +187,11 @@ def test_receptive_field_matches_the_gradient(net, layer):
 
 
 def test_receptive_field_of_alexnet_conv5_is_163():
-    assert measure.receptive_field(models.AlexNet(), "conv5") == (163, 16, -66)
+    assert receptive_fields.receptive_field(models.AlexNet(), "conv5") == (163, 16, -66)
     with pytest.raises(ValueError, match="sees the whole image"):
-        measure.receptive_field(models.AlexNet(), "fc6")
+        receptive_fields.receptive_field(models.AlexNet(), "fc6")
     with pytest.raises(KeyError, match="Unknown layer"):
-        measure.receptive_field(models.AlexNet(), "conv9")
+        receptive_fields.receptive_field(models.AlexNet(), "conv9")
 
 
 def test_top_patches_cut_the_receptive_field_of_the_strongest_units():
@@ -199,23 +199,23 @@ def test_top_patches_cut_the_receptive_field_of_the_strongest_units():
     acts = torch.zeros(2, 3, 4, 4)
     acts[1, 2, 3, 0] = 5.0        # image 1, row 3, col 0
     acts[0, 2, 1, 2] = 4.0
-    patches, where = measure.top_patches(acts, images, channel=2, k=2, field=(4, 2, -1))
+    patches, where = receptive_fields.top_patches(acts, images, channel=2, k=2, field=(4, 2, -1))
     assert where == [(1, 3, 0), (0, 1, 2)]
     assert patches.shape == (2, 1, 4, 4)
     # unit (3, 0) sees rows 5..8 and columns -1..2: the column outside the image is zero
     assert torch.equal(patches[0, 0, :, 1:], images[1, 0, 5:9, 0:3]) and patches[0, 0, :, 0].eq(0).all()
     assert torch.equal(patches[1, 0], images[0, 0, 1:5, 3:7])
     with pytest.raises(ValueError, match="channel in 0..C-1"):
-        measure.top_patches(acts, images, channel=3, k=1, field=(4, 2, -1))
+        receptive_fields.top_patches(acts, images, channel=3, k=1, field=(4, 2, -1))
 
 
 def test_measured_field_equals_the_computed_receptive_field_for_alexnet_conv5():
     """The 163 x 163 pixels of AlexNet's conv5 units, measured by gradients, not only computed."""
     model = models.AlexNet(num_classes=10)
-    size, stride, offset = measure.receptive_field(model, "conv5")
+    size, stride, offset = receptive_fields.receptive_field(model, "conv5")
     assert (size, stride) == (163, 16)
     probe = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    reached = measure.measured_field(model, "conv5", probe, 6, 6)
+    reached = receptive_fields.measured_field(model, "conv5", probe, 6, 6)
     ys, xs = torch.nonzero(reached, as_tuple=True)
     top = offset + 6 * stride
     assert (ys.min().item(), ys.max().item()) == (max(top, 0), min(top + size - 1, 223))
@@ -224,6 +224,6 @@ def test_measured_field_equals_the_computed_receptive_field_for_alexnet_conv5():
 
 def test_measured_field_rejects_a_unit_outside_the_maps():
     with pytest.raises(ValueError, match="inside"):
-        measure.measured_field(models.LeNet5(), "conv2", torch.randn(1, 1, 28, 28), 10, 0)
+        receptive_fields.measured_field(models.LeNet5(), "conv2", torch.randn(1, 1, 28, 28), 10, 0)
     with pytest.raises(KeyError, match="valid names"):
-        measure.measured_field(models.LeNet5(), "conv9", torch.randn(1, 1, 28, 28), 0, 0)
+        receptive_fields.measured_field(models.LeNet5(), "conv9", torch.randn(1, 1, 28, 28), 0, 0)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from course_lib import models
+from course_lib import layers, models, receptive_fields, trained
 
 
 def test_lenet1_is_the_published_network():
@@ -90,7 +90,7 @@ def test_alexnet_streams_are_grouped_convolutions():
     s0, s1 = two.stream_filters("conv1")
     assert s0.shape == s1.shape == (48, 3, 11, 11) and torch.equal(torch.cat([s0, s1]), two.conv1.weight.detach())
     assert [w.shape[0] for w in two.stream_filters("conv5")] == [128, 128]
-    with pytest.raises(KeyError, match="conv1 ... conv5"):
+    with pytest.raises(KeyError, match="conv1, conv2, conv3, conv4, conv5"):
         two.stream_filters("fc6")
 
 
@@ -118,7 +118,7 @@ def test_alexnet_options():
 def test_imagenet_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: the real download is tried
     try:
-        net = models.imagenet_alexnet()
+        net = trained.imagenet_alexnet()
     except RuntimeError as err:
         message = str(err)
         assert "alexnet-owt-7be5be79.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
@@ -127,7 +127,7 @@ def test_imagenet_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, monke
         assert models.count_parameters(net) == 61_100_840 and not net.training
     (tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth").unlink(missing_ok=True)
     with pytest.raises(RuntimeError, match="is not in torch's hub cache .* and was not downloaded"):
-        models.imagenet_alexnet(download=False)
+        trained.imagenet_alexnet(download=False)
 
 
 def test_alexnet_lrn_is_the_papers_formula():
@@ -176,7 +176,7 @@ def test_alexnet_on_two_devices_is_the_grouped_model_output_for_output():
 
 
 def test_the_two_device_alexnet_is_handled_like_the_grouped_one():
-    """What the library offers the grouped network works on the two-device one: features, the filters
+    """What the library offers the grouped network works on the two-device one: made_images, the filters
     per stream, receptive fields, conv layer names and weights."""
     from course_lib import measure
     torch.manual_seed(0)
@@ -188,9 +188,9 @@ def test_the_two_device_alexnet_is_handled_like_the_grouped_one():
     for a, b in zip(split.stream_filters("conv1"), grouped.stream_filters("conv1")):
         assert torch.equal(a, b)
     for layer in ("conv1", "pool2", "conv5", "pool5"):
-        assert measure.receptive_field(split, layer) == measure.receptive_field(grouped, layer)
-    assert measure.receptive_field(split, "conv5")[:2] == (163, 16)
-    assert measure.conv_layer_names(split) == measure.conv_layer_names(grouped)
+        assert receptive_fields.receptive_field(split, layer) == receptive_fields.receptive_field(grouped, layer)
+    assert receptive_fields.receptive_field(split, "conv5")[:2] == (163, 16)
+    assert layers.conv_layer_names(split) == layers.conv_layer_names(grouped)
     assert torch.equal(measure.conv_weights(split, "conv4"), measure.conv_weights(grouped, "conv4"))
 
 

@@ -8,19 +8,20 @@ import pytest
 import torch
 
 from course_lib import digits, references, train
+from course_lib.instructor import build_references
 
 
 def test_the_shipped_references_load_with_their_records():
     for name in references.names():
-        model, record = references.load(name)
+        model, record = references.load_network(name)
         assert not model.training and record["name"] == name
         assert record["sha256"] == references.sha256(references.REFERENCE_DIR / f"{name}.pt")
-        assert record["command"].startswith(f"python -m course_lib.references build {name}")
+        assert record["command"].startswith(f"python -m course_lib.instructor references build {name}")
         assert record["commit"] and record["data"]["train"] > 0 and record["date"]
 
 
 def test_the_reference_lenet1_reads_mnist_as_its_record_says():
-    model, record = references.load("lenet1-mnist")
+    model, record = references.load_network("lenet1-mnist")
     assert record["data"]["name"] == "MNIST" and record["data"]["train"] == 60_000
     assert record["accuracy"]["test_error"] <= 0.02
     # the shipped sample is MNIST's first 5,000 test digits, which the reference never trained on
@@ -31,7 +32,7 @@ def test_the_reference_lenet1_reads_mnist_as_its_record_says():
 
 def test_the_reference_alexnets_ship_conv_layers_trained_on_imagenette():
     for name, streams in (("alexnet-imagenette", 2), ("alexnet-imagenette-one-stream", 1)):
-        model, record = references.load(name)
+        model, record = references.load_network(name)
         assert model.streams == streams and record["layers"] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
         assert "fc6-fc8 keep their random initial weights" in record["untrained"]
         assert record["data"]["name"].startswith("Imagenette") and record["data"]["train"] == 9469
@@ -44,26 +45,26 @@ def test_the_reference_alexnets_ship_conv_layers_trained_on_imagenette():
 def test_a_damaged_or_missing_reference_is_refused_by_name(tmp_path):
     for suffix in (".pt", ".json"):
         shutil.copy(references.REFERENCE_DIR / f"lenet1-mnist{suffix}", tmp_path / f"lenet1-mnist{suffix}")
-    references.load("lenet1-mnist", tmp_path)
+    references.load_network("lenet1-mnist", tmp_path)
     data = bytearray((tmp_path / "lenet1-mnist.pt").read_bytes())
     data[-10] ^= 0xFF
     (tmp_path / "lenet1-mnist.pt").write_bytes(bytes(data))
     with pytest.raises(RuntimeError, match=r"lenet1-mnist.pt is not the file its record describes \(SHA-256"):
-        references.load("lenet1-mnist", tmp_path)
+        references.load_network("lenet1-mnist", tmp_path)
     with pytest.raises(RuntimeError, match="'alexnet-imagenette' is not in .*rebuild it with `python -m "
-                                           "course_lib.references build alexnet-imagenette`"):
-        references.load("alexnet-imagenette", tmp_path)
+                                           "course_lib.instructor references build alexnet-imagenette`"):
+        references.load_network("alexnet-imagenette", tmp_path)
     with pytest.raises(KeyError, match="Unknown reference network 'lenet5'"):
-        references.load("lenet5")
+        references.load_network("lenet5")
 
 
 @pytest.mark.parametrize("name", ["lenet1-mnist", "alexnet-imagenette"])
 def test_the_build_command_runs_tiny_and_what_it_writes_loads(name, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
-    assert references.main(["build", name, "--profile", "smoke", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    assert build_references.main(["build", name, "--profile", "smoke", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert f"wrote {tmp_path / name}.json" in capsys.readouterr().out
-    model, record = references.load(name, tmp_path)
-    assert record["command"] == f"python -m course_lib.references build {name} --profile smoke --epochs 1"
+    model, record = references.load_network(name, tmp_path)
+    assert record["command"] == f"python -m course_lib.instructor references build {name} --profile smoke --epochs 1"
     assert record["settings"]["epochs"] == 1 and record["settings"]["profile"] == "smoke"
     assert len(record["val_accuracy_per_epoch"]) == 1 and json.loads((tmp_path / f"{name}.json").read_text())
     assert not list(tmp_path.glob("*.tmp"))

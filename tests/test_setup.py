@@ -12,7 +12,7 @@ def _name(requirement: str) -> str:
 
 
 def test_the_lock_covers_pyproject_and_environment_yml_is_generated_from_it():
-    from course_lib import lock
+    from course_lib.instructor import lock
 
     assert lock.lock_problems(ROOT) == []
     assert (ROOT / "environment.yml").read_text() == lock.environment_yml(ROOT)
@@ -20,7 +20,7 @@ def test_the_lock_covers_pyproject_and_environment_yml_is_generated_from_it():
 
 def test_a_stale_lock_or_environment_is_caught(tmp_path):
     """The controls: a new dependency the lock lacks, a torch pin that moved, a hand-edited environment.yml."""
-    from course_lib import lock
+    from course_lib.instructor import lock
 
     for name in ("pyproject.toml", "requirements.lock", "constraints.txt", "environment.yml"):
         (tmp_path / name).write_text((ROOT / name).read_text())
@@ -67,7 +67,7 @@ def installed_against_lock(lines: list[str]) -> tuple[list[str], list[str]]:
 
 def test_the_environment_holds_exactly_the_locked_versions():
     """What `make lab` / `make test` installed is the lock: every pin at its version, nothing unlocked."""
-    from course_lib import lock
+    from course_lib.instructor import lock
 
     lines = lock.locked(ROOT)
     wrong, extra = installed_against_lock(lines)
@@ -125,7 +125,7 @@ def test_the_wheel_ships_the_mnist_sample_and_it_loads_from_there(tmp_path):
 
 
 def test_the_declared_floors_are_what_the_code_needs():
-    """pyproject's Python and torch floors cover the features the library uses (it once declared
+    """pyproject's Python and torch floors cover the made_images the library uses (it once declared
     Python 3.10 and torch 2.1 while importing tomllib and calling torch.amp.GradScaler("cuda"))."""
     from packaging.specifiers import SpecifierSet
 

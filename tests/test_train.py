@@ -133,7 +133,7 @@ def test_corrupted_checkpoint_is_a_clear_error(sample, tmp_path):
         train.fit(models.LeNet1(), (xtr, ytr), epochs=1, progress=False, device="cpu", checkpoint=ckpt)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(1)}, other)
-    with pytest.raises(RuntimeError, match="not a fit\\(\\) checkpoint"):
+    with pytest.raises(RuntimeError, match="not a training checkpoint"):
         train.fit(models.LeNet1(), (xtr, ytr), epochs=1, progress=False, device="cpu", checkpoint=other)
 
 
@@ -214,10 +214,10 @@ def test_a_checkpoint_of_other_training_data_or_normalization_is_not_resumed(sam
     (xtr, ytr), _ = sample
     ckpt = tmp_path / "run.pt"
     train.fit(models.LeNet1(), (xtr[:128], ytr[:128]), epochs=1, progress=False, device="cpu", checkpoint=ckpt)
-    with pytest.raises(RuntimeError, match=r"other settings \(train_size 128 in the checkpoint, 256 now\)"):
+    with pytest.raises(RuntimeError, match=r"another run \(train_size: 128 there, 256 now\)"):
         train.fit(models.LeNet1(), (xtr[:256], ytr[:256]), epochs=1, progress=False, device="cpu", checkpoint=ckpt)
-    with pytest.raises(RuntimeError, match=r"other settings \(mean None in the checkpoint, \[0.5\] now, "
-                                           r"std None in the checkpoint, \[0.25\] now\)"):
+    with pytest.raises(RuntimeError, match=r"another run \(mean: None there, \[0.5\] now, "
+                                           r"std: None there, \[0.25\] now\)"):
         train.fit(models.LeNet1(), (xtr[:128], ytr[:128]), epochs=1, progress=False, device="cpu", checkpoint=ckpt,
                   mean=(0.5,), std=(0.25,))
 

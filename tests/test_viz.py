@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_lib import viz
+from course_lib import receptive_fields, viz
 
 
 def test_filter_grid_rgb_and_gray():
@@ -44,7 +44,7 @@ def test_bad_shapes_are_clear_errors():
 
 
 def test_palette_png_round_trip():
-    from course_lib.playground import PALETTE, RED
+    from course_lib.widgets.playground import PALETTE, RED
     idx = np.array([[0, 127], [254, RED]], dtype=np.uint8)
     img = Image.open(io.BytesIO(viz.to_png(idx, scale=3, palette=PALETTE))).convert("RGB")
     assert img.size == (6, 6)
@@ -71,5 +71,5 @@ def test_the_pictures_of_the_networks_are_drawn_from_the_models():
     image = torch.zeros(1, 28, 28, dtype=torch.uint8)
     ax = diagrams.draw_receptive_fields(models.LeNet1Simplified(), image, ["conv1", "conv2"])
     sizes = sorted(p.get_width() for p in ax.patches)
-    assert sizes == [measure.receptive_field(models.LeNet1Simplified(), n)[0] for n in ("conv1", "conv2")]
+    assert sizes == [receptive_fields.receptive_field(models.LeNet1Simplified(), n)[0] for n in ("conv1", "conv2")]
     plt.close("all")

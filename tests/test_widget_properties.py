@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from skimage import data as photos
 
 from course_lib import train
-from course_lib.explorers import PAGE_SIZE, ActivationExplorer, FilterExplorer
-from course_lib.playground import KERNEL_PRESETS, ConvolutionPlayground
+from course_lib.widgets.explorers import PAGE_SIZE, ActivationExplorer, FilterExplorer
+from course_lib.widgets.playground import KERNEL_PRESETS, ConvolutionPlayground
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PHOTOS = {"camera": photos.camera(), "chelsea": photos.chelsea(), "coins": photos.coins()}
@@ -173,7 +173,7 @@ def test_explorers_survive_any_sequence_of_controls(trained, actions, from_histo
 def digit_model():
     from course_lib import digits, env, models
 
-    x, y = digits.load("train", env.profile("smoke"))
+    x, y = digits.for_profile("train", env.profile("smoke"))
     torch.manual_seed(0)
     model = models.LeNet1()
     train.fit(model, (x[:1000], y[:1000]), epochs=1, lr=0.3, progress=False, device="cpu")
@@ -206,7 +206,7 @@ canvas_actions = st.lists(st.one_of(
 @SETTINGS
 @given(actions=canvas_actions)
 def test_digit_canvas_survives_any_sequence_of_pen_moves_and_buttons(digit_model, actions):
-    from course_lib.probes import DigitCanvas
+    from course_lib.widgets import DigitCanvas
 
     c = DigitCanvas(digit_model)
     c.LIVE_EVERY_S = 0.0          # refresh on every move, so that every step is checked
@@ -239,9 +239,9 @@ occlusion_actions = st.lists(st.tuples(st.sampled_from(["image", "window", "row"
 @given(actions=occlusion_actions)
 def test_occlusion_explorer_survives_any_sequence_of_controls(digit_model, actions):
     from course_lib import digits, env
-    from course_lib.probes import OcclusionExplorer
+    from course_lib.widgets import OcclusionExplorer
 
-    x, _ = digits.load("test", env.profile("smoke"))
+    x, _ = digits.for_profile("test", env.profile("smoke"))
     o = OcclusionExplorer(digit_model, x[:3])
     assert_occlusion_consistent(o)
     for name, pick in actions:
@@ -256,14 +256,14 @@ def test_occlusion_explorer_survives_any_sequence_of_controls(digit_model, actio
 def assert_field_consistent(e):
     h, w = e._sizes[e.layer.value]
     assert (e.row.max, e.col.max) == (h - 1, w - 1)
-    top, left, size, _ = e.field()
+    top, left, bottom, right = e.field()
     reached = e.measured()
     ys, xs = torch.nonzero(reached, as_tuple=True)
     H, W_ = reached.shape
     # the pixels the gradient reaches are exactly the receptive field's square inside the image
-    assert (ys.min().item(), ys.max().item()) == (max(top, 0), min(top + size - 1, H - 1))
-    assert (xs.min().item(), xs.max().item()) == (max(left, 0), min(left + size - 1, W_ - 1))
-    assert f"<b>{size} x {size}</b>" in e.numbers.value
+    assert (ys.min().item(), ys.max().item()) == (max(top, 0), min(bottom, H - 1))
+    assert (xs.min().item(), xs.max().item()) == (max(left, 0), min(right, W_ - 1))
+    assert f"<b>{bottom - top + 1} x {right - left + 1}</b>" in e.numbers.value
 
 
 @SETTINGS
@@ -271,9 +271,9 @@ def assert_field_consistent(e):
                         min_size=1, max_size=25))
 def test_receptive_field_explorer_survives_any_sequence_of_controls(actions):
     from course_lib import digits, env, models
-    from course_lib.probes import ReceptiveFieldExplorer
+    from course_lib.widgets import ReceptiveFieldExplorer
 
-    x, _ = digits.load("test", env.profile("smoke"))
+    x, _ = digits.for_profile("test", env.profile("smoke"))
     torch.manual_seed(0)
     e = ReceptiveFieldExplorer(models.LeNet5(activation="relu", pool="max"), x[0])
     assert_field_consistent(e)
@@ -302,7 +302,7 @@ def test_unit_explorer_survives_any_sequence_of_controls(actions):
     """Lesson 08's widget: after every make, the image is in [0, 1], the curve has one value per step, and
     the activation shown is the unit's own, measured again on the image shown."""
     from course_lib import measure, models
-    from course_lib.unit_explorer import UnitExplorer
+    from course_lib.widgets import UnitExplorer
     torch.manual_seed(0)
     explorer = UnitExplorer(models.LeNet1(), size=28)
     for name, value in actions:

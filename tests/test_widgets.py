@@ -4,8 +4,8 @@ from PIL import Image
 import io
 import torch
 
-from course_lib import explorers
-from course_lib import playground as pg
+from course_lib.widgets import explorers
+from course_lib.widgets import playground as pg
 
 
 @pytest.mark.parametrize("text, message", [
@@ -153,7 +153,7 @@ def test_explorer_needs_snapshots():
 
 def test_new_widgets_name_bad_arguments():
     from course_lib import models
-    from course_lib.probes import DigitCanvas, OcclusionExplorer, ReceptiveFieldExplorer
+    from course_lib.widgets import DigitCanvas, OcclusionExplorer, ReceptiveFieldExplorer
 
     with pytest.raises(KeyError, match="valid names"):
         DigitCanvas(models.LeNet1(), layers=("conv9",))

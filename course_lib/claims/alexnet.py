@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from .. import env, measure, models
-from .rules import check_cat, check_stream_split, claim_row, stream_gap
+from .rules import check_conv1_conv5, check_stream_split, claim_row, stream_gap
 
 
 def cat_picture(size: int) -> torch.Tensor:
@@ -54,7 +54,7 @@ def same_class_share(keys: torch.Tensor, key_labels: torch.Tensor, queries: torc
 
 def alexnet_measures(two: nn.Module, one: nn.Module, untrained: nn.Module, d, cat: torch.Tensor) -> dict:
     """Everything lesson 05 measures, for one seed: the two-stream network ``two``, its single-stream
-    control ``one``, an ``untrained`` two-stream network, on the data ``d`` (:class:`recipes.ImagenetteData`)
+    control ``one``, an ``untrained`` two-stream network, on the data ``d`` (:class:`imagenette.ImagenetteData`)
     and the uint8 picture ``cat``. Returns ``{"streams": stream_measures(two), "control":
     stream_measures(one), "cat": cat_layers(two), "cat_untrained": cat_layers(untrained), "fc7": {"trained",
     "untrained", "pixels": same-class shares}}`` (CPU numbers; no tensors but the per-filter scores)."""
@@ -84,20 +84,20 @@ ALEXNET_ASSERTED = {"sparser", "abstract"}
 
 def alexnet_claims(prof: env.Profile, seeds: int, progress: bool = True, variant: str = "imagenette") -> list[dict]:
     """Lesson 05's claims over ``seeds`` seeds at profile ``prof``'s recipe, as rows like
-    :func:`digit_claims`': each seed trains (or resumes, :func:`recipes.train_alexnet` with
+    :func:`digit_claims`': each seed trains (or resumes, :func:`trained.train_alexnet` with
     ``resumable=True``) a two-stream AlexNet and its single-stream control, and measures both with
     :func:`alexnet_measures` next to an untrained network. The first row gives the top-1 accuracies."""
     from tqdm.auto import tqdm
 
-    from .. import recipes
+    from .. import imagenette, trained
 
-    d = recipes.imagenette_data(prof, variant)
+    d = imagenette.for_profile(prof, variant)
     cat = cat_picture(prof.image_size)
     runs, accuracy = [], {1: [], 2: []}
     for seed in tqdm(range(seeds), desc="AlexNet claims", disable=not progress):
         nets = {}
         for streams in (2, 1):
-            nets[streams], history = recipes.train_alexnet(prof, d, streams, seed, progress=False, resumable=True)
+            nets[streams], history = trained.train_alexnet(prof, d, streams, seed, progress=False, resumable=True)
             accuracy[streams].append(history.last["val_accuracy"])
         env.seed_everything(seed)
         untrained = models.AlexNet(num_classes=len(d.classes)).to(next(nets[2].parameters()).device)
@@ -119,7 +119,7 @@ def alexnet_claims(prof: env.Profile, seeds: int, progress: bool = True, variant
         row(key, f"conv1's two streams differ in {what} (permutation p, lower: more different)",
             [r["streams"][key] for r in runs], [r["control"][key] for r in runs], "one stream's halves", False,
             split["reproduced"])
-    cats = [check_cat(r["cat"], r["cat_untrained"]) for r in runs]
+    cats = [check_conv1_conv5(r["cat"], r["cat_untrained"]) for r in runs]
     row("sparser", "conv5 sparser than conv1 on the cat (sparsity of conv5)",
         [r["cat"]["act5"]["sparsity"] for r in runs], [r["cat_untrained"]["act5"]["sparsity"] for r in runs],
         "untrained conv5", True, all(c["sparser"] for c in cats))

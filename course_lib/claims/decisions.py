@@ -107,7 +107,7 @@ def decision_claims(prof: env.Profile, seeds: int, progress: bool = True) -> lis
 
     from .. import digits, loader
 
-    train_data, test = digits.load("train", prof), digits.load("test", prof)
+    train_data, test = digits.for_profile("train", prof), digits.for_profile("test", prof)
     probe, targets = loader.normalize(test[0][:16]), test[1][:16]
     finals, unrelated, shifts = {}, {}, []
     for seed in tqdm(range(seeds), desc="lesson 06 claims", disable=not progress):

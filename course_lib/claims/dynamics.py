@@ -29,6 +29,12 @@ def relu_lenet5(seed: int) -> nn.Module:
     return models.LeNet5(activation="relu", pool="max")
 
 
+def untrained_live_sparsity(seed: int, probe: torch.Tensor, layer: str = "act2") -> float:
+    """The live sparsity (:func:`measure.live_sparsity`) of ``layer`` of the untrained :func:`relu_lenet5`
+    of ``seed`` on the uint8 ``probe`` digits: one side of lesson 03's control (two untrained networks)."""
+    return measure.live_sparsity(measure.record(relu_lenet5(seed), probe, [layer])[layer])
+
+
 def layer_stats(acts: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
     """Per ReLU layer (``acts``: ``{name: activations on a probe batch}``): ``dead`` (share of
     units zero on every probe image), ``live_sparsity`` (share of zeros among the other units) and
@@ -119,8 +125,8 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
 
     from .. import digits, loader
 
-    x_all, y_all = digits.load("train", prof)
-    test = digits.load("test", prof)
+    x_all, y_all = digits.for_profile("train", prof)
+    test = digits.for_profile("test", prof)
     probe = test[0][:prof.probe_size]
     train_data = loader.take(x_all, y_all, prof.dynamics_train_size)
     sweep_data = loader.take(x_all, y_all, prof.sweep_train_size)

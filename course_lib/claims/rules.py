@@ -124,7 +124,7 @@ def check_stream_split(p_streams, p_control, alpha: float = 0.01) -> dict:
     return {"reproduced": bool(k == len(p_streams) and (p_control >= alpha).all()), "k": k, "n": len(p_streams)}
 
 
-def check_cat(trained: dict, untrained: dict, margin: float = 0.1) -> dict:
+def check_conv1_conv5(trained: dict, untrained: dict, margin: float = 0.1) -> dict:
     """Lesson 05's two verdicts on the cat, from :func:`cat_layers` of a trained and an untrained
     network: ``sparser`` — conv5 is sparser than conv1 and than the untrained conv5, each by more than
     ``margin``; ``abstract`` — conv1 resembles the picture more than conv5 does, by more than ``margin``

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .. import env, features, measure
+from .. import env, made_images, measure, receptive_fields
 from .rules import check_rise, claim_row
 
 # steps of gradient ascent per image, by profile: what a lesson can afford on each machine
@@ -24,18 +24,18 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def filter_match(model: nn.Module, units, seed: int, size: int = 63, steps: int = 40, layer: str = "conv1") -> dict:
-    """For each of conv ``layer``'s ``units``: the image made for its centre unit (:func:`features.maximize`,
+    """For each of conv ``layer``'s ``units``: the image made for its centre unit (:func:`made_images.maximize`,
     no regularizer), cut to the unit's receptive field, and its correlation with the unit's own filter
     (``own``) and with the filter of another unit drawn at random with ``seed`` (``shuffled``, the control).
     Returns ``{"own": [...], "shuffled": [...]}``, one number per unit."""
     weights = measure.conv_weights(model, layer)
     k = weights.shape[-1]
-    field, stride, offset = measure.receptive_field(model, layer)
+    field, stride, offset = receptive_fields.receptive_field(model, layer)
     gen = torch.Generator().manual_seed(seed)
     others = torch.randperm(len(weights), generator=gen)
     own, shuffled = [], []
     for i, u in enumerate(units):
-        image, _ = features.maximize(model, layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
+        image, _ = made_images.maximize(model, layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
                                      unit="center")
         side = (size + 2 * (-offset) - k) // stride + 1          # positions of the layer's maps
         top = offset + (side // 2) * stride
@@ -56,7 +56,7 @@ def made_against_real(model: nn.Module, layer: str, units, images: torch.Tensor,
     real = measure.record(model, images, [layer])[layer]                 # N x C x h x w
     made, top, others = [], [], []
     for u in units:
-        image, _ = features.maximize(model, climb or layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
+        image, _ = made_images.maximize(model, climb or layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
                                      unit="center", **REGULARIZED)
         acts = measure.record(model, (image[None] * 255).round().byte(), [layer])[layer][0]
         centre = acts[:, acts.shape[1] // 2, acts.shape[2] // 2]
@@ -72,7 +72,7 @@ def frequency_with_and_without(model: nn.Module, layer: str, units, seed: int, s
     out = {"plain": [], "regularized": []}
     for u in units:
         for name, extra in (("plain", {}), ("regularized", REGULARIZED)):
-            image, _ = features.maximize(model, layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
+            image, _ = made_images.maximize(model, layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
                                          unit="center", **extra)
             # the whole image's spectrum (the measure pads small filters to 32 x 32; an image is larger)
             out[name].append(float(measure.filter_frequency(image[None], size=max(32, image.shape[-1]))[0]))
@@ -82,7 +82,7 @@ def frequency_with_and_without(model: nn.Module, layer: str, units, seed: int, s
 def fooling_run(model: nn.Module, images: torch.Tensor, labels, epsilons, seed: int) -> dict:
     """The share of the correctly read ``images`` (float pixels in [0, 1]) whose answer changes under FGSM,
     PGD and random sign noise (the control) at each of ``epsilons``: ``{attack: [share per epsilon]}``."""
-    return {attack: [features.flipped_share(model, images, labels, attack, eps, seed=seed) for eps in epsilons]
+    return {attack: [made_images.flipped_share(model, images, labels, attack, eps, seed=seed) for eps in epsilons]
             for attack in ("fgsm", "pgd", "noise")}
 
 
@@ -97,14 +97,14 @@ def unit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[di
     the same size."""
     from tqdm.auto import tqdm
 
-    from .. import digits, models, recipes, references, train
+    from .. import digits, imagenette, models, references, train
 
-    alexnet, record = references.load("alexnet-imagenette")
+    alexnet, record = references.load_network("alexnet-imagenette")
     size = record["settings"]["image_size"]
     steps = STEPS.get(prof.name, 80)
-    val = recipes.imagenette_data(prof).val_images[:64]
+    val = imagenette.for_profile(prof).val_images[:64]
     val = torch.nn.functional.interpolate(val.float(), size=(size, size), mode="bilinear").round().byte()
-    train_data, test = digits.load("train", prof), digits.load("test", prof)
+    train_data, test = digits.for_profile("train", prof), digits.for_profile("test", prof)
     pixels, labels = test[0][:300].float() / 255, test[1][:300]
     # conv5 units that respond to the real images at all (a unit silent on every photo has no gradient to climb)
     peaks = measure.record(alexnet, val, ["act5"])["act5"].amax(dim=(0, 2, 3))

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from playwright.sync_api import expect
 
-from course_lib import assign, release, site
+from course_lib.instructor import check as assign_check, course, notebooks, release, site, solutions, words
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("node") is None,
@@ -90,7 +90,7 @@ def site_pages(page, base: str) -> list[str]:
 
 def test_every_page_loads_whole_with_its_figures_and_colab_link(built, page):
     repo, tag = release.release_info(ROOT)
-    lessons = assign.lessons(ROOT / "solutions")
+    lessons = course.lessons(ROOT / "solutions")
     with serve(built) as base:
         pages = site_pages(page, base)
         assert pages[0] == "index.html" and len(pages) == len(lessons) + 1

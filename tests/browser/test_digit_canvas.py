@@ -9,8 +9,8 @@ CANVAS = ".digit-canvas"
 NOTEBOOK = notebook(
     "import torch\n"
     "from course_lib import digits, env, models, train\n"
-    "from course_lib.probes import DigitCanvas\n"
-    "x, y = digits.load('train', env.profile('smoke'))\n"
+    "from course_lib.widgets import DigitCanvas\n"
+    "x, y = digits.for_profile('train', env.profile('smoke'))\n"
     "torch.manual_seed(0)\n"
     "net = models.LeNet1()\n"
     "train.fit(net, (x, y), epochs=2, lr=0.3, progress=False, device='cpu');",

@@ -7,8 +7,8 @@ from lab_helpers import assert_clean, notebook, open_and_run
 EXPLORER = ".unit-explorer"
 NOTEBOOK = notebook(
     "from course_lib import references\n"
-    "from course_lib.unit_explorer import UnitExplorer\n"
-    "alexnet, record = references.load('alexnet-imagenette')",
+    "from course_lib.widgets import UnitExplorer\n"
+    "alexnet, record = references.load_network('alexnet-imagenette')",
     "explorer = UnitExplorer(alexnet, size=64)\nexplorer.steps.value = 10\nexplorer",
 )
 

@@ -1,6 +1,7 @@
 """Explorers of a trained network, or of its training history: feature maps (``ActivationExplorer``) and
 filters (``FilterExplorer``), with an epoch slider over ``fit``'s snapshots. The widgets that probe a
-network with an input you change (draw a digit, hide a square, pick a unit) are in :mod:`probes`.
+network with an input you change are beside it: :mod:`.digit_canvas`, :mod:`.occlusion`,
+:mod:`.receptive_field`.
 
 Pictures go to the browser as PNG bytes; ``update()`` does one full refresh synchronously, which is what
 the benchmarks time.
@@ -14,7 +15,9 @@ import math
 import ipywidgets as W
 import torch
 
-from . import loader, measure, viz
+from .. import loader, measure, viz
+from ..layers import conv_layer_names
+from .base import WidgetView
 
 
 PAGE_SIZE = 64  # maps or filters on one page: more would not be readable
@@ -31,7 +34,7 @@ def _snapshots_of(source):
     return None, snapshots
 
 
-class _Explorer(viz.WidgetView):
+class _Explorer(WidgetView):
     """What both explorers share: ``frames`` (one per snapshot epoch) and an epoch slider over them."""
 
     frames: list[dict]
@@ -141,7 +144,7 @@ class FilterExplorer(_Explorer):
     def __init__(self, source, layers=None):
         model, snapshots = _snapshots_of(source)
         if model is not None:
-            names = measure.conv_layer_names(model)
+            names = conv_layer_names(model)
             self.frames = [{"epoch": 0, "weights": {n: measure.conv_weights(model, n) for n in names}}]
         else:
             names = [k[:-7] for k in snapshots[0]["state"] if k.endswith(".weight") and snapshots[0]["state"][k].dim() == 4]

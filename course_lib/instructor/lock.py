@@ -2,7 +2,7 @@
 checks that it is up to date with ``pyproject.toml`` and ``constraints.txt``, and ``environment.yml``
 generated from it for conda users.
 
-    python -m course_lib.lock        # write environment.yml from requirements.lock (make lock runs it)
+    python -m course_lib.instructor lock        # write environment.yml from requirements.lock (make lock runs it)
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from .files import atomic_write
-
-ROOT = Path(__file__).resolve().parent.parent
+from ..files import atomic_write
+from .course import ROOT
 
 
 ENVIRONMENT_HEADER = """\
-# Generated from requirements.lock by `make lock` (python -m course_lib.lock): do not edit.
+# Generated from requirements.lock by `make lock` (python -m course_lib.instructor lock): do not edit.
 # The course's conda environment, with the same locked versions as `make lab`:
 #   conda env create -f environment.yml && conda activate convnet-course
 """

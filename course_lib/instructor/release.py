@@ -1,7 +1,7 @@
 """Where the course is published, and moving it to a new release: the repository and version in
 ``pyproject.toml`` are the one source of every Colab badge and every lesson's Colab install line.
 
-    python -m course_lib.release v0.2.0 [--repo OWNER/NAME]      # make release TAG=v0.2.0 runs it
+    python -m course_lib.instructor release v0.2.0 [--repo OWNER/NAME]   # make release TAG=v0.2.0 runs it
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .course import ROOT, lessons, write_text
 
 
 class ReleaseError(ValueError):
@@ -75,7 +75,7 @@ def release(tag: str, repo: str | None = None, root: Path = ROOT) -> list[Path]:
     text = text.replace(f"https://github.com/{old_repo}", f"https://github.com/{new_repo}")
     changed = []
     files = [Path(root) / "README.md"] + [p for d in ("notebooks", "student", "solutions")
-                                          for p in _lessons(Path(root) / d)]
+                                          for p in lessons(Path(root) / d)]
     updates = {pyproject: text}
     for path in files:
         old = path.read_text()
@@ -83,16 +83,16 @@ def release(tag: str, repo: str | None = None, root: Path = ROOT) -> list[Path]:
         for a, b in swaps:
             new = new.replace(a, b)
         updates[path] = new
-    # A solution records the SHA-256 of the source it was run from (assign.fingerprint): the swap changes
+    # A solution records the SHA-256 of the source it was run from (solutions.fingerprint): the swap changes
     # source and solution alike, so a solution that was current stays current under the new hash.
-    for source in _lessons(Path(root) / "notebooks"):
+    for source in lessons(Path(root) / "notebooks"):
         solution = Path(root) / "solutions" / source.name
         if solution in updates:
             before, after = _sha256(source.read_bytes()), _sha256(updates[source].encode())
             updates[solution] = updates[solution].replace(f'"source": "{before}"', f'"source": "{after}"')
     for path, new in updates.items():
         if new != path.read_text():
-            _write(path, new)
+            write_text(path, new)
             changed.append(path)
     return changed
 
@@ -103,18 +103,8 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _lessons(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
-
-
-def _write(path: Path, text: str) -> None:
-    from .files import atomic_write
-
-    atomic_write(path, lambda f: f.write(text), mode="w")
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.release", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.instructor release", description=__doc__.split("\n")[0])
     parser.add_argument("tag", help="vX.Y.Z")
     parser.add_argument("--repo", help="OWNER/NAME on GitHub (default: pyproject's Repository)")
     args = parser.parse_args(argv)

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import viz
+from .. import viz
+from .base import WidgetView
 
 KERNEL_PRESETS: dict[str, list[list[float]]] = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
@@ -170,7 +171,7 @@ def _fit_display(image) -> tuple[np.ndarray, str]:
                            else small.numpy()), note
 
 
-class ConvolutionPlayground(viz.WidgetView):
+class ConvolutionPlayground(WidgetView):
     """Slide a filter over a picture and watch one output pixel being computed.
 
     ``ConvolutionPlayground(image, kernel=None)``: ``image`` is ``H x W`` (gray) or ``H x W x 3``

@@ -1,10 +1,10 @@
 """The course website: ``make site`` builds a static site from the README and the executed solution
-notebooks with Jupyter Book 2 (``python -m course_lib.site build``), into ``build/site/html``.
+notebooks with Jupyter Book 2 (``python -m course_lib.instructor site build``), into ``build/site/html``.
 
 Jupyter Book (the MyST engine) reads the notebooks, stores their figures, typesets the math and writes
 the search index. It then hands the pages to its site template's ``render`` command. Jupyter Book's
 own ``book-theme`` is downloaded from api.mystmd.org at build time, which a machine with only package
-registries cannot reach, so the course's template is this module: ``python -m course_lib.site render``
+registries cannot reach, so the course's template is this module: ``python -m course_lib.instructor site render``
 turns each page's MyST tree into one HTML page with the table of contents, search, "open in Colab"
 links, and each widget's static picture (``viz.WidgetView`` stores one beside the live widget).
 """
@@ -21,17 +21,16 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from . import assign, release
-
-ROOT = assign.ROOT
+from . import release
+from .course import ROOT, lessons
+from .solutions import PROGRESS_BAR, WIDGET_VIEW
 STATIC = Path(__file__).resolve().parent / "site_static"  # site.css, site.js
 # The richest form of an output that a page without a kernel can show, best first.
 MIME_ORDER = ("image/png", "image/jpeg", "image/svg+xml", "image/gif", "text/html", "text/plain")
-PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm's text form: a bar's state when it was first drawn, not its end
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TEMPLATE_YML = """jtex: v1
 title: ConvNet course site
-description: The course's own static renderer (course_lib.site).
+description: The course's own static renderer (course_lib.instructor.site).
 build:
   render: {command}
 """
@@ -51,7 +50,7 @@ class SiteError(RuntimeError):
 
 def book_sources(root: Path = ROOT) -> list[Path]:
     """The executed lessons ``solutions/NN_*.ipynb`` that the site shows, in order."""
-    found = assign.lessons(Path(root) / "solutions")
+    found = lessons(Path(root) / "solutions")
     if not found:
         raise SiteError(f"no executed lessons in {Path(root) / 'solutions'}: run `make solutions` first")
     return found
@@ -86,7 +85,7 @@ def build(root: Path = ROOT, out: Path | None = None) -> Path:
     title = re.search(r"^# (.+)$", readme, re.M)
     title = title.group(1).split(" — ")[0] if title else "ConvNet course"
     (book / "myst.yml").write_text(myst_config(title, [p.name for p in lessons], template))
-    command = f"{sys.executable} -m course_lib.site render --root {root}"
+    command = f"{sys.executable} -m course_lib.instructor site render --root {root}"
     (template / "template.yml").write_text(TEMPLATE_YML.format(command=json.dumps(command)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
     env.pop("BASE_URL", None)  # the pages use relative links: the site works under any address
@@ -174,7 +173,7 @@ class Renderer:
         method = getattr(self, "n_" + kind, None)
         if method is None:
             raise SiteError(f"the page {self.page.slug!r} holds a MyST node of type {kind!r}, which the course's "
-                            "renderer does not know: add a renderer for it to course_lib/site.py (a method "
+                            "renderer does not know: add a renderer for it to course_lib/instructor/site.py (a method "
                             f"n_{kind}, or an entry in SIMPLE_TAGS).")
         return method(node)
 
@@ -239,7 +238,7 @@ class Renderer:
 
     def output(self, out: dict) -> str:
         """One notebook output as HTML: a stream's text, an error's traceback, or the richest form of a
-        display (a widget shows its static picture when it stored one; a progress bar shows nothing)."""
+        display (a widget shows its static picture when it stored one; a progress bar its finished text)."""
         kind = out.get("output_type")
         if kind == "stream":
             return f'<pre class="output {html.escape(out.get("name", ""))}">{html.escape(ANSI.sub("", out.get("text", "")))}</pre>'
@@ -256,9 +255,9 @@ class Renderer:
             text = entry.get("content", "")
             if mime == "text/html":
                 return f'<div class="output html">{text}</div>'
-            if assign.WIDGET_VIEW in data:
-                if PROGRESS_BAR.search(text):
-                    return ""
+            if WIDGET_VIEW in data:
+                if PROGRESS_BAR.search(text):     # a progress bar, stored as it ended (solutions.finish_progress_bars)
+                    return f'<pre class="output progress">{html.escape(text)}</pre>'
                 return ('<p class="output widget-note">An interactive widget: open this lesson in Colab or '
                         "JupyterLab to use it.</p>")
             return f'<pre class="output">{html.escape(text)}</pre>'
@@ -339,7 +338,7 @@ def render(cdn: str, out: Path, root: Path = ROOT) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.site", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_lib.instructor site", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the site into build/site/html")
     b.add_argument("--root", type=Path, default=ROOT)

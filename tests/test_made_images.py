@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_lib import digits, env, features, models, train
+from course_lib import digits, env, made_images, models, train
 
 PLAIN = {"mean": (0.0,), "std": (1.0,)}      # no normalization: the networks below read pixels as they are
 
@@ -26,7 +26,7 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_the_image_made_for_an_edge_unit_is_that_edge_and_not_the_other():
     model = edge_detectors()
-    image, curve = features.maximize(model, "0", 0, size=5, steps=150, lr=0.1, seed=0, **PLAIN)
+    image, curve = made_images.maximize(model, "0", 0, size=5, steps=150, lr=0.1, seed=0, **PLAIN)
     assert image.shape == (1, 5, 5) and 0 <= image.min() and image.max() <= 1
     assert curve[-1] > curve[0] + 1.0, "the activation must rise"
     vertical, horizontal = model[0].weight[:, 0].detach()
@@ -39,8 +39,8 @@ def test_regularizers_make_a_smoother_image_than_none():
     from course_lib import measure
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
-    plain, _ = features.maximize(model, "2", 1, size=24, steps=60, seed=1, **PLAIN)
-    smooth, _ = features.maximize(model, "2", 1, size=24, steps=60, seed=1, jitter=2, blur=1.0, **PLAIN)
+    plain, _ = made_images.maximize(model, "2", 1, size=24, steps=60, seed=1, **PLAIN)
+    smooth, _ = made_images.maximize(model, "2", 1, size=24, steps=60, seed=1, jitter=2, blur=1.0, **PLAIN)
     sharp, soft = (measure.filter_smoothness(img[None]).item() for img in (plain, smooth))
     assert soft > sharp, f"blur and jitter should remove high frequencies: {soft:.2f} vs {sharp:.2f}"
 
@@ -50,7 +50,7 @@ def test_fgsm_on_a_linear_classifier_moves_every_pixel_by_the_sign_of_the_weight
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     images = 0.3 + 0.4 * torch.rand(3, 1, 4, 4)
     labels = torch.tensor([0, 1, 0])
-    adv = features.fgsm(model, images, labels, 0.05, **PLAIN)
+    adv = made_images.fgsm(model, images, labels, 0.05, **PLAIN)
     w = model[1].weight.detach()
     for x, a, y in zip(images, adv, labels):
         expected = (w[1 - y] - w[y]).sign().view(1, 4, 4)       # away from the true class, towards the other
@@ -63,8 +63,8 @@ def test_attacks_stay_in_their_budget_and_in_pixel_range():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     images = torch.rand(4, 1, 4, 4)
     labels = torch.tensor([0, 1, 1, 0])
-    for adv in (features.fgsm(model, images, labels, 0.2, **PLAIN), features.pgd(model, images, labels, 0.2, **PLAIN),
-                features.random_sign_noise(images, 0.2)):
+    for adv in (made_images.fgsm(model, images, labels, 0.2, **PLAIN), made_images.pgd(model, images, labels, 0.2, **PLAIN),
+                made_images.random_sign_noise(images, 0.2)):
         assert adv.shape == images.shape and adv.min() >= 0 and adv.max() <= 1
         assert (adv - images).abs().max() <= 0.2 + 1e-6
 
@@ -81,11 +81,11 @@ def lenet1():
 
 def test_fgsm_and_pgd_flip_far_more_digits_than_random_noise_of_the_same_size(lenet1):
     model, images, labels = lenet1
-    noise = features.flipped_share(model, images, labels, "noise", 0.1)
-    fgsm = features.flipped_share(model, images, labels, "fgsm", 0.1)
-    pgd = features.flipped_share(model, images, labels, "pgd", 0.1)
+    noise = made_images.flipped_share(model, images, labels, "noise", 0.1)
+    fgsm = made_images.flipped_share(model, images, labels, "fgsm", 0.1)
+    pgd = made_images.flipped_share(model, images, labels, "pgd", 0.1)
     assert fgsm > 5 * max(noise, 0.02) and pgd >= fgsm - 0.02, (noise, fgsm, pgd)
-    smallest = features.smallest_epsilon(model, images[:20], labels[:20], [0.02, 0.05, 0.1, 0.2, 0.3])
+    smallest = made_images.smallest_epsilon(model, images[:20], labels[:20], [0.02, 0.05, 0.1, 0.2, 0.3])
     assert smallest.shape == (20,) and (smallest[torch.isfinite(smallest)] <= 0.3).all()
 
 
@@ -93,14 +93,14 @@ def test_bad_inputs_are_named():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     x = torch.rand(2, 1, 4, 4)
     with pytest.raises(ValueError, match=r"float pixels in \[0, 1\]"):
-        features.fgsm(model, (x * 255).byte(), [0, 1], 0.1)
+        made_images.fgsm(model, (x * 255).byte(), [0, 1], 0.1)
     with pytest.raises(ValueError, match="epsilon must be a number in"):
-        features.fgsm(model, x, [0, 1], 2)
+        made_images.fgsm(model, x, [0, 1], 2)
     with pytest.raises(ValueError, match="one integer label per image"):
-        features.fgsm(model, x, [0], 0.1, **PLAIN)
+        made_images.fgsm(model, x, [0], 0.1, **PLAIN)
     with pytest.raises(ValueError, match="attack must be one of fgsm, pgd, noise"):
-        features.flipped_share(model, x, [0, 1], "cw", 0.1, **PLAIN)
+        made_images.flipped_share(model, x, [0, 1], "cw", 0.1, **PLAIN)
     with pytest.raises(ValueError, match="channel must be between 0 and 1"):
-        features.maximize(edge_detectors(), "0", 5, size=5, steps=1, **PLAIN)
+        made_images.maximize(edge_detectors(), "0", 5, size=5, steps=1, **PLAIN)
     with pytest.raises(KeyError, match="Unknown layer 'conv9'"):
-        features.maximize(edge_detectors(), "conv9", 0, size=5, steps=1, **PLAIN)
+        made_images.maximize(edge_detectors(), "conv9", 0, size=5, steps=1, **PLAIN)

@@ -1,4 +1,4 @@
-"""What a unit wants to see, and what fools a network.
+"""Images made for a network: what a unit wants to see, and what fools a network.
 
 * :func:`maximize`: an image made to excite one channel of one layer (Erhan et al. 2009's activation
   maximization; with ``layer=None`` a class model, Simonyan et al. 2013), from noise, with the
@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .layers import device_of, evaluating, find_layer, for_gradients, input_channels
 from .loader import scale_and_shift
-from .models import evaluating
 
 
 def _normalizer(channels: int, mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,13 +47,6 @@ def _check_epsilon(epsilon) -> float:
         raise ValueError(f"epsilon must be a number in [0, 1] (a change of each pixel, images in [0, 1]), "
                          f"got {epsilon!r}.")
     return float(epsilon)
-
-
-def _input_channels(model: nn.Module) -> int:
-    first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
-    if isinstance(first, nn.Conv2d):
-        return first.in_channels
-    raise ValueError(f"Cannot tell how many input channels {type(model).__name__} reads: pass channels=.")
 
 
 # --- activation maximization ------------------------------------------------------------------------------
@@ -113,14 +106,12 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
     """
     from tqdm.auto import tqdm
 
-    from .attribution import prepared, resolve_layer
-
     for name, value, low in (("size", size, 1), ("steps", steps, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}.")
-    module = resolve_layer(model, layer) if layer is not None else None
-    c = channels or _input_channels(model)
-    device = next(model.parameters()).device
+    module = find_layer(model, layer) if layer is not None else None
+    c = channels or input_channels(model)
+    device = device_of(model)
     gen = torch.Generator().manual_seed(seed)
     logits = (torch.randn(1, c, size, size, generator=gen) * 0.5).to(device).requires_grad_(True)
     times, plus = _normalizer(c, mean, std, device)
@@ -134,7 +125,7 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
     optimizer = torch.optim.Adam([logits], lr=lr)
     curve = []
     try:
-        with prepared(model):
+        with for_gradients(model):
             for _ in tqdm(range(steps), desc=f"maximizing {layer or 'logit'} {channel}", disable=not progress):
                 image = torch.sigmoid(logits)
                 try:
@@ -171,7 +162,7 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
 
 def _loss_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean, std) -> torch.Tensor:
     """The gradient of the cross-entropy loss with respect to the pixels (``N x C x H x W``)."""
-    device = next(model.parameters()).device
+    device = device_of(model)
     x = images.detach().to(device).requires_grad_(True)
     times, plus = _normalizer(images.shape[1], mean, std, device)
     with evaluating(model):
@@ -233,7 +224,7 @@ def random_sign_noise(images: torch.Tensor, epsilon: float, seed: int = 0) -> to
 @torch.no_grad()
 def answers(model: nn.Module, images: torch.Tensor, mean=None, std=None) -> torch.Tensor:
     """The model's class for each of ``images`` (float pixels in [0, 1]): ``N`` ints on the CPU."""
-    device = next(model.parameters()).device
+    device = device_of(model)
     times, plus = _normalizer(images.shape[1], mean, std, device)
     with evaluating(model):
         return model(images.to(device) * times + plus).argmax(1).cpu()

@@ -10,20 +10,22 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from . import features, measure, viz
+from .. import made_images, measure, viz
+from ..layers import input_channels, layer_names
+from .base import WidgetView
 
 
-class UnitExplorer(viz.WidgetView):
+class UnitExplorer(WidgetView):
     """``UnitExplorer(model, layers=None, size=64)``: controls for the layer (default: every activation with
     spatial maps, i.e. after a convolution), the unit (channel), the regularizer strength (0: none; 1: shifts of up to 4 px and
     a blur of sigma 1 after every step), the number of steps and the seed; *make* runs
-    :func:`features.maximize` on the centre unit with a progress bar, then shows the image and the curve
+    :func:`made_images.maximize` on the centre unit with a progress bar, then shows the image and the curve
     of the activation. A control change never raises: what cannot be done is said in the widget."""
 
     def __init__(self, model: torch.nn.Module, layers=None, size: int = 64, channels: int | None = None):
         self.model, self.size, self.channels = model, size, channels
         self._widths = {}
-        names = [n for n in measure.layer_names(model, (torch.nn.ReLU, torch.nn.Tanh)) if len(self._shape(n)) == 3]
+        names = [n for n in layer_names(model, (torch.nn.ReLU, torch.nn.Tanh)) if len(self._shape(n)) == 3]
         self.layers = list(layers) if layers is not None else names
         unknown = [n for n in self.layers if n not in dict(model.named_modules())]
         if unknown or not self.layers:
@@ -48,7 +50,7 @@ class UnitExplorer(viz.WidgetView):
     def _shape(self, layer: str) -> tuple:
         """``layer``'s output shape for one image of the widget's size (measured once on a gray image)."""
         if layer not in self._widths:
-            channels = self.channels or features._input_channels(self.model)
+            channels = self.channels or input_channels(self.model)
             gray = torch.full((1, channels, self.size, self.size), 128, dtype=torch.uint8)
             self._widths[layer] = tuple(measure.record(self.model, gray, [layer])[layer].shape[1:])
         return self._widths[layer]
@@ -71,7 +73,7 @@ class UnitExplorer(viz.WidgetView):
         self.bar.max, self.bar.value = int(self.steps.value), 0
         started = time.perf_counter()
         try:
-            image, curve = features.maximize(self.model, self.layer.value, int(self.unit.value), size=self.size,
+            image, curve = made_images.maximize(self.model, self.layer.value, int(self.unit.value), size=self.size,
                                              steps=int(self.steps.value), seed=int(self.seed.value), lr=0.1,
                                              unit="center", channels=self.channels,
                                              on_step=lambda i, _: setattr(self.bar, "value", i), **self.settings())

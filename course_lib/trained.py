@@ -1,5 +1,6 @@
-"""The recipes lessons share, so that they cannot drift apart: AlexNet on Imagenette (lessons 04 and 05:
-the same data, the same training, the same checkpoints) and the trained LeNet-1 (lessons 02 and 06).
+"""The trained networks lessons share, so that they cannot drift apart: AlexNet on Imagenette (lessons 04
+and 05: the same training, the same checkpoints), the trained LeNet-1 (lessons 02 and 06), and an AlexNet
+trained on photos for lesson 06 (torchvision's ImageNet weights, or lesson 04's).
 """
 
 from __future__ import annotations
@@ -7,47 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
-from . import augment, env, imagenette, models, train
+from . import augment, env, models, references, train
+from .checkpoints import load_checkpoint, save_checkpoint
 from .files import data_root
-from .loader import take
-
-
-class ImagenetteData(NamedTuple):
-    """The data of lessons 04-05: ``train_images`` uint8 ``N x 3 x C x C`` (C = the cache side, 8/7
-    of the crop, as 256 is to 224) with ``train_labels``; ``val_images`` centre crops ``M x 3 x S x S``
-    (S = the profile's image size) with ``val_labels``; the class names; and ``offline``: True when
-    the images are scikit-image's photos standing in for Imagenette (the ``smoke`` profile)."""
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
-    classes: list[str]
-    offline: bool
-
-
-def imagenette_data(prof: env.Profile, variant: str = "imagenette") -> ImagenetteData:
-    """Load (downloading once) Imagenette or Imagewoof at the sizes of profile ``prof``; in ``smoke``,
-    the offline folder of real photos in Imagenette's layout. Training images are cut to the profile's
-    ``imagenette_train_size`` (a seeded subset)."""
-    cache = round(prof.image_size * 8 / 7)
-    if prof.name == "smoke":
-        root = imagenette.offline_folder()
-        train_set = imagenette.load("train", root=root, download=False, resolution=cache)
-        val_set = imagenette.load("val", root=root, download=False, resolution=cache)
-    else:
-        train_set = imagenette.load("train", variant=variant, size=160, resolution=cache)
-        val_set = imagenette.load("val", variant=variant, size=160, resolution=cache)
-    x, y = take(train_set.images, train_set.labels, prof.imagenette_train_size)
-    return ImagenetteData(x, y, augment.center_crop(val_set.images, prof.image_size), val_set.labels,
-                          list(train_set.classes), prof.name == "smoke")
+from .history import History
+from .imagenette import ImagenetteData
 
 
 def train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2, seed: int = 0,
-                  progress: bool = True, resumable: bool = False) -> tuple[torch.nn.Module, train.History]:
+                  progress: bool = True, resumable: bool = False) -> tuple[torch.nn.Module, History]:
     """AlexNet (``streams`` 2 or 1) trained with the course's recipe at profile ``prof``'s sizes: SGD with
     warm-up and cosine, weight decay 5e-4, label smoothing 0.1, the paper's random crops and flips on the
     device. Returns ``(model, history)``; validation accuracy is measured on the centre crops.
@@ -78,10 +49,10 @@ def checkpoint_path(prof: env.Profile, streams: int) -> Path:
     return data_root() / "checkpoints" / f"alexnet-{prof.name}-{streams}stream{'s' if streams > 1 else ''}.pt"
 
 
-def save_alexnet(prof: env.Profile, model: torch.nn.Module, history: train.History, d: ImagenetteData) -> Path:
+def save_alexnet(prof: env.Profile, model: torch.nn.Module, history: History, d: ImagenetteData) -> Path:
     """Save a trained AlexNet and what it was trained on (atomically). Returns the path."""
     path = checkpoint_path(prof, model.streams)
-    train.save_checkpoint(path, {"model": model.state_dict(), "classes": d.classes, "profile": prof.name,
+    save_checkpoint(path, {"model": model.state_dict(), "classes": d.classes, "profile": prof.name,
                                  "epochs": prof.alexnet_epochs, "image_size": prof.image_size,
                                  "val_accuracy": history.last["val_accuracy"], "offline": d.offline})
     return path
@@ -92,9 +63,9 @@ def load_or_train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2
     with :func:`train_alexnet` (and saved). Returns ``(model in eval mode on the course device, info)``
     with info ``{"val_accuracy", "epochs", "source"}`` (source: ``"checkpoint"`` or ``"trained now"``)."""
     path = checkpoint_path(prof, streams)
-    saved = train.load_checkpoint(path) if path.exists() else None
+    saved = _matching_checkpoint(path, d, prof)
     model = models.AlexNet(num_classes=len(d.classes), streams=streams)
-    if saved is not None and saved["classes"] == d.classes and saved["image_size"] == prof.image_size:
+    if saved is not None:
         model.load_state_dict(saved["model"])
         info = {"val_accuracy": saved["val_accuracy"], "epochs": saved["epochs"], "source": f"checkpoint {path.relative_to(data_root())}"}
     else:
@@ -102,6 +73,21 @@ def load_or_train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2
         save_alexnet(prof, model, history, d)
         info = {"val_accuracy": history.last["val_accuracy"], "epochs": prof.alexnet_epochs, "source": "trained now"}
     return model.to(env.device()).eval(), info
+
+
+def _matching_checkpoint(path: Path, d: ImagenetteData, prof: env.Profile) -> dict | None:
+    """Lesson 04's saved AlexNet when it exists, is whole, and was trained on these classes at this image
+    size; None otherwise (a checkpoint of an older course, another profile or a damaged file: train again)."""
+    if not path.exists():
+        return None
+    try:
+        saved = load_checkpoint(path)
+    except RuntimeError:
+        return None
+    needed = {"model", "classes", "image_size", "val_accuracy", "epochs"}
+    if not isinstance(saved, dict) or not needed <= set(saved):
+        return None
+    return saved if saved["classes"] == d.classes and saved["image_size"] == prof.image_size else None
 
 
 def lenet1_checkpoint_path(prof: env.Profile) -> Path:
@@ -112,7 +98,7 @@ def lenet1_checkpoint_path(prof: env.Profile) -> Path:
 def save_lenet1(prof: env.Profile, model: torch.nn.Module, test_error: float) -> Path:
     """Save lesson 02's LeNet-1 (its weights and test error) atomically; returns the path."""
     path = lenet1_checkpoint_path(prof)
-    train.save_checkpoint(path, {"model": model.state_dict(), "test_error": float(test_error),
+    save_checkpoint(path, {"model": model.state_dict(), "test_error": float(test_error),
                                  "profile": prof.name})
     return path
 
@@ -122,12 +108,10 @@ def load_lenet1(prof: env.Profile) -> tuple[torch.nn.Module, dict]:
     reference LeNet-1 trained on all of MNIST (:func:`references.load`, ``"lenet1-mnist"``): no training
     here. Returns ``(model in eval mode on the course device, info)`` with info ``{"test_error" (as
     measured when it was saved, on its own test set), "source" (a sentence naming the network)}``."""
-    from . import references
-
     path = lenet1_checkpoint_path(prof)
     if path.exists():
         try:
-            saved = train.load_checkpoint(path)
+            saved = load_checkpoint(path)
             model = models.LeNet1()
             model.load_state_dict(saved["model"])
             return model.to(env.device()).eval(), {
@@ -135,7 +119,7 @@ def load_lenet1(prof: env.Profile) -> tuple[torch.nn.Module, dict]:
                 "source": f"your LeNet-1 from lesson 02 (checkpoint {path.name}, profile {prof.name})"}
         except (RuntimeError, KeyError):
             pass    # from another version of the course: use the reference instead
-    model, record = references.load("lenet1-mnist")
+    model, record = references.load_network("lenet1-mnist")
     settings = record["settings"]
     return model.to(env.device()).eval(), {
         "test_error": record["accuracy"]["test_error"],
@@ -143,79 +127,7 @@ def load_lenet1(prof: env.Profile) -> tuple[torch.nn.Module, dict]:
                    f"digits, {settings['epochs']} epochs; lesson 02 has not saved one in this profile)")}
 
 
-# "What thirty years bought" (lesson 02, benchmarks/lenet1_mnist.py): LeNet-1 as published, then one
-# modern change at a time. name -> (model keyword arguments, fit keyword arguments)
-MODERN_CHANGES = {
-    "LeNet-1 as published": ({}, {}),
-    "ReLU instead of tanh": ({"activation": "relu"}, {}),
-    "max-pooling instead of subsampling": ({"pool": "max"}, {}),
-    "AdamW instead of SGD with momentum": ({}, {"optimizer": "adamw", "lr": 0.003}),
-    "random shifts of up to 2 px": ({}, {"augment": "shifts"}),
-    "2x wider (8 and 24 maps)": ({"width": 2}, {}),
-    "all five together": ({"activation": "relu", "pool": "max", "width": 2},
-                          {"optimizer": "adamw", "lr": 0.003, "augment": "shifts"}),
-}
-
-
-def modern_lenet1(change: str, train_data, test_data, seed: int, epochs: int, progress: bool = False) -> dict:
-    """Train LeNet-1 with one of :data:`MODERN_CHANGES` (``fit``'s defaults otherwise: SGD with Nesterov
-    momentum, lr 0.1 with warm-up and cosine, batch 64) and return ``{"error": test error, "parameters",
-    "seconds"}``. ``train_data``/``test_data``: ``(uint8 images N x 1 x 28 x 28, labels)``."""
-    import time
-
-    from .models import count_parameters
-
-    model_kwargs, fit_kwargs = MODERN_CHANGES[change]
-    fit_kwargs = dict(fit_kwargs)
-    if fit_kwargs.get("augment") == "shifts":
-        fit_kwargs["augment"] = augment.shifts(2)
-    env.seed_everything(seed)
-    model = models.LeNet1(**model_kwargs)
-    start = time.perf_counter()
-    train.fit(model, train_data, epochs=epochs, seed=seed, progress=progress, **fit_kwargs)
-    seconds = time.perf_counter() - start
-    return {"error": train.evaluate(model, test_data)["error"], "parameters": count_parameters(model),
-            "seconds": seconds}
-
-
-def thirty_years(train_data, test_data, seeds: int, epochs: int, changes=None, progress: bool = True) -> list[dict]:
-    """LeNet-1 with each of ``changes`` (default: all of :data:`MODERN_CHANGES`) over ``seeds`` seeds, the
-    same seeds for every row. Returns one dict per change: ``{"change", "parameters", "errors" (one per
-    seed), "error" (mean), "spread" (std), "diff"/"diff_spread" (mean and std over seeds of the paired
-    difference from the published net; negative: fewer errors), "beats_spread", "seconds"}``.
-    ``beats_spread``: the change moved the error the same way in every seed, by more than twice the
-    spread of the paired differences (:func:`claims.check_rise` on the errors)."""
-    from tqdm.auto import tqdm
-
-    from .claims import check_rise
-
-    changes = list(changes or MODERN_CHANGES)
-    base = "LeNet-1 as published"
-    if base not in changes:
-        changes.insert(0, base)
-    bar = tqdm(total=len(changes) * seeds, desc="thirty years", disable=not progress)
-    runs = {}
-    for change in changes:
-        runs[change] = []
-        for seed in range(seeds):
-            runs[change].append(modern_lenet1(change, train_data, test_data, seed, epochs))
-            bar.update()
-    bar.close()
-    baseline = np.array([r["error"] for r in runs[base]])
-    rows = []
-    for change, results in runs.items():
-        errors = np.array([r["error"] for r in results])
-        diff = errors - baseline
-        better, worse = check_rise(errors, baseline, 0.0005), check_rise(baseline, errors, 0.0005)
-        rows.append({"change": change, "parameters": results[0]["parameters"], "errors": errors.tolist(),
-                     "error": float(errors.mean()), "spread": float(errors.std()), "diff": float(diff.mean()),
-                     "diff_spread": float(diff.std()), "beats_spread": change != base and
-                     (better["reproduced"] or worse["reproduced"]),
-                     "seconds": float(np.mean([r["seconds"] for r in results]))})
-    return rows
-
-
-class PhotoAlexNet(NamedTuple):
+class TrainedAlexNet(NamedTuple):
     """An AlexNet trained on real photos, for lesson 06: the model (eval mode, course device), its class
     names, the layer Grad-CAM reads (the last convolution's ReLU), the input side it reads, and where
     it came from."""
@@ -227,10 +139,10 @@ class PhotoAlexNet(NamedTuple):
     source: str
 
 
-def photo_alexnet(prof: env.Profile, download: bool | None = None) -> tuple[PhotoAlexNet | None, str]:
+def alexnet_on_photos(prof: env.Profile, download: bool | None = None) -> tuple[TrainedAlexNet | None, str]:
     """torchvision's ImageNet AlexNet when its weights are in torch's cache (or, with ``download``,
     default: outside the ``smoke`` profile, can be downloaded), else lesson 04's AlexNet from its
-    checkpoint. Returns ``(PhotoAlexNet or None, a sentence saying what was found)``."""
+    checkpoint. Returns ``(TrainedAlexNet or None, a sentence saying what was found)``."""
     import torchvision
 
     weights = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
@@ -240,20 +152,45 @@ def photo_alexnet(prof: env.Profile, download: bool | None = None) -> tuple[Phot
     if cached.exists() or download:
         try:
             model = torchvision.models.alexnet(weights=weights).to(env.device()).eval()
-            return (PhotoAlexNet(model, list(weights.meta["categories"]), "features.11", 224,
+            return (TrainedAlexNet(model, list(weights.meta["categories"]), "features.11", 224,
                                       "torchvision's ImageNet weights"),
                     f"Using torchvision's AlexNet trained on ImageNet (weights {cached.name}).")
         except (OSError, RuntimeError) as err:   # offline, or a broken download
             tried = f"torchvision's ImageNet weights could not be loaded ({type(err).__name__}: {err}). "
     path = checkpoint_path(prof, 2)
     if path.exists():
-        saved = train.load_checkpoint(path)
+        saved = load_checkpoint(path)
         model = models.AlexNet(num_classes=len(saved["classes"]), streams=2)
         model.load_state_dict(saved["model"])
-        return (PhotoAlexNet(model.to(env.device()).eval(), list(saved["classes"]), "act5",
+        return (TrainedAlexNet(model.to(env.device()).eval(), list(saved["classes"]), "act5",
                                   saved["image_size"], f"lesson 04's checkpoint {path.name}"),
                 tried + f"Using lesson 04's AlexNet ({path.name}, validation accuracy "
                         f"{saved['val_accuracy']:.2f}).")
     return None, (tried + f"No trained AlexNet here: torchvision's ImageNet weights are not in {cached.parent} "
                   f"and lesson 04 has not saved {path.name}. Run lesson 04 (or, online, a profile other "
                   "than smoke) to see AlexNet's maps; the digits above show every method.")
+
+
+def imagenet_alexnet(download: bool = True) -> torch.nn.Module:
+    """torchvision's AlexNet trained on ImageNet-1k, in eval mode, for comparison.
+
+    It is the later single-stream variant ("one weird trick", 64 conv1 filters; 56.5 % top-1,
+    61,100,840 parameters), not the 2012 two-stream net. Downloads 233 MB once into torch's hub cache
+    (with ``download=False`` only a file already there is used). Raises ``RuntimeError`` saying where to
+    put the file when it is not there and cannot be downloaded.
+    """
+    from torchvision.models import AlexNet_Weights, alexnet
+
+    weights = AlexNet_Weights.IMAGENET1K_V1
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    where = str(target).replace(str(Path.home()), "~", 1)     # the learner's own home, not this machine's
+    if not download and not target.exists():
+        raise RuntimeError(f"torchvision's pretrained AlexNet is not in torch's hub cache ({where}) and was not "
+                           f"downloaded: download {weights.url} there to compare, or skip this comparison.")
+    try:
+        return alexnet(weights=weights, progress=False).eval()
+    except Exception as err:
+        raise RuntimeError(
+            f"torchvision's pretrained AlexNet could not be downloaded from {weights.url} "
+            f"({type(err).__name__}): put that file at {where} by hand, or skip this comparison."
+        ) from err

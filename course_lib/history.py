@@ -1,0 +1,73 @@
+"""What happened during training: :class:`History` (one row per epoch, and snapshots) and :class:`Snapshots`,
+the end-of-epoch hook that keeps the weights and the activations on a probe batch so that lessons can scrub
+through training afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from .checks import whole_number
+from .layers import device_of, record_batch
+from .loader import normalize
+
+
+@dataclass
+class History:
+    """What happened during training, epoch by epoch.
+
+    ``epochs`` holds one dict per finished epoch: ``epoch`` (1-based), ``train_loss``,
+    ``train_accuracy``, ``val_loss``/``val_accuracy`` (when validation data was given), ``lr``
+    (at the epoch's end), ``seconds`` and ``images_per_s``. ``snapshots`` holds, when asked for,
+    ``{"epoch", "state", "activations"}`` dicts of CPU tensors (epoch 0 is before training).
+    """
+
+    epochs: list[dict] = field(default_factory=list)
+    snapshots: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    def column(self, key: str) -> list[float]:
+        """One metric across epochs, e.g. ``history.column("val_accuracy")``."""
+        return [row[key] for row in self.epochs if key in row]
+
+    @property
+    def last(self) -> dict:
+        """The last epoch's row (empty before the first epoch ends)."""
+        return self.epochs[-1] if self.epochs else {}
+
+    def to_dict(self) -> dict:
+        """Plain containers only, so that it loads with ``torch.load(weights_only=True)``."""
+        return {"epochs": self.epochs, "snapshots": self.snapshots, "config": self.config}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(epochs=list(d["epochs"]), snapshots=list(d["snapshots"]), config=dict(d["config"]))
+
+
+class Snapshots:
+    """An end-of-epoch hook for ``train.fit`` that keeps the network's weights and its activations on a
+    fixed probe batch.
+
+    ``Snapshots(probe, every=1, layers=None, mean=None, std=None)``: ``probe`` is uint8
+    ``P x C x H x W``; a snapshot is taken before training (epoch 0), every ``every`` epochs and after
+    the last. Each is appended to ``history.snapshots`` as ``{"epoch", "state", "activations"}`` (CPU
+    tensors; ``activations`` maps each of ``layers``, default every recorded layer, to ``P x ...``).
+    """
+
+    def __init__(self, probe: torch.Tensor, every: int = 1, layers: Sequence[str] | None = None,
+                 mean=None, std=None):
+        self.every = whole_number(every, "snapshot_every", expected="a whole number of epochs >= 1")
+        self.probe, self.layers, self.mean, self.std = probe, layers, mean, std
+
+    def __call__(self, model: nn.Module, epoch: int, history: History, last: bool) -> None:
+        if epoch == 0 or epoch % self.every == 0 or last:
+            history.snapshots.append(self.take(model, epoch))
+
+    def take(self, model: nn.Module, epoch: int) -> dict:
+        """One snapshot of ``model`` now: ``{"epoch", "state", "activations"}`` on the CPU."""
+        _, acts = record_batch(model, normalize(self.probe.to(device_of(model)), self.mean, self.std), self.layers)
+        return {"epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                "activations": acts}

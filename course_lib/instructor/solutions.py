@@ -1,0 +1,220 @@
+"""Executed solution notebooks: every lesson source run top to bottom in a profile, its outputs stored.
+
+The published solutions are a real run (the ``cpu`` profile on all of MNIST and Imagenette; ``make
+solutions``); each records what it was made from (:func:`fingerprint`), so that ``check`` can tell when one
+is stale. A lesson run again without having changed keeps every byte of its solution: widget ids are
+derived from the lesson, and an output that differs only in a duration, a speed or an address keeps its
+old text. Progress bars are stored in their finished state (100 %, the epoch's loss), not as drawn first.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import html
+import json
+import os
+import re
+from pathlib import Path
+
+from .course import ROOT, NotebookError, lessons, read_notebook, root_of, write_text
+from .notebooks import KEPT_METADATA, dumps
+from .release import point_badges
+
+LIBRARY = Path(__file__).resolve().parents[1]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# Set for every run outside ``smoke``: a lesson that cannot find MNIST fails instead of publishing the
+# shipped sample's results as the course's (digits.REQUIRE_SETTING).
+REQUIRE_DATA = "COURSE_REQUIRE_DATA"
+
+# Parts of course_lib that no lesson runs: the instructor's tools (tests/test_assign.py checks that no lesson
+# imports them), so changing them does not make a solution stale.
+NOT_RUN_BY_LESSONS = ("instructor",)
+
+
+def execute(nb, cwd: Path, profile: str, timeout: int = 1800):
+    """Run a notebook top to bottom with ``COURSE_PROFILE=profile`` (and, outside ``smoke``,
+    ``COURSE_REQUIRE_DATA=1``: real data or an error); returns the executed copy, with the final state of
+    its widgets in its metadata.
+
+    A failing cell raises ``nbclient``'s ``CellExecutionError`` (its message shows the cell)."""
+    from nbclient import NotebookClient
+
+    nb = copy.deepcopy(nb)
+    settings = {"COURSE_PROFILE": profile, REQUIRE_DATA: "1" if profile != "smoke" else None}
+    old = {k: os.environ.get(k) for k in settings}
+    for k, v in settings.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    return nb
+
+
+def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:
+    """What a solution notebook was made from: SHA-256 of the lesson source's bytes and of the library
+    (every file of ``course_lib`` but :data:`NOT_RUN_BY_LESSONS`, names and bytes, in order)."""
+    lib = hashlib.sha256()
+    files = (p for p in Path(library).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+             and p.relative_to(library).parts[0] not in NOT_RUN_BY_LESSONS)
+    for f in sorted(files):
+        lib.update(str(f.relative_to(library)).encode() + b"\0" + f.read_bytes())
+    return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "library": lib.hexdigest()}
+
+
+def _stable_widget_ids(nb, name: str) -> None:
+    """Widget outputs name a random model id on every run; the stored notebook keeps no widget state,
+    so the id is replaced by one derived from the lesson, the cell and the output (same run, same id)."""
+    for i, cell in enumerate(nb.cells):
+        for j, out in enumerate(cell.get("outputs", [])):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if view is not None and "model_id" in view:
+                view["model_id"] = hashlib.sha1(f"{name}/{i}/{j}".encode()).hexdigest()[:32]
+
+
+# What changes from run to run without the lesson changing: durations and speeds, memory addresses.
+VOLATILE = re.compile(r"\d[\d,]*(?:\.\d+)?(?=\s*(?:ms|s|µs|min|images/s|it/s|s/it)\b)|0x[0-9a-fA-F]{6,}"
+                      r"|\b\d+:\d\d(?::\d\d)?\b|(?<=img_s=)\d+|\d{4}-\d\d-\d\d")
+
+
+def _masked(outputs) -> str:
+    """The outputs as JSON with the volatile parts of their text masked (pictures are compared whole)."""
+    masked = copy.deepcopy(list(outputs))
+    for out in masked:
+        if "text" in out:
+            out["text"] = VOLATILE.sub("#", "".join(out["text"]))
+        for mime in ("text/plain", "text/html"):
+            if mime in out.get("data", {}):
+                out["data"][mime] = VOLATILE.sub("#", "".join(out["data"][mime]))
+    return json.dumps(masked, sort_keys=True)
+
+
+def _coalesce_streams(nb) -> None:
+    """Join each run of consecutive stream outputs of one name (stdout, stderr) into one, in place: how
+    printed text is split into messages depends on timing, what it says does not."""
+    for cell in nb.cells:
+        merged = []
+        for out in cell.get("outputs", []):
+            if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] = "".join(merged[-1]["text"]) + "".join(out["text"])
+            else:
+                merged.append(out)
+        if "outputs" in cell:
+            cell.outputs = merged
+
+
+PROGRESS_BAR = re.compile(r"\d+%\|")   # tqdm's text form
+
+
+def _bar_text(state: dict, model_id: str) -> str | None:
+    """The text of the tqdm bar drawn by widget ``model_id`` as it ended (from the stored widget ``state``):
+    ``"epoch 4/4: 100%|██████████| 8/8 [00:02<00:00, 3.9it/s, loss=1.69, acc=0.41]"``; None when the bar
+    was hidden when it closed (``leave=False``) or its state is unknown."""
+    def model(ref):
+        return state.get(str(ref).replace("IPY_MODEL_", ""), {}).get("state", {})
+
+    box = model(model_id)
+    children = [model(c) for c in box.get("children", [])]
+    if len(children) != 3 or model(box.get("layout", "")).get("visibility") == "hidden":
+        return None
+    left, bar, right = children
+    total, n = bar.get("max") or 0, bar.get("value") or 0
+    filled = int(round(10 * n / total)) if total else 0
+    text = f"{html.unescape(left.get('value', ''))}|{'█' * filled}{' ' * (10 - filled)}|{html.unescape(right.get('value', ''))}"
+    return text.replace("\u2007", " ")     # tqdm pads its HTML with figure spaces; plain text has plain ones
+
+
+def finish_progress_bars(nb) -> None:
+    """Store every tqdm progress bar of an executed notebook in its finished state (in place): a bar's
+    widget output keeps only the text it was first drawn with (0 %), while its final state is in the
+    widget state nbclient kept; a bar hidden when it closed is dropped."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        kept = []
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            text = "".join(out.get("data", {}).get("text/plain", ""))
+            if view is not None and PROGRESS_BAR.search(text):
+                final = _bar_text(state, view.get("model_id", ""))
+                if final is None:
+                    continue
+                out["data"]["text/plain"] = final
+            kept.append(out)
+        if "outputs" in cell:
+            cell.outputs = kept
+
+
+def _keep_unchanged_outputs(new, old) -> None:
+    """Where a cell of the new run has the same source as the old solution's and its outputs differ from
+    the old ones only in timings or addresses (:data:`VOLATILE`), keep the old outputs (in place), so a
+    re-run of an unchanged lesson changes no byte. Figures and every other number must match exactly."""
+    if len(new.cells) != len(old.cells):
+        return
+    for cell, before in zip(new.cells, old.cells):
+        if (cell.cell_type == "code" and before.cell_type == "code" and cell.source == before.source
+                and cell.outputs != before.outputs and _masked(cell.outputs) == _masked(before.outputs)):
+            cell.outputs = before.outputs
+
+
+def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", profile: str = "cpu",
+              only: list[str] | None = None, force: bool = False) -> list[Path]:
+    """Execute the lessons (or those named in ``only``) and write ``dst/NAME.ipynb`` with outputs.
+
+    A lesson whose solution was made in this ``profile`` from the same source bytes and the same library
+    (:func:`fingerprint`, kept in the notebook's metadata) is skipped, and its file is not touched, unless
+    ``force``. A failure names the notebook and the cell and leaves the previous solution file untouched.
+    Returns the files written.
+    """
+    from nbclient.exceptions import CellExecutionError
+    from tqdm.auto import tqdm
+
+    known = lessons(src)
+    unknown = [n for n in only or () if not any(n in (p.stem, p.name) for p in known)]
+    if unknown:
+        raise NotebookError(f"No lesson {', '.join(map(repr, unknown))} in {src}: expected some of "
+                            f"{', '.join(p.stem for p in known)}.")
+    paths = [p for p in known if not only or p.stem in only or p.name in only]
+    todo = []
+    for path in paths:
+        made = {"profile": profile, **fingerprint(path)}
+        target = Path(dst) / path.name
+        try:
+            current = not force and target.exists() and read_notebook(target).metadata.get("course") == made
+        except NotebookError:
+            current = False
+        if current:
+            print(f"{target.name}: unchanged source and library, not run again (--all to force)")
+        else:
+            todo.append((path, target, made))
+    written = []
+    for path, target, made in tqdm(todo, desc=f"executing lessons ({profile})", unit="notebook"):
+        nb = read_notebook(path)
+        try:
+            done = execute(nb, Path(src), profile)
+        except CellExecutionError as err:
+            raise RuntimeError(f"{path.name} failed in the {profile!r} profile; "
+                               f"{target} was left as it was.\n{err}") from None
+        finish_progress_bars(done)
+        done.metadata = {k: v for k, v in done.metadata.items() if k in KEPT_METADATA}
+        done.metadata["course"] = made
+        done.nbformat, done.nbformat_minor = 4, 4  # no cell ids: stable files and diffs
+        point_badges(done, path.name, "solutions", root_of(src))
+        for cell in done.cells:
+            cell.pop("id", None)
+            cell.metadata.pop("execution", None)
+        _stable_widget_ids(done, path.name)
+        _coalesce_streams(done)
+        try:
+            _keep_unchanged_outputs(done, read_notebook(target))
+        except (NotebookError, FileNotFoundError):
+            pass  # no earlier solution to keep outputs from
+        write_text(target, dumps(done))
+        written.append(target)
+    return written
+
+
