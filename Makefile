@@ -12,7 +12,7 @@ MNIST ?= $(wildcard $(SHARED_DATA)/mnist-full)
 IMAGENETTE ?= $(wildcard $(SHARED_DATA)/imagenette2-128)
 DATA_ENV = $(if $(MNIST),COURSE_MNIST=$(abspath $(MNIST)),) $(if $(IMAGENETTE),COURSE_IMAGENETTE=$(abspath $(IMAGENETTE)),)
 
-.PHONY: setup lab test test-quick student solutions check site lock release benchmarks references clean
+.PHONY: setup lab test test-quick student solutions check grade site lock release benchmarks references clean
 
 # Every package at the version in requirements.lock (made by `make lock` from pyproject.toml and the
 # torch pins in constraints.txt), then the course itself without resolving anything more. Re-installs
@@ -65,6 +65,11 @@ solutions: setup
 
 check: setup
 	$(BIN)/python -m course_lib.instructor check
+
+# Grade a folder of learners' notebooks into SUBMISSIONS/grades.csv (course_lib/instructor/grade.py).
+grade: setup
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=DIR"; exit 2)
+	$(BIN)/python -m course_lib.instructor grade $(SUBMISSIONS)
 
 # Re-lock every dependency (pyproject.toml's, extras included, with constraints.txt's torch pins) for
 # Python 3.11 on every platform, then write environment.yml from the lock. Needs the package registry.

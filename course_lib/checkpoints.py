@@ -20,14 +20,14 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")   # torch's messages can carry termi
 def plain(value):
     """``value`` with every numpy number and array made a Python number or list (recursively, in dicts,
     lists and tuples), so that it loads with ``torch.load(weights_only=True)``; tensors stay tensors."""
+    if type(value).__module__ == "numpy":      # np.float64 is a float, but torch's safe loader refuses it
+        return value.tolist()
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(plain(v) for v in value)
     if torch.is_tensor(value) or value is None or isinstance(value, (str, bool, int, float)):
         return value
-    if hasattr(value, "tolist") and type(value).__module__ == "numpy":
-        return value.tolist()
     if isinstance(value, numbers.Number):
         return value.item() if hasattr(value, "item") else float(value)
     return value

@@ -33,9 +33,12 @@ class Profile:
     lenet_epochs: int
     batch_size: int
     seeds: int
-    # lesson 03: training dynamics
+    # lesson 03: training dynamics (snapshots after each epoch and after the steps in dynamics_steps;
+    # undertrained_step: the snapshot the smoothness claim calls undertrained)
     dynamics_train_size: int | None
     dynamics_epochs: int
+    dynamics_steps: tuple[int, ...]
+    undertrained_step: int
     probe_size: int
     sweep_train_size: int | None
     sweep_epochs: int
@@ -53,22 +56,22 @@ class Profile:
 _PROFILES = {
     "smoke": Profile(
         name="smoke", dataset="mnist-sample", train_size=None, test_size=None, lenet_epochs=5,
-        batch_size=64, seeds=3, dynamics_train_size=1000, dynamics_epochs=10, probe_size=200,
-        sweep_train_size=1500, sweep_epochs=4, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+        batch_size=64, seeds=3, dynamics_train_size=1000, dynamics_epochs=10, dynamics_steps=(4, 8),
+        undertrained_step=16, probe_size=200, sweep_train_size=1500, sweep_epochs=4, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=300, overfit_epochs=40,
         image_size=80, imagenette_train_size=None, alexnet_epochs=4, alexnet_batch_size=16, alexnet_lr=0.03,
     ),
     "cpu": Profile(
         name="cpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=6,
-        batch_size=64, seeds=3, dynamics_train_size=12000, dynamics_epochs=8, probe_size=500,
-        sweep_train_size=6000, sweep_epochs=3, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+        batch_size=64, seeds=3, dynamics_train_size=None, dynamics_epochs=2, dynamics_steps=(25, 50, 100, 200, 400),
+        undertrained_step=50, probe_size=500, sweep_train_size=None, sweep_epochs=1, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=500, overfit_epochs=60,
         image_size=112, imagenette_train_size=2000, alexnet_epochs=5, alexnet_batch_size=32, alexnet_lr=0.02,
     ),
     "gpu": Profile(
         name="gpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=20,
-        batch_size=64, seeds=5, dynamics_train_size=None, dynamics_epochs=10, probe_size=1000,
-        sweep_train_size=20000, sweep_epochs=3, lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+        batch_size=64, seeds=5, dynamics_train_size=None, dynamics_epochs=4, dynamics_steps=(25, 50, 100, 200, 400),
+        undertrained_step=50, probe_size=1000, sweep_train_size=None, sweep_epochs=2, lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=1000, overfit_epochs=100,
         image_size=128, imagenette_train_size=None, alexnet_epochs=30, alexnet_batch_size=128, alexnet_lr=0.02,
     ),

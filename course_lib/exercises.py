@@ -93,8 +93,10 @@ def check(name: str, hint: str | None = None) -> Iterator[None]:
 
 
 def _graded(verdict: str, name: str) -> None:
-    if os.environ.get(GRADING):
-        print(f"[grade] {verdict} {name}", file=sys.stderr, flush=True)
+    """Under the grader (``$COURSE_GRADING`` holds its token for this run), say the verdict in a line it counts."""
+    token = os.environ.get(GRADING)
+    if token:
+        print(f"[grade {token}] {verdict} {name}", file=sys.stderr, flush=True)
 
 
 # --- comparing answers --------------------------------------------------------------------------------

@@ -38,18 +38,23 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode: str = "wb") -> Path:
     """Write a file through a temporary file in the same folder and a rename.
 
-    ``write`` gets the open file. An interrupted write never leaves a half-written ``path`` and
-    never a stray temporary file. A file that exists keeps its permissions; a symbolic link is written
-    through (its target is replaced, the link stays). Returns the path.
+    ``write`` gets the open file; ``mode`` is ``"wb"`` or ``"w"`` (text, UTF-8): the file is written whole
+    (appending, ``"a"``, is refused: it would lose what is there). An interrupted write never leaves a
+    half-written ``path`` and never a stray temporary file. A file that exists keeps its permissions; a
+    symbolic link is written through (its target is replaced, the link stays); ``~`` is the home folder. A
+    name as long as the file system allows works (the temporary file's name is short). Returns the path.
     """
-    path = Path(path)
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write writes a whole file: mode must be 'w' (text) or 'wb' (bytes), got {mode!r}.")
+    path = Path(path).expanduser()
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         keep = stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
         keep = 0o666 & ~_umask()       # a new file: as open() would make it
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    # a short name of its own beside the target: the target's name may already be as long as names can be
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="." + target.name[:40] + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             write(f)

@@ -48,26 +48,41 @@ class History:
 
 
 class Snapshots:
-    """An end-of-epoch hook for ``train.fit`` that keeps the network's weights and its activations on a
-    fixed probe batch.
+    """A hook for ``train.fit`` that keeps the network's weights and its activations on a fixed probe batch.
 
-    ``Snapshots(probe, every=1, layers=None, mean=None, std=None)``: ``probe`` is uint8
-    ``P x C x H x W``; a snapshot is taken before training (epoch 0), every ``every`` epochs and after
-    the last. Each is appended to ``history.snapshots`` as ``{"epoch", "state", "activations"}`` (CPU
-    tensors; ``activations`` maps each of ``layers``, default every recorded layer, to ``P x ...``).
+    ``Snapshots(probe, every=1, layers=None, mean=None, std=None, steps=())``: ``probe`` is uint8
+    ``P x C x H x W``; a snapshot is taken before training (step 0), every ``every`` epochs (None: never)
+    and after the last, and after each of the training ``steps`` listed (the first few hundred steps are
+    where most of what a small network learns happens, well inside its first epoch). Each is appended to
+    ``history.snapshots`` as ``{"epoch" (fractional: steps / steps per epoch), "step", "state",
+    "activations"}`` (CPU tensors; ``activations`` maps each of ``layers``, default every recorded layer, to
+    ``P x ...``), in the order they were taken.
     """
 
-    def __init__(self, probe: torch.Tensor, every: int = 1, layers: Sequence[str] | None = None,
-                 mean=None, std=None):
-        self.every = whole_number(every, "snapshot_every", expected="a whole number of epochs >= 1")
+    def __init__(self, probe: torch.Tensor, every: int | None = 1, layers: Sequence[str] | None = None,
+                 mean=None, std=None, steps=()):
+        self.every = None if every is None else whole_number(every, "snapshot_every",
+                                                             expected="a whole number of epochs >= 1")
+        self.steps = sorted({whole_number(s, "snapshot_steps", expected="whole numbers of steps >= 1")
+                             for s in steps})
         self.probe, self.layers, self.mean, self.std = probe, layers, mean, std
+        self.steps_per_epoch = None
 
     def __call__(self, model: nn.Module, epoch: int, history: History, last: bool) -> None:
-        if epoch == 0 or epoch % self.every == 0 or last:
-            history.snapshots.append(self.take(model, epoch))
+        """The end-of-epoch hook (epoch 0: before training)."""
+        step = epoch * (self.steps_per_epoch or 0)
+        taken = {s.get("step") for s in history.snapshots}
+        due = epoch == 0 or last or (self.every is not None and epoch % self.every == 0)
+        if due and step not in taken:
+            history.snapshots.append(self.take(model, epoch, step))
 
-    def take(self, model: nn.Module, epoch: int) -> dict:
-        """One snapshot of ``model`` now: ``{"epoch", "state", "activations"}`` on the CPU."""
+    def at_step(self, model: nn.Module, step: int, history: History) -> None:
+        """The after-each-step hook: a snapshot after each of ``steps``."""
+        if step in self.steps:
+            history.snapshots.append(self.take(model, step / self.steps_per_epoch, step))
+
+    def take(self, model: nn.Module, epoch: float, step: int | None = None) -> dict:
+        """One snapshot of ``model`` now: ``{"epoch", "step", "state", "activations"}`` on the CPU."""
         _, acts = record_batch(model, normalize(self.probe.to(device_of(model)), self.mean, self.std), self.layers)
-        return {"epoch": epoch, "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        return {"epoch": epoch, "step": step, "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                 "activations": acts}

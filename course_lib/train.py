@@ -231,13 +231,14 @@ class TrainingRun:
         save_checkpoint(path, {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                                "history": self.history.to_dict(), "epoch": self.epoch})
 
-    def train_epoch(self, batches, progress: bool = True, reduce=None) -> dict:
+    def train_epoch(self, batches, progress: bool = True, reduce=None, on_step=None) -> dict:
         """Train one epoch on ``batches`` (an iterable of ``(x float B x C x H x W, y int64 B)`` on the
         device, ``steps_per_epoch`` of them) with a progress bar. ``reduce``, when given, sums a tensor
         over processes (``torch.distributed.all_reduce``) before the epoch's figures are read. Checks the
         loss every 20 steps and at the end, raising :class:`TrainingDiverged`. Returns the epoch's row
         (``epoch``, ``train_loss``, ``train_accuracy``, ``lr``, ``seconds``, ``images_per_s``); the
-        caller appends it to ``history`` (with validation figures) and calls :meth:`end_epoch`."""
+        caller appends it to ``history`` (with validation figures) and calls :meth:`end_epoch`.
+        ``on_step(step)`` is called after each step with the run's step count (1 after the first)."""
         epoch, s = self.epoch, self.settings
         self.step_model.train()
         start = time.perf_counter()
@@ -253,6 +254,8 @@ class TrainingRun:
             loss_sum += loss.float() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
+            if on_step is not None:
+                on_step(epoch * self.steps_per_epoch + i + 1)
             # Reading numbers back from the device is a sync: do it only now and then.
             if i % 20 == 0:
                 mean_loss = loss_sum.item() / seen
@@ -292,7 +295,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
         device: torch.device | str | None = None, seed: int = 0,
         mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
         augment=None, snapshot_every: int | None = None, probe: torch.Tensor | None = None,
-        snapshot_layers: Sequence[str] | None = None, on_epoch_end=(), compile: bool = False) -> History:
+        snapshot_layers: Sequence[str] | None = None, snapshot_steps=(), on_epoch_end=(),
+        compile: bool = False) -> History:
     """Train ``model`` with SGD (momentum, warm-up then cosine learning rate) and return its History.
 
     The defaults need no tuning for the course's small networks: with them LeNet-1 beats a plain
@@ -306,8 +310,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     at once; a checkpoint of more epochs than ``epochs`` is an error). ``snapshot_every=k`` with ``probe``
     (uint8 ``P x C x H x W``) stores, at the start and every k epochs, the weights and the activations of
     ``snapshot_layers`` (default: every conv, linear and activation layer) on the probe, on the CPU
-    (:class:`history.Snapshots`); memory is about ``(epochs/k + 1) * (parameters + P * activations per
-    image) * 4`` bytes. ``on_epoch_end``: more hooks ``hook(model, epoch, history, last)``, called before
+    (:class:`history.Snapshots`); ``snapshot_steps`` (with ``probe``) adds snapshots after those training
+    steps; memory is about ``(snapshots) * (parameters + P * activations per image) * 4`` bytes. ``on_epoch_end``: more hooks ``hook(model, epoch, history, last)``, called before
     the first epoch (epoch 0) and after each one. The model ends on ``device`` in the mode it was in. On
     CUDA it trains in channels-last and, for networks of a million parameters or more, in bf16 autocast.
     Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
@@ -315,7 +319,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                         momentum=momentum, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
                         optimizer=optimizer, seed=seed)
-    hooks = _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end)
+    hooks = _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end, snapshot_steps)
     device = env.resolve_device(device)
     model.to(device)
     if device.type == "cuda":
@@ -332,6 +336,11 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     config = {**dataclasses.asdict(settings), "model_repr": repr(model), "train_size": train_size,
               "mean": _floats(mean), "std": _floats(std)}
     run = TrainingRun(model, settings, len(batches), device, config, torch.compile(model) if compile else model)
+    snapshots = next((h for h in hooks if isinstance(h, Snapshots)), None)
+    if snapshots is not None:
+        snapshots.steps_per_epoch = len(batches)
+    on_step = None if snapshots is None or not snapshots.steps else \
+        (lambda step: snapshots.at_step(model, step, run.history))
     was_training = model.training
     try:
         if checkpoint is not None and run.resume(checkpoint) and run.epoch >= settings.epochs:
@@ -343,7 +352,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
             if hasattr(batches, "set_epoch"):
                 batches.set_epoch(run.epoch)
             row = run.train_epoch(((x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-                                   for x, y in batches), progress)
+                                   for x, y in batches), progress, on_step=on_step)
             if val_batches is not None:
                 val = _measure(model, val_batches, device)
                 row["val_loss"], row["val_accuracy"] = val["loss"], val["accuracy"]
@@ -357,14 +366,16 @@ def _floats(values) -> list[float] | None:
     return None if values is None else [float(v) for v in (values if hasattr(values, "__iter__") else [values])]
 
 
-def _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end) -> list:
+def _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end, snapshot_steps=()) -> list:
     """``fit``'s end-of-epoch hooks: the snapshots (when asked for, checked here) and the caller's."""
     hooks = list(on_epoch_end)
-    if snapshot_every is not None:
-        whole_number(snapshot_every, "snapshot_every", expected="a whole number of epochs >= 1")
+    if snapshot_every is not None or snapshot_steps:
+        if snapshot_every is not None:
+            whole_number(snapshot_every, "snapshot_every", expected="a whole number of epochs >= 1")
         if probe is None:
-            raise ValueError("snapshot_every needs a probe batch: pass probe=images (uint8 P x C x H x W).")
-        hooks.insert(0, Snapshots(probe, every=snapshot_every, layers=snapshot_layers, mean=mean, std=std))
+            raise ValueError("snapshots need a probe batch: pass probe=images (uint8 P x C x H x W).")
+        hooks.insert(0, Snapshots(probe, every=snapshot_every, layers=snapshot_layers, mean=mean, std=std,
+                                  steps=snapshot_steps))
     return hooks
 
 

@@ -163,10 +163,10 @@ def test_cascading_randomization_separates_weight_blind_methods(images):
     torch.manual_seed(0)
     model = models.LeNet5(activation="relu")
     methods = {"image": lambda m, x, t: x[:, 0].abs(), "saliency": A.saliency}
+    before = [p.detach().clone() for p in model.parameters()]          # taken before the call, not after it
     result = A.cascading_randomization(model, images, 1, methods, ["fc3", "fc2", "fc1", "conv2", "conv1"])
     assert result["image"] == [pytest.approx(1.0)] * 5
     assert result["saliency"][-1] < 0.5
-    before = [p.clone() for p in model.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())), "the model must not change"
     with pytest.raises(ValueError, match="no weights"):
         A.cascading_randomization(model, images, 1, methods, ["act1"])

@@ -107,7 +107,7 @@ def test_std_zero_empty_data_and_bad_labels(sample):
     ({"weight_decay": float("inf")}, "weight_decay must be a number >= 0"),
     ({"label_smoothing": 1.5}, "label_smoothing must be"),
     ({"snapshot_every": 0, "probe": None}, "snapshot_every must be a whole number of epochs >= 1"),
-    ({"snapshot_every": 1}, "snapshot_every needs a probe batch"),
+    ({"snapshot_every": 1}, "snapshots need a probe batch"),
 ])
 def test_fit_names_the_bad_argument(sample, kwargs, message):
     kwargs = {"epochs": 1, **kwargs}

@@ -54,8 +54,8 @@ def test_sparsity_claim_holds_after_training(sample):
     runs = [claims.dynamics_run(train_data, probe, seed, epochs=6) for seed in range(3)]
     before, after = claims.layer_values(runs, 0, "act2", "live_sparsity"), claims.layer_values(runs, -1, "act2", "live_sparsity")
     assert claims.check_rise(before, after)["reproduced"]
-    # ... and the same check, trained against trained, is the control that fails
-    assert not claims.check_rise(after, claims.layer_values(runs, -1, "act2", "live_sparsity"))["reproduced"]
+    # ... and the same check, trained against trained networks of other seeds, is the control that fails
+    assert not claims.check_rise(after, after[1:] + after[:1])["reproduced"]
     smooth = [r["smoothness"] for r in runs]
     assert claims.check_rise([s[0] for s in smooth], [s[-1] for s in smooth])["reproduced"]
     # two sets of untrained starts are the smoothness claim's control
@@ -188,14 +188,20 @@ def test_shift_claim_holds_for_lenet1_and_fails_on_its_controls(smoke_digits):
 
 
 def test_weight_blind_verdicts_on_made_up_correlations():
-    assert claims.check_weight_blind([0.9, 0.7, 0.8])["blind"]
-    assert claims.check_weight_blind([0.1, -0.2, 0.05])["depends"]
-    mixed = claims.check_weight_blind([0.7, 0.1])
+    assert claims.check_weight_blind([0.9, 0.7, 0.8], unrelated=[0.1, 0.0, 0.2])["blind"]
+    assert claims.check_weight_blind([0.1, -0.2, 0.05], unrelated=[0.15, 0.1, -0.1])["depends"]
+    mixed = claims.check_weight_blind([0.7, 0.1], unrelated=[0.1, 0.1])
     assert not mixed["blind"] and not mixed["depends"]
+    # the rule compares with the control, as the lesson's words say: maps that stay well above what two
+    # unrelated networks share do not "depend on the weights", even below the 0.5 of the old fixed rule
+    above = claims.check_weight_blind([0.40, 0.45, 0.42], unrelated=[0.00, 0.02, 0.01])
+    assert not above["depends"] and above["excess"] > 0.4
     # the control: when two unrelated networks already agree, a low correlation is not claimed as "depends"
     assert claims.check_weight_blind([0.1, 0.2], unrelated=[0.2, 0.3])["depends"]
     failed = claims.check_weight_blind([0.1, 0.2], unrelated=[0.4, 0.65])
-    assert not failed["control_ok"] and not failed["depends"]
+    assert not failed["depends"] and not failed["control_ok"]
+    # and without a control nothing is claimed
+    assert not claims.check_weight_blind([0.1, -0.2, 0.05])["depends"]
 
 
 def test_sanity_check_separates_methods_on_lenet1_and_its_control(smoke_digits):
@@ -242,8 +248,10 @@ def test_a_made_image_matches_its_units_filter_and_the_rule_fails_on_its_control
     runs = [claims.filter_match(reference_alexnet, [3, 40], seed, steps=25) for seed in range(2)]
     own, other = [np.mean(r["own"]) for r in runs], [np.mean(r["shuffled"]) for r in runs]
     assert claims.check_rise(other, own, 0.1)["reproduced"]
-    # the control: another unit's filter against yet another one cannot "match"
-    assert not claims.check_rise(other, [np.mean(r["shuffled"][::-1]) for r in runs], 0.1)["reproduced"]
+    # the control: another unit's filter against yet other units' filters (another draw) cannot "match"
+    others = [np.mean(claims.filter_match(reference_alexnet, [3, 40], seed + 100, steps=25)["shuffled"])
+              for seed in range(2)]
+    assert not claims.check_rise(other, others, 0.1)["reproduced"]
 
 
 def test_made_images_beat_real_patches_only_for_their_own_unit(reference_alexnet, smoke_digits):

@@ -73,16 +73,39 @@ def test_a_different_seed_gives_different_weights(one_process, tmp_path):
         _same(_weights(one_process), _weights(out))
 
 
-def test_two_nodes_on_the_loopback_address(one_process, tmp_path):
-    port, out = _free_port(), tmp_path / "nodes"
-    cmd = [*TORCHRUN, "--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d",
-           f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=test-nodes", *RUN, *LENET, "--epochs", "1",
-           "--out", str(out)]
-    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
-             for _ in range(2)]
+def _two_nodes(outs: list, port: int, extra: list) -> None:
+    """Two torchrun "machines" on the loopback address, one process each, each with its own --out folder
+    (nothing shared on disk, as on two real machines)."""
+    nodes = [subprocess.Popen([*TORCHRUN, "--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d",
+                               f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=test-{port}", *RUN, *LENET, *extra,
+                               "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=_env()) for out in outs]
     logs = [p.communicate(timeout=300)[0] for p in nodes]
     assert all(p.returncode == 0 for p in nodes), "\n".join(log[-2000:] for log in logs)
-    _same(_weights(one_process), _weights(out))
+
+
+def test_two_nodes_on_the_loopback_address_train_and_resume_without_a_shared_folder(one_process, tmp_path):
+    """Only rank 0 writes the checkpoint, into its own machine's --out: resuming on two machines that share
+    no folder must start every rank from rank 0's checkpoint (rank 1's folder holds none; before, it started
+    from fresh weights and the ranks disagreed), and end where one process doing the same ends: one epoch,
+    then resumed to two."""
+    outs = [tmp_path / "node_a", tmp_path / "node_b"]
+    _two_nodes(outs, _free_port(), ["--epochs", "1"])
+    written = [o for o in outs if (o / "final.pt").exists()]
+    assert len(written) == 1, "rank 0 writes, on its own machine"
+    _same(_weights(one_process), _weights(written[0]))
+    _two_nodes(outs, _free_port(), ["--epochs", "2", "--resume"])
+    straight = tmp_path / "one_process"
+    _run([sys.executable, *RUN, *LENET, "--epochs", "1", "--out", str(straight)])
+    _run([sys.executable, *RUN, *LENET, "--epochs", "2", "--resume", "--out", str(straight)])
+    resumed = [o for o in outs if (o / "final.pt").exists() and json_epochs(o) == 2]
+    assert resumed, "a resumed run wrote its final weights"
+    _same(_weights(straight), _weights(resumed[0]))
+
+
+def json_epochs(out: Path) -> int:
+    import json
+    return len(json.loads((out / "history.json").read_text())) if (out / "history.json").exists() else 0
 
 
 def _children(pid: int) -> list[int]:

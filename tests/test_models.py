@@ -176,7 +176,7 @@ def test_alexnet_on_two_devices_is_the_grouped_model_output_for_output():
 
 
 def test_the_two_device_alexnet_is_handled_like_the_grouped_one():
-    """What the library offers the grouped network works on the two-device one: made_images, the filters
+    """What the library offers the grouped network works on the two-device one: features, the filters
     per stream, receptive fields, conv layer names and weights."""
     from course_lib import measure
     torch.manual_seed(0)

@@ -137,7 +137,7 @@ def assert_explorer_consistent(e):
     channels = acts_or_weights.shape[1] if isinstance(e, ActivationExplorer) else acts_or_weights.shape[0]
     pages = -(-channels // PAGE_SIZE)
     assert e.page.max == pages - 1 and 0 <= e.page.value <= e.page.max
-    assert e.epoch.value in [f["epoch"] for f in e.frames]
+    assert 0 <= e.epoch.value < len(e.frames) and e.epoch.label == [lbl for lbl, _ in e.epoch.options][e.epoch.value]
     if isinstance(e, ActivationExplorer):
         assert f"<b>{e.layer.value}</b>" in e.stats.value and e.maps_view.value[:4] == b"\x89PNG"
     else:

@@ -99,7 +99,7 @@ def trained():
 def test_activation_explorer_controls_change_the_picture(trained):
     model, history, probe = trained
     ex = explorers.ActivationExplorer(history, probe)
-    assert list(ex.epoch.options) == [0, 1, 2]
+    assert list(ex.epoch.options) == [("0", 0), ("1", 1), ("2", 2)] and ex.epoch.value == 2
     before = ex.maps_view.value
     ex.layer.value = "act2"
     assert ex.maps_view.value != before and "16/16" not in ex.stats.value  # 16 maps, not all dead

@@ -12,9 +12,10 @@ from .rules import (check_conv1_conv5, check_dead_trend, check_rise, check_shift
                     claim_row, decay_per_run, stream_gap, weight_decay_for)
 from .dynamics import (OVERFIT_DECAY_FADE, RELU_LAYERS, digit_claims, dynamics_run, layer_stats, layer_values,
                        overfit_run, relu_lenet5, sweep_run, untrained_live_sparsity)
-from .alexnet import (ALEXNET_ASSERTED, alexnet_claims, alexnet_measures, cat_layers, cat_picture, same_class_share,
-                      stream_measures)
-from .decisions import (LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS, decision_claims, lenet1_attributions,
+from .alexnet import (ALEXNET_ASSERTED, alexnet_claims, alexnet_measures, cat_layers, cat_picture, content_claim,
+                      decay_over_run, paper_decay, same_class_share, stream_measures, top_image_purity)
+from .decisions import (LENET1_LAYERS_TOP_DOWN, RELU_LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS,
+                        decision_claims, gradient_attributions, guided_run, lenet1_attributions, relu_lenet1,
                         sanity_run, shift_accuracy, shift_run, small_mlp, unrelated_run)
 from .modern import MODERN_CHANGES, modern_lenet1, thirty_years
 from .units import EPSILONS, filter_match, fooling_run, frequency_with_and_without, made_against_real, unit_claims
@@ -23,7 +24,7 @@ __all__ = ["check_conv1_conv5", "check_dead_trend", "check_rise", "check_shift",
            "claim_row", "decay_per_run", "stream_gap", "weight_decay_for", "OVERFIT_DECAY_FADE", "RELU_LAYERS",
            "digit_claims",
            "dynamics_run", "layer_stats", "layer_values", "overfit_run", "relu_lenet5", "sweep_run", "untrained_live_sparsity",
-           "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_measures", "cat_layers", "cat_picture", "same_class_share",
-           "stream_measures", "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims",
-           "lenet1_attributions", "sanity_run", "shift_accuracy", "shift_run", "small_mlp", "unrelated_run",
+           "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_measures", "cat_layers", "cat_picture", "content_claim", "decay_over_run", "paper_decay",
+           "same_class_share", "stream_measures", "top_image_purity", "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims",
+           "lenet1_attributions", "RELU_LENET1_LAYERS_TOP_DOWN", "gradient_attributions", "guided_run", "relu_lenet1", "sanity_run", "shift_accuracy", "shift_run", "small_mlp", "unrelated_run",
            "MODERN_CHANGES", "modern_lenet1", "thirty_years", "EPSILONS", "filter_match", "fooling_run", "frequency_with_and_without", "made_against_real", "unit_claims"]

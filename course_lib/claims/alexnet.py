@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from .. import env, measure, models
-from .rules import check_conv1_conv5, check_stream_split, claim_row, stream_gap
+from .rules import check_conv1_conv5, check_stream_split, claim_row, decay_per_run, stream_gap
 
 
 def cat_picture(size: int) -> torch.Tensor:
@@ -42,6 +42,58 @@ def cat_layers(model: nn.Module, cat: torch.Tensor) -> dict:
     acts = measure.record(model, cat, ["act1", "act5"])
     return {layer: {"sparsity": measure.sparsity(a), "maps": a, **measure.resemblance(a[0], gray)}
             for layer, a in acts.items()}
+
+
+# The paper's schedule: SGD at 0.01, divided by 10 three times over 90 epochs of 1.2 million images in batches
+# of 128, weight decay 5e-4 (when each division came is not printed: 30, 30, 20 and 10 epochs is our guess).
+PAPER_SCHEDULE = ((30, 0.01), (30, 0.001), (20, 1e-4), (10, 1e-5))
+PAPER_STEPS_PER_EPOCH = 1_200_000 // 128
+
+
+def decay_over_run(settings: dict, train_size: int) -> float:
+    """What weight decay leaves of a weight the loss never pushes on (:func:`rules.decay_per_run`) over a run
+    of the course's recipe with ``settings`` (``lr``, ``epochs``, ``batch_size``, ``weight_decay``; a
+    reference's record) on ``train_size`` images."""
+    from ..train import lr_schedule
+
+    steps = -(-train_size // settings["batch_size"])
+    return decay_per_run(settings["weight_decay"], lr_schedule(settings["lr"], settings["epochs"], steps))
+
+
+def paper_decay() -> float:
+    """The same factor over the 2012 paper's 90 epochs on ImageNet (:data:`PAPER_SCHEDULE`): about 1e-7."""
+    lrs = [lr for epochs, lr in PAPER_SCHEDULE for _ in range(epochs * PAPER_STEPS_PER_EPOCH)]
+    return decay_per_run(5e-4, lrs)
+
+
+def top_image_purity(acts: torch.Tensor, labels: torch.Tensor, channels, top: int = 20) -> torch.Tensor:
+    """For each of ``channels`` of a layer's activations ``acts`` (``N x C x h x w`` on N labelled images), the
+    share of its ``top`` most exciting images (by the channel's peak over positions) that belong to their most
+    common class: 1 when a unit's best images are all of one class, about 1 / classes when they are a random
+    draw. Returns ``len(channels)`` floats: how particular the content is that a unit responds to."""
+    peak = acts.amax(dim=(2, 3))                                             # N x C
+    out = []
+    for c in channels:
+        best = labels[peak[:, c].topk(min(top, len(labels))).indices]
+        out.append(best.bincount().max().item() / len(best))
+    return torch.tensor(out)
+
+
+def content_claim(trained: nn.Module, untrained: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  units: int = 32, top: int = 20, layer: str = "act5") -> dict:
+    """Lesson 05's third claim, "a conv5 unit responds to particular image content", against its control, the
+    same architecture untrained: the :func:`top_image_purity` of each network's ``units`` channels that vary
+    most across ``images`` (uint8, labelled), and the permutation test of the gap between the two sets
+    (:func:`rules.stream_gap`). ``reproduced``: the trained units' best images are more of one class, p < 0.01.
+    Returns ``{"trained", "untrained" (purity per unit), "p", "reproduced"}``."""
+    purity = {}
+    for name, net in (("trained", trained), ("untrained", untrained)):
+        acts = measure.record(net, images, [layer])[layer]
+        channels = acts.amax(dim=(2, 3)).std(0).argsort(descending=True)[:units].tolist()
+        purity[name] = top_image_purity(acts, labels, channels, top)
+    p = stream_gap(torch.cat([purity["trained"], purity["untrained"]]), units)["p"]
+    return {**purity, "p": p,
+            "reproduced": bool(purity["trained"].mean() > purity["untrained"].mean() and p < 0.01)}
 
 
 def same_class_share(keys: torch.Tensor, key_labels: torch.Tensor, queries: torch.Tensor,

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from .. import env, models, train
-from .rules import check_shift, check_weight_blind, claim_row
+from .rules import check_rise, check_shift, check_weight_blind, claim_row
 
 
 def small_mlp(hidden: int = 4) -> nn.Module:
@@ -53,32 +53,63 @@ def shift_run(train_data, test_data, seed: int, epochs: int, shifts=(0, 1, 2, 3,
 
 
 def lenet1_attributions(cam_layer: str = "act2") -> dict:
-    """The methods lesson 06 compares, as ``{name: f(model, images, target) -> N x H x W}``, and the
-    weight-blind control: the uint8 digit itself (``image``), recovered from the normalized input."""
+    """The methods lesson 06 compares on LeNet-1, as ``{name: f(model, images, target) -> N x H x W}``, and
+    the weight-blind control: the uint8 digit itself (``image``), recovered from the normalized input.
+    (Guided backprop is not among them: it changes only how gradients pass ReLU modules, and LeNet-1 has
+    tanh units, so on it guided backprop *is* saliency; :func:`guided_run` tests it on a ReLU LeNet-1.)"""
     from .. import attribution as A
 
     return {
         "image (control)": lambda m, x, t: x[:, 0],
         "saliency": A.saliency,
-        "guided backprop": A.guided_backprop,
         "Grad-CAM": lambda m, x, t: A.grad_cam(m, x, t, cam_layer),
         "occlusion": lambda m, x, t: A.occlusion(m, x, t, window=6, stride=2),
     }
 
 
+def gradient_attributions() -> dict:
+    """Saliency and guided backprop, the two methods :func:`guided_run` compares on a ReLU network."""
+    from .. import attribution as A
+
+    return {"saliency": A.saliency, "guided backprop": A.guided_backprop}
+
+
+def relu_lenet1() -> nn.Module:
+    """LeNet-1 with ReLU units and max-pooling (two of "what thirty years bought"): a network whose ReLU
+    modules guided backprop changes."""
+    return models.LeNet1(activation="relu", pool="max")
+
+
+RELU_LENET1_LAYERS_TOP_DOWN = ("fc", "conv2", "conv1")     # its layers with weights, from the output down
+
+
 def sanity_run(model: nn.Module, images: torch.Tensor, targets, layers, seed: int,
-               mask: torch.Tensor | None = None) -> dict[str, list[float]]:
-    """Adebayo et al.'s cascading randomization of ``layers`` (output first) with ``seed``, for the
-    methods of :func:`lenet1_attributions`: ``{method: [rank correlation after each layer]}``, over the
+               mask: torch.Tensor | None = None, methods: dict | None = None) -> dict[str, list[float]]:
+    """Adebayo et al.'s cascading randomization of ``layers`` (output first) with ``seed``, for ``methods``
+    (default: :func:`lenet1_attributions`): ``{method: [rank correlation after each layer]}``, over the
     pixels of ``mask`` (default: :func:`attribution.visible_mask`, the pixels LeNet-1 reads)."""
     from .. import attribution as A
 
     mask = A.visible_mask(model, images.shape[-1]) if mask is None else mask
-    return A.cascading_randomization(model, images, targets, lenet1_attributions(), layers, seed=seed, mask=mask)
+    return A.cascading_randomization(model, images, targets, methods or lenet1_attributions(), layers, seed=seed,
+                                     mask=mask)
+
+
+def guided_run(train_data, images: torch.Tensor, targets, seed: int, epochs: int) -> dict:
+    """Guided backprop against saliency on a ReLU LeNet-1 (:func:`relu_lenet1`) trained with ``seed``: the
+    cascading randomization of its layers (``{"sanity": {method: [correlation after fc, conv2, conv1]}``)
+    and the control, two unrelated untrained ReLU LeNet-1s (``"unrelated": {method: correlation}``)."""
+    env.seed_everything(seed)
+    net = relu_lenet1()
+    train.fit(net, train_data, epochs=epochs, lr=0.1, seed=seed, progress=False)
+    methods = gradient_attributions()
+    return {"sanity": sanity_run(net.cpu().eval(), images, targets, RELU_LENET1_LAYERS_TOP_DOWN, seed,
+                                 methods=methods),
+            "unrelated": unrelated_run(images, targets, seed, make=relu_lenet1, methods=methods)}
 
 
 def unrelated_run(images: torch.Tensor, targets, seed: int, mask: torch.Tensor | None = None,
-                  make=models.LeNet1) -> dict[str, float]:
+                  make=models.LeNet1, methods: dict | None = None) -> dict[str, float]:
     """The sanity check's control: two networks ``make()`` initialised independently (seeds ``1000 + 2 *
     seed`` and one more) and never trained share no weights, so maps that depend on the weights should
     not agree between them. Returns ``{method: mean rank correlation of their maps}`` over ``mask``
@@ -91,7 +122,7 @@ def unrelated_run(images: torch.Tensor, targets, seed: int, mask: torch.Tensor |
         nets.append(make().eval())
     mask = A.visible_mask(nets[0], images.shape[-1]) if mask is None else mask
     return {name: A.rank_correlation(f(nets[0], images, targets), f(nets[1], images, targets), mask).mean().item()
-            for name, f in lenet1_attributions().items()}
+            for name, f in (methods or lenet1_attributions()).items()}
 
 
 LENET1_LAYERS_TOP_DOWN = ("fc", "pool2", "conv2", "pool1", "conv1")
@@ -101,15 +132,16 @@ def decision_claims(prof: env.Profile, seeds: int, progress: bool = True) -> lis
     """Lesson 06's claims with ``seeds`` seeds at profile ``prof``'s sizes, as rows like
     :func:`digit_claims`': the sanity check over the pixels LeNet-1 reads (Grad-CAM, occlusion and
     saliency all depend on its weights: their maps after randomization agree no more than two
-    independently initialised networks' do) and the shift test (LeNet-1 keeps more of its accuracy than
-    both MLPs)."""
+    independently initialised networks' do: :func:`rules.check_weight_blind`); guided backprop against
+    saliency on a ReLU LeNet-1 (:func:`guided_run`); and the shift test (LeNet-1 keeps more of its accuracy
+    than both MLPs)."""
     from tqdm.auto import tqdm
 
     from .. import digits, loader
 
     train_data, test = digits.for_profile("train", prof), digits.for_profile("test", prof)
     probe, targets = loader.normalize(test[0][:16]), test[1][:16]
-    finals, unrelated, shifts = {}, {}, []
+    finals, unrelated, shifts, guided = {}, {}, [], []
     for seed in tqdm(range(seeds), desc="lesson 06 claims", disable=not progress):
         env.seed_everything(seed)
         net = models.LeNet1()
@@ -119,19 +151,35 @@ def decision_claims(prof: env.Profile, seeds: int, progress: bool = True) -> lis
             finals.setdefault(name, []).append(curve[-1])
         for name, r in unrelated_run(probe, targets, seed).items():
             unrelated.setdefault(name, []).append(r)
+        guided.append(guided_run(train_data, probe, targets, seed, prof.lenet_epochs))
         shifts.append(shift_run(train_data, test, seed, prof.lenet_epochs, shifts=(0, 1, 2, 3)))
     data = f"{len(train_data[1]):,} training and {len(test[1]):,} test digits"
     rows = []
 
-    def row(claim, measured, control, control_name, higher, reproduced):
-        rows.append(claim_row(claim, measured, control, control_name, higher, reproduced, True, data))
+    def row(claim, measured, control, control_name, higher, reproduced, asserted=True):
+        rows.append(claim_row(claim, measured, control, control_name, higher, reproduced, asserted, data))
 
     for name in ("Grad-CAM", "occlusion", "saliency"):
         verdict = check_weight_blind(finals[name], unrelated[name])
-        row(f"{name} maps change when LeNet-1's weights are randomized (|rank correlation| over the pixels it reads)",
-            np.abs(finals[name]), np.abs(finals["image (control)"]), "the digit itself", False, verdict["depends"])
+        row(f"{name} maps change when LeNet-1's weights are randomized: they agree with the trained maps no more "
+            "than two unrelated LeNet-1s' maps agree (|rank correlation| over the pixels it reads)",
+            np.abs(finals[name]), np.abs(unrelated[name]), "two unrelated networks", False, verdict["depends"])
         row(f"{name} maps of two unrelated LeNet-1s disagree (|rank correlation|; the sanity check's control)",
             np.abs(unrelated[name]), np.full(seeds, 0.5), "the 0.5 threshold", False, verdict["control_ok"])
+    blind = check_weight_blind(finals["image (control)"], unrelated["image (control)"])
+    row("the digit itself (a map that ignores the weights) fails the sanity check's control",
+        np.abs(unrelated["image (control)"]), np.full(seeds, 0.5), "the 0.5 threshold", True, not blind["control_ok"])
+    g_final = {m: [g["sanity"][m][-1] for g in guided] for m in ("saliency", "guided backprop")}
+    g_top = {m: [g["sanity"][m][1] for g in guided] for m in ("saliency", "guided backprop")}
+    g_unrelated = {m: [g["unrelated"][m] for g in guided] for m in ("saliency", "guided backprop")}
+    gb = check_weight_blind(g_final["guided backprop"], g_unrelated["guided backprop"])
+    row("guided backprop maps (ReLU LeNet-1) change when all its weights are randomized: no more agreement than "
+        "two unrelated networks'", np.abs(g_final["guided backprop"]), np.abs(g_unrelated["guided backprop"]),
+        "two unrelated networks", False, gb["depends"], asserted=False)
+    closer = check_rise(g_top["saliency"], g_top["guided backprop"])
+    row("guided backprop stays closer to the trained maps than saliency once fc and conv2 are random (ReLU "
+        "LeNet-1; Adebayo et al.'s finding)", g_top["guided backprop"], g_top["saliency"], "saliency", True,
+        closer["reproduced"], asserted=False)
     for index in (1, 2, 3):
         verdict = check_shift(shifts, index)
         best_mlp = np.max([verdict["kept"][n] for n in verdict["kept"] if n != "LeNet-1"], axis=0)

@@ -47,17 +47,20 @@ def layer_stats(acts: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
 
 
 def dynamics_run(train_data, probe: torch.Tensor, seed: int, epochs: int, lr: float = 0.05,
-                 test_data=None) -> dict:
-    """Train one ReLU LeNet-5 and follow it epoch by epoch (``fit``'s snapshots on ``probe``).
+                 test_data=None, steps=()) -> dict:
+    """Train one ReLU LeNet-5 and follow it (``fit``'s snapshots on ``probe``): before training, after each
+    of the training ``steps`` and after every epoch.
 
     ``train_data``: ``(images uint8 N x 1 x 28 x 28, labels N)``; ``probe``: uint8 ``P x 1 x 28 x 28``.
-    Returns ``{"history": the History with its snapshots, "stats": [layer_stats per snapshot, epoch 0
-    first], "smoothness": [mean conv1 smoothness per snapshot], "test_accuracy": float or None}``.
+    Returns ``{"history": the History with its snapshots, "steps": the step of each snapshot, "stats":
+    [layer_stats per snapshot, the untrained network first], "smoothness": [mean conv1 smoothness per
+    snapshot], "test_accuracy": float or None}``.
     """
     model = relu_lenet5(seed)
     history = train.fit(model, train_data, test_data, epochs=epochs, lr=lr, seed=seed, progress=False,
-                        snapshot_every=1, probe=probe, snapshot_layers=["conv1", *RELU_LAYERS])
-    return {"history": history,
+                        snapshot_every=1, snapshot_steps=steps, probe=probe,
+                        snapshot_layers=["conv1", *RELU_LAYERS])
+    return {"history": history, "steps": [s["step"] for s in history.snapshots],
             "stats": [layer_stats({n: s["activations"][n] for n in RELU_LAYERS}) for s in history.snapshots],
             "smoothness": [measure.filter_smoothness(s["state"]["conv1.weight"]).mean().item()
                            for s in history.snapshots],
@@ -135,7 +138,8 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
     bar = tqdm(total=3 * seeds, desc="claims", disable=not progress)
     runs, sweeps, overfits = [], [], []
     for seed in range(seeds):
-        runs.append(dynamics_run(train_data, probe, seed, prof.dynamics_epochs, test_data=test)); bar.update()
+        runs.append(dynamics_run(train_data, probe, seed, prof.dynamics_epochs, test_data=test,
+                                 steps=prof.dynamics_steps)); bar.update()
         sweeps.append(sweep_run(sweep_data, probe, test, prof.lr_sweep, seed, prof.sweep_epochs)); bar.update()
         overfits.append(overfit_run((x_all, y_all), test, seed, prof.overfit_size, prof.overfit_epochs, wd))
         bar.update()
@@ -164,7 +168,11 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
             [s[trend["high"]]["dead"] for s in sweeps], [s[trend["low"]]["dead"] for s in sweeps],
             f"lr {trend['low']}", True, verdict=trend)
     smooth = np.array([r["smoothness"] for r in runs])
-    row("conv1 smoother after training than after 1 epoch", smooth[:, -1], smooth[:, 1], "1 epoch", True)
+    early = runs[0]["steps"].index(prof.undertrained_step)
+    row(f"conv1 smoother after training than after {prof.undertrained_step} steps", smooth[:, -1], smooth[:, early],
+        f"{prof.undertrained_step} steps", True)
+    first_epoch = runs[0]["steps"].index(runs[0]["steps"][-1] // prof.dynamics_epochs)     # the end of epoch 1
+    row("conv1 smoother after training than after 1 epoch", smooth[:, -1], smooth[:, first_epoch], "1 epoch", False)
     row("weight decay smooths conv1 (overfitting run)", [o["decay"]["smoothness"] for o in overfits],
         [o["plain"]["smoothness"] for o in overfits], "no decay", True)
     row("weight decay narrows the train/test gap", [o["decay"]["gap"] for o in overfits],

@@ -146,16 +146,26 @@ def check_shift(runs: list[dict[str, list[float]]], index: int, conv: str = "LeN
     return {"holds": bool(others) and min(kept[conv]) > max(others), "kept": kept}
 
 
-def check_weight_blind(finals: list[float], unrelated: list[float] | None = None, threshold: float = 0.5) -> dict:
-    """Verdict on one method from its rank correlations with the trained maps once every layer is
-    random (``finals``, one per seed): ``blind`` when all stay above ``threshold`` (the maps barely depend
-    on the weights), ``depends`` when all are below it in absolute value; neither when the seeds disagree.
+def check_weight_blind(finals: list[float], unrelated: list[float] | None = None, threshold: float = 0.5,
+                       floor: float = 0.05) -> dict:
+    """Verdict on one method from its rank correlations with the trained maps once every layer is random
+    (``finals``, one per seed), next to its control ``unrelated`` (one per seed, :func:`unrelated_run`): the
+    correlation of the maps of two independently initialised networks, which share no weights.
 
-    ``unrelated`` (one per seed, :func:`unrelated_run`) is the control: two independently initialised
-    networks. ``control_ok`` is false when their maps agree above ``threshold`` although their weights
-    share nothing: then a high correlation says nothing about *these* weights (for a method that ignores
-    every network, like the digit itself, that is expected), and ``depends`` is not claimed."""
-    control_ok = unrelated is None or max(abs(v) for v in unrelated) < threshold
-    return {"blind": min(finals) > threshold, "depends": max(abs(v) for v in finals) < threshold and control_ok,
-            "control_ok": control_ok, "mean": float(np.mean(finals)), "spread": float(np.std(finals)),
-            "unrelated": float(np.mean(unrelated)) if unrelated is not None else math.nan}
+    ``depends``: the maps after randomization agree with the trained ones **no more than two unrelated
+    networks agree** — the paired excess ``|final| - |unrelated|`` is not above its spread (twice its standard
+    deviation, at least ``floor``) — and the control can tell networks apart at all (``control_ok``: two
+    unrelated networks' maps disagree, ``|unrelated| < threshold``; a method that ignores every network, like
+    the digit itself, fails it). Without the control no ``depends`` is claimed. ``blind``: the maps stay
+    correlated (all above ``threshold``) and clearly more than the control's. Neither when the seeds disagree.
+    Returns ``{"blind", "depends", "control_ok", "mean", "spread", "unrelated", "excess"}``."""
+    f = np.abs(np.asarray(finals, dtype=float))
+    control_ok = unrelated is not None and max(abs(v) for v in unrelated) < threshold
+    excess = f - np.abs(np.asarray(unrelated, dtype=float)) if unrelated is not None else np.full_like(f, np.nan)
+    margin = max(2 * float(excess.std()), floor) if unrelated is not None else math.nan
+    not_above = unrelated is not None and float(excess.mean()) <= margin
+    above = unrelated is None or float(excess.mean()) > margin
+    return {"blind": bool(min(finals) > threshold and above), "depends": bool(control_ok and not_above),
+            "control_ok": bool(control_ok), "mean": float(np.mean(finals)), "spread": float(np.std(finals)),
+            "unrelated": float(np.mean(unrelated)) if unrelated is not None else math.nan,
+            "excess": float(excess.mean()) if unrelated is not None else math.nan}

@@ -25,8 +25,20 @@ from .release import PINNED_INSTALL, badge, colab_install, point_badges
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 # Anything a hand could type for a marker: a misspelled one must be an error, never copied through.
-# (with #s or without, in an HTML comment, with - or _ between the words)
-NEAR_MARKER = re.compile(r"\b(begin|end)[\s_-]*solutions?\b", re.IGNORECASE)
+# (with #s or without, in an HTML comment, with - or _ between the words, the words the other way round,
+# with invisible characters or letters of other alphabets that look the same: see _plain_letters)
+NEAR_MARKER = re.compile(r"\b(begin|end)[\s_-]*solutions?\b|\bsolutions?[\s_-]*(begin|end)\b", re.IGNORECASE)
+# Cyrillic and Greek letters that look like the Latin ones of BEGIN, END and SOLUTION
+LOOKALIKES = str.maketrans("АВЕНІЈКМОРСТХаеіјорсхΑΒΕΗΙΚΜΝΟΡΤΧΥΖοΟ", "ABEHIJKMOPCTXaeijopcxABEHIKMNOPTXYZoO")
+INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
+def _plain_letters(line: str) -> str:
+    """``line`` as a reader sees it: Unicode-normalized (NFKC), without invisible characters, lookalike letters
+    made Latin — what a marker check must compare."""
+    import unicodedata
+
+    return INVISIBLE.sub("", unicodedata.normalize("NFKC", line)).translate(LOOKALIKES)
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 CHECK_PREFIX = "# CHECK"  # the first line of the code cell that checks an exercise
@@ -48,6 +60,10 @@ def strip_solutions(source: str, cell_type: str, where: str) -> str:
     inside = False
     for number, line in enumerate(_lines(source), 1):
         stripped = line.strip()
+        seen = _plain_letters(stripped)
+        if seen != stripped and seen in (BEGIN, END):
+            raise NotebookError(f"{where}, line {number}: {stripped!r} looks like {seen!r} but holds other characters "
+                                "(invisible ones, or letters of another alphabet): type the marker again.")
         if stripped == BEGIN:
             if inside:
                 raise NotebookError(f"{where}, line {number}: nested {BEGIN!r} (the previous one is not closed).")
@@ -61,7 +77,7 @@ def strip_solutions(source: str, cell_type: str, where: str) -> str:
             if not inside:
                 raise NotebookError(f"{where}, line {number}: {END!r} without a {BEGIN!r} before it.")
             inside = False
-        elif NEAR_MARKER.search(line):
+        elif NEAR_MARKER.search(_plain_letters(line)):
             raise NotebookError(f"{where}, line {number}: {stripped!r} looks like a solution marker but is not "
                                 f"exactly {BEGIN!r} or {END!r}: fix its spelling, or the solution would be "
                                 "copied into the student notebook.")
@@ -175,7 +191,8 @@ def make_student(nb, name: str, root: Path = ROOT):
     for i, cell in enumerate(out.cells, 1):
         cell.source = strip_solutions(cell.source, cell.cell_type, f"{name}, cell {i}")
         if "attachments" in cell:   # a picture pasted into an answer goes with the answer
-            kept = {k: v for k, v in cell.attachments.items() if f"attachment:{k}" in cell.source}
+            kept = {k: v for k, v in cell.attachments.items()
+                    if re.search(rf"attachment:{re.escape(k)}(?=[)\s\"'>]|$)", cell.source)}
             if kept:
                 cell.attachments = kept
             else:

@@ -40,12 +40,20 @@ class _Explorer(WidgetView):
     frames: list[dict]
 
     def _epoch_slider(self) -> W.SelectionSlider:
-        epochs = [f["epoch"] for f in self.frames]
-        return W.SelectionSlider(options=epochs, value=epochs[-1], description="epoch",
-                                 layout=W.Layout(display=None if len(epochs) > 1 else "none"))
+        labels = [_when(f) for f in self.frames]
+        return W.SelectionSlider(options=[(label, i) for i, label in enumerate(labels)], value=len(labels) - 1,
+                                 description="epoch", layout=W.Layout(display=None if len(labels) > 1 else "none"))
 
     def _frame(self) -> dict:
-        return next(f for f in self.frames if f["epoch"] == self.epoch.value)
+        return self.frames[self.epoch.value]
+
+
+def _when(frame: dict) -> str:
+    """A snapshot's place in training: ``"2"`` (epochs), or ``"0.05 (step 50)"`` for one taken inside an epoch."""
+    epoch, step = frame["epoch"], frame.get("step")
+    if step is None or float(epoch).is_integer():
+        return f"{epoch:g}"
+    return f"{epoch:.2f} (step {step})"
 
 
 def _stats_html(name: str, acts: torch.Tensor) -> str:
