@@ -7,6 +7,9 @@
   (AlexNet, its occlusion map already computed). Target: median < 100 ms.
 * DigitCanvas (lesson 02): one stroke segment while drawing, with a refresh of the answer, the
   probabilities and the feature maps. Target: median < 100 ms.
+* GlanceView (lessons 02, 05): LeNet-1 drawn whole (input, every map, the vector, the probabilities),
+  one refresh while the pen moves on the canvas it follows, and one from a new snapshot of fit (the
+  weights loaded into its copy). Target: median < 100 ms.
 * UnitExplorer (lesson 08): one step of making an image for a unit of the reference AlexNet at 64 x 64,
   for conv1 and for conv5 (make runs as many as the steps slider says). Target: median < 100 ms a step.
 
@@ -31,7 +34,7 @@ from course_lib import widgets
 
 def playground_latency():
     img = (resize(photos.chelsea(), (512, 512, 3)) * 255).astype(np.uint8)
-    pg = playground.ConvolutionPlayground(img)
+    pg = widgets.ConvolutionPlayground(img)
     positions = iter(range(10**6))
 
     def move():
@@ -48,13 +51,13 @@ def explorers_latency():
     net.add_module("conv2", torch.nn.Conv2d(64, 64, 3, padding=1))
     net.add_module("act2", torch.nn.ReLU())
     images = torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8)
-    ax = explorers.ActivationExplorer(net, images, layers=["act1", "act2"])
+    ax = widgets.ActivationExplorer(net, images, layers=["act1", "act2"])
     counter = iter(range(10**6))
 
     def next_image():
         ax.image.value = next(counter) % 8
 
-    fx = explorers.FilterExplorer(net, layers=["conv1", "conv2"])
+    fx = widgets.FilterExplorer(net, layers=["conv1", "conv2"])
 
     def switch_layer():
         fx.layer.value = "conv2" if fx.layer.value == "conv1" else "conv1"
@@ -92,6 +95,32 @@ def attribution_latency():
     return digit, cat, timings(pen_move, repeat=60)
 
 
+def glance_latency():
+    from course_lib import digits, env, models, train
+
+    x, y = digits.for_profile("test", env.profile("smoke"))
+    torch.manual_seed(0)
+    lenet = models.LeNet1()
+    view = widgets.GlanceView(lenet, x[0])
+    canvas = widgets.DigitCanvas(lenet)
+    canvas.LIVE_EVERY_S = 0.0
+    view.follow(canvas)
+    canvas._down(140, 40)
+    points = iter(range(10**6))
+
+    def pen_move():            # the canvas's own refresh, then the glance's
+        i = next(points) % 200
+        canvas._move(100 + i // 2, 40 + i)
+
+    together = timings(pen_move, repeat=40)
+    alone = timings(lambda: view.show(canvas.input()), repeat=40)
+    history = train.fit(lenet, (x[:512], y[:512]), epochs=1, progress=False, device="cpu", probe=x[:1],
+                        snapshot_steps=[2, 4, 6])
+    snapshots = iter(history.snapshots * 100)
+    from_fit = timings(lambda: view.add_snapshot(next(snapshots)), repeat=40)
+    return alone, together, from_fit
+
+
 def unit_explorer_latency():
     from course_lib import references
     from course_lib.widgets import UnitExplorer
@@ -121,6 +150,10 @@ def main():
     print(f"OcclusionExplorer, LeNet-1 on a digit, square move: {summary_ms(digit)} (target median < 100 ms)")
     print(f"OcclusionExplorer, AlexNet on a 224x224 photo, square move: {summary_ms(cat)} (target median < 100 ms)")
     print(f"DigitCanvas, LeNet-1, pen move with refresh: {summary_ms(pen)} (target median < 100 ms)")
+    drawn, together, snapshot = glance_latency()
+    print(f"GlanceView, LeNet-1 whole, one refresh for a drawn digit: {summary_ms(drawn)} (target median < 100 ms)")
+    print(f"DigitCanvas with a GlanceView following it, one pen move: {summary_ms(together)}")
+    print(f"GlanceView, LeNet-1 whole, refresh from a snapshot of fit: {summary_ms(snapshot)} (target median < 100 ms)")
     for layer, per_step in unit_explorer_latency().items():
         print(f"UnitExplorer, reference AlexNet at 64 px, {layer}, one step of make: {summary_ms(per_step)} "
               "(target median < 100 ms)")

@@ -51,6 +51,15 @@ class Profile:
     alexnet_epochs: int
     alexnet_batch_size: int
     alexnet_lr: float
+    # lesson 09: AlexNet and the next decade's changes on Imagenette (next_width scales every layer;
+    # next_transfer_steps: the training steps each few-label run of the transfer section gets at least)
+    next_image_size: int
+    next_width: float
+    next_train_size: int | None
+    next_epochs: int
+    next_batch_size: int
+    next_lr: float
+    next_transfer_steps: int
 
 
 _PROFILES = {
@@ -60,6 +69,8 @@ _PROFILES = {
         undertrained_step=16, probe_size=200, sweep_train_size=1500, sweep_epochs=4, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=300, overfit_epochs=40,
         image_size=80, imagenette_train_size=None, alexnet_epochs=4, alexnet_batch_size=16, alexnet_lr=0.03,
+        next_image_size=64, next_width=0.25, next_train_size=None, next_epochs=2, next_batch_size=16, next_lr=0.02,
+        next_transfer_steps=8,
     ),
     "cpu": Profile(
         name="cpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=6,
@@ -67,6 +78,8 @@ _PROFILES = {
         undertrained_step=50, probe_size=500, sweep_train_size=None, sweep_epochs=1, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=500, overfit_epochs=60,
         image_size=112, imagenette_train_size=2000, alexnet_epochs=5, alexnet_batch_size=32, alexnet_lr=0.02,
+        next_image_size=64, next_width=0.5, next_train_size=4000, next_epochs=8, next_batch_size=64, next_lr=0.02,
+        next_transfer_steps=300,
     ),
     "gpu": Profile(
         name="gpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=20,
@@ -74,6 +87,8 @@ _PROFILES = {
         undertrained_step=50, probe_size=1000, sweep_train_size=None, sweep_epochs=2, lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=1000, overfit_epochs=100,
         image_size=128, imagenette_train_size=None, alexnet_epochs=30, alexnet_batch_size=128, alexnet_lr=0.02,
+        next_image_size=128, next_width=1.0, next_train_size=None, next_epochs=30, next_batch_size=128, next_lr=0.02,
+        next_transfer_steps=1000,
     ),
 }
 

@@ -33,6 +33,8 @@ import types
 from pathlib import Path
 from typing import Iterator
 
+from .checks import whole_number
+
 HINTS_FILE = Path(__file__).resolve().parent / "exercise_hints.json"
 GRADING = "COURSE_GRADING"   # set by the grader: every check also prints a line it can count
 
@@ -41,8 +43,7 @@ _state = {"lesson": None, "total": 0, "passed": [], "misses": {}}
 
 def start(lesson: str, total: int) -> None:
     """Begin counting the ``total`` exercises of ``lesson`` (forgets earlier passes in this kernel)."""
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise ValueError(f"total must be the number of exercises (a whole number >= 0), got {total!r}.")
+    total = whole_number(total, "total", low=0, expected="the number of exercises (a whole number >= 0)")
     _state.update(lesson=lesson, total=total, passed=[], misses={})
 
 
@@ -139,7 +140,7 @@ def number(got, what: str) -> float:
     import torch
 
     if torch.is_tensor(got) or isinstance(got, np.ndarray):
-        if got.numel() if torch.is_tensor(got) else got.size != 1:
+        if (got.numel() if torch.is_tensor(got) else got.size) != 1:
             raise AssertionError(f"{what}: expected one number, got an array of shape {tuple(got.shape)}.")
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float, np.number)) or not math.isfinite(float(got)):
@@ -181,9 +182,22 @@ def _learner_function(obj) -> bool:
     return isinstance(obj, types.FunctionType) and not module.split(".")[0] in ("course_lib", "torch", "numpy", "scipy")
 
 
-def _uses(function, answers, seen: set) -> list[str]:
+def _learner_class(obj) -> bool:
+    """A class written outside the libraries (its methods are read like the learner's functions)."""
+    module = getattr(obj, "__module__", "") or ""
+    return isinstance(obj, type) and not module.split(".")[0] in ("course_lib", "torch", "numpy", "scipy", "builtins")
+
+
+def _methods(cls) -> list:
+    """The plain functions a learner's class defines (its own and its learner-written bases')."""
+    found = [getattr(f, "__func__", f) for klass in cls.__mro__ if _learner_class(klass) for f in vars(klass).values()]
+    return [f for f in found if isinstance(f, types.FunctionType)]
+
+
+def _uses(function, answers, seen: set, names: frozenset = frozenset()) -> list[str]:
     """What in ``function``'s code (and in the learner's functions and closures it reaches) is one of
-    ``answers``, or a way around the check; each as a phrase for the message."""
+    ``answers``, is called by one of ``names`` (``"backward"``: any ``x.backward``), or is a way around the
+    check; each as a phrase for the message."""
     if id(function) in seen:
         return []
     seen.add(id(function))
@@ -203,28 +217,49 @@ def _uses(function, answers, seen: set) -> list[str]:
         if any(_same(obj, a) for a in answers):
             found.append(said)
         elif _learner_function(obj) and obj is not function:
-            found.extend(_uses(obj, answers, seen))
+            found.extend(_uses(obj, answers, seen, names))
         elif isinstance(obj, functools.partial) and _learner_function(obj.func):
-            found.extend(_uses(obj.func, answers, seen))
+            found.extend(_uses(obj.func, answers, seen, names))
+        elif _learner_class(obj):
+            for method in _methods(obj):
+                found.extend(_uses(method, answers, seen, names))
 
     def walk(code):
         chain, said, dynamic, modules = None, "", None, []
+        local, fromlist, base = {}, None, None      # what the function's own variables hold, as far as seen
         for ins in dis.get_instructions(code):
             op, arg = ins.opname, ins.argval
-            if op in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF"):
+            if op == "LOAD_CONST":
+                fromlist, chain = arg, None
+                continue
+            if op in ("STORE_FAST", "STORE_NAME", "STORE_DEREF", "STORE_GLOBAL"):
+                local[arg], chain = chain, None
+                continue
+            if op in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF", "LOAD_FAST", "LOAD_ATTR",
+                      "LOAD_METHOD", "IMPORT_FROM") and (arg[1] if isinstance(arg, tuple) else arg) in names:
+                found.append(f"{(arg[1] if isinstance(arg, tuple) else arg)}")
+            if op in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF", "LOAD_FAST"):
                 name = arg[1] if isinstance(arg, tuple) else arg
-                chain, said = resolve(name), name
+                chain, said = (local[name] if name in local else resolve(name) if op != "LOAD_FAST" else None), name
                 if name in _RUNS_MADE_CODE:
                     found.append(f"{name}() (code made at run time, which the check cannot read)")
                 if name in _LOOKS_UP_BY_NAME:
                     dynamic = name
             elif op == "IMPORT_NAME":
-                chain, said = sys.modules.get(arg), arg
-            elif op in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM") and chain is not None:
+                # `from a.b import c` takes c from a.b; `import a.b.c as d` walks a -> b -> c (Python 3.11)
+                base = sys.modules.get(arg) if fromlist else sys.modules.get(arg.split(".")[0])
+                chain, said = sys.modules.get(arg) if fromlist else base, arg
+            elif op == "IMPORT_FROM" and base is not None:
+                chain = getattr(base, arg, None) or sys.modules.get(f"{getattr(base, '__name__', '')}.{arg}")
+                said = f"{said}.{arg}"
+                if not fromlist:
+                    base = chain
+            elif op in ("LOAD_ATTR", "LOAD_METHOD") and chain is not None:
                 if arg in _LOOKS_UP_BY_NAME:
                     dynamic = arg
                 chain, said = getattr(chain, arg, None), f"{said}.{arg}"
-            elif op not in ("PRECALL", "CACHE", "PUSH_NULL", "COPY_FREE_VARS", "RESUME", "NOP", "EXTENDED_ARG"):
+            elif op not in ("PRECALL", "CACHE", "PUSH_NULL", "COPY_FREE_VARS", "RESUME", "NOP", "EXTENDED_ARG",
+                            "SWAP", "POP_TOP"):
                 chain = None
                 continue
             else:
@@ -258,7 +293,8 @@ def _filled(cell) -> bool:
 def own_work(function, *answers) -> None:
     """Fail (an ``AssertionError`` the check reports) when ``function`` is, wraps or calls one of the library's
     ``answers`` (objects: ``measure.sparsity``, ``F.conv2d``, ``nn.Conv2d``, ...): the exercise is to build the
-    thing, and the check compares it with the library on cases of its own.
+    thing, and the check compares it with the library on cases of its own. An answer given as a string is
+    a name refused wherever it is used (``"backward"``: any ``tensor.backward()``, which no import shows).
 
     It reads what the function does, not its text: the names its code uses are resolved through its globals
     and closures (an alias made anywhere, ``from ... import ... as``, a ``functools.wraps`` or ``partial``
@@ -266,6 +302,8 @@ def own_work(function, *answers) -> None:
     inside the function), and a name made at run time (``getattr`` on a module that holds an answer, ``eval``,
     ``exec``) is refused too. Plain variables, strings and comments never count."""
     name = getattr(function, "__name__", type(function).__name__)
+    names = frozenset(a for a in answers if isinstance(a, str))
+    answers = tuple(a for a in answers if not isinstance(a, str))
     if not callable(function):
         raise AssertionError(f"{name} should be a function, got {type(function).__name__}.")
     if any(_same(function, a) for a in answers):
@@ -273,7 +311,14 @@ def own_work(function, *answers) -> None:
     else:
         target = function.func if isinstance(function, functools.partial) else function
         target = getattr(target, "__func__", target)
-        used = _uses(target, answers, set()) if isinstance(target, types.FunctionType) else []
+        if isinstance(target, types.FunctionType):
+            used = _uses(target, answers, set(), names)
+        else:       # an object called like a function: a class, or an instance of one, of the learner's
+            cls = target if isinstance(target, type) else type(target)
+            seen: set = set()
+            used = [u for method in (_methods(cls) if _learner_class(cls) else []) for u in _uses(method, answers, seen, names)]
+            used += [f"{cls.__name__} (a subclass of {b.__name__})" for b in cls.__mro__[1:]
+                     for a in answers if b is a]
     if used:
         listed = ", ".join(dict.fromkeys(used))
         raise AssertionError(f"{name} uses {listed}: write it yourself — the check compares your version with the "

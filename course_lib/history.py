@@ -56,17 +56,23 @@ class Snapshots:
     where most of what a small network learns happens, well inside its first epoch). Each is appended to
     ``history.snapshots`` as ``{"epoch" (fractional: steps / steps per epoch), "step", "state",
     "activations"}`` (CPU tensors; ``activations`` maps each of ``layers``, default every recorded layer, to
-    ``P x ...``), in the order they were taken.
+    ``P x ...``), in the order they were taken, and passed to each of ``listeners`` (callables) as it is.
     """
 
     def __init__(self, probe: torch.Tensor, every: int | None = 1, layers: Sequence[str] | None = None,
-                 mean=None, std=None, steps=()):
+                 mean=None, std=None, steps=(), listeners=()):
         self.every = None if every is None else whole_number(every, "snapshot_every",
                                                              expected="a whole number of epochs >= 1")
         self.steps = sorted({whole_number(s, "snapshot_steps", expected="whole numbers of steps >= 1")
                              for s in steps})
         self.probe, self.layers, self.mean, self.std = probe, layers, mean, std
         self.steps_per_epoch = None
+        self.listeners = list(listeners)
+
+    def _keep(self, history: History, snapshot: dict) -> None:
+        history.snapshots.append(snapshot)
+        for listener in self.listeners:
+            listener(snapshot)
 
     def __call__(self, model: nn.Module, epoch: int, history: History, last: bool) -> None:
         """The end-of-epoch hook (epoch 0: before training)."""
@@ -74,12 +80,12 @@ class Snapshots:
         taken = {s.get("step") for s in history.snapshots}
         due = epoch == 0 or last or (self.every is not None and epoch % self.every == 0)
         if due and step not in taken:
-            history.snapshots.append(self.take(model, epoch, step))
+            self._keep(history, self.take(model, epoch, step))
 
     def at_step(self, model: nn.Module, step: int, history: History) -> None:
         """The after-each-step hook: a snapshot after each of ``steps``."""
         if step in self.steps:
-            history.snapshots.append(self.take(model, step / self.steps_per_epoch, step))
+            self._keep(history, self.take(model, step / self.steps_per_epoch, step))
 
     def take(self, model: nn.Module, epoch: float, step: int | None = None) -> dict:
         """One snapshot of ``model`` now: ``{"epoch", "step", "state", "activations"}`` on the CPU."""

@@ -202,3 +202,51 @@ def record_batch(model: nn.Module, x: torch.Tensor, layers: Sequence[str] | None
     with evaluating(model), ActivationRecorder(model, layers, device=device) as rec, torch.no_grad():
         out = model(x.to(device_of(model)))
     return out, rec.activations
+
+
+class ActivationHistograms:
+    """Histograms of what named layers output at every training step: fastai's activation statistics and
+    their "colorful dimension" picture (Howard & Gugger, *Deep Learning for Coders*, chapter 13).
+
+    ``ActivationHistograms(model, layers, bins=40, high=10.0)``: while it records (a ``with`` block, whose
+    end removes the hooks, also when training raises), each forward pass *in training mode* adds, per layer,
+    the histogram of its outputs over ``bins`` equal bins from 0 to ``high`` (values above go in the last
+    bin, below 0 in the first: these are ReLU outputs), their mean and standard deviation, and the share
+    of exact zeros. Passes in eval mode (validation) are not counted. ``histograms[name]`` is a
+    ``steps x bins`` tensor of counts, ``means[name]``, ``stds[name]`` and ``zeros[name]`` lists with one
+    value per step."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], bins: int = 40, high: float = 10.0):
+        self.model, self.layers = model, check_layer_names(model, layers)
+        self.bins, self.high = bins, high
+        self._rows: dict[str, list[torch.Tensor]] = {n: [] for n in self.layers}
+        self.means: dict[str, list[float]] = {n: [] for n in self.layers}
+        self.stds: dict[str, list[float]] = {n: [] for n in self.layers}
+        self.zeros: dict[str, list[float]] = {n: [] for n in self.layers}
+        self._handles: list = []
+
+    def __enter__(self) -> "ActivationHistograms":
+        for name in self.layers:
+            self._handles.append(find_layer(self.model, name).register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _hook(self, name: str):
+        def hook(module, inputs, output):
+            if not module.training:
+                return
+            out = output.detach().float()
+            self._rows[name].append(torch.histc(out.clamp(0, self.high), self.bins, 0, self.high).cpu())
+            self.means[name].append(float(out.mean()))
+            self.stds[name].append(float(out.std()))
+            self.zeros[name].append(float((out == 0).float().mean()))
+        return hook
+
+    @property
+    def histograms(self) -> dict[str, torch.Tensor]:
+        """``{layer: steps x bins counts}`` (empty layers left out)."""
+        return {n: torch.stack(r) for n, r in self._rows.items() if r}

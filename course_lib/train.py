@@ -31,7 +31,7 @@ from .layers import device_of, evaluating
 from .loader import TensorLoader
 
 __all__ = ["History", "Settings", "TrainingDiverged", "TrainingRun", "evaluate", "fit", "load_checkpoint",
-           "lr_schedule", "make_optimizer", "predict", "save_checkpoint", "train_step"]
+           "lr_range_test", "lr_schedule", "make_optimizer", "predict", "save_checkpoint", "train_step"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -86,10 +86,33 @@ def _warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int) 
     return int(warmup_epochs * steps_per_epoch) or (min(10, total_steps // 4) if warmup_epochs > 0 else 0)
 
 
-def lr_schedule(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.5) -> list[float]:
-    """The learning rate ``fit`` uses at each of its ``epochs * steps_per_epoch`` steps: linear
-    warm-up over ``warmup_epochs``, then cosine decay to 0. Returns a list of floats."""
+SCHEDULES = ("cosine", "one-cycle")
+
+
+def _one_cycle_at(step: int, total: int, top: float, pct_start: float = 0.3, div: float = 25.0,
+                  final_div: float = 1e4) -> float:
+    """torch's ``OneCycleLR`` (its defaults, cosine in both phases) at ``step`` of ``total``: from top/div
+    up to ``top`` over the first 30 % of the steps, then down to top/div/final_div."""
+    start, low = top / div, top / div / final_div
+    up_end = float(pct_start * total) - 1
+    if step <= up_end:
+        a, b, pct = start, top, step / up_end if up_end > 0 else 1.0
+    else:
+        a, b, pct = top, low, (step - up_end) / max(1e-9, (total - 1) - up_end)
+    return b + (a - b) / 2 * (1 + math.cos(math.pi * min(1.0, pct)))
+
+
+def lr_schedule(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.5,
+                schedule: str = "cosine") -> list[float]:
+    """The learning rate ``fit`` uses at each of its ``epochs * steps_per_epoch`` steps. ``"cosine"`` (the
+    course's): linear warm-up over ``warmup_epochs``, then cosine decay to 0. ``"one-cycle"`` (Smith &
+    Topin 2019, as torch's ``OneCycleLR`` with its defaults: up from lr/25 to lr over 30 % of the steps, then
+    down to lr/250000, both halves cosine; ``warmup_epochs`` is not used). Returns a list of floats."""
     total = epochs * steps_per_epoch
+    if schedule == "one-cycle":
+        return [_one_cycle_at(step, total, lr) for step in range(total)]
+    if schedule != "cosine":
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}.")
     warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total)
     return [_lr_at(step, total, lr, warmup) for step in range(total)]
 
@@ -147,7 +170,8 @@ class Settings:
     """How a run trains: what ``fit`` and the distributed command line take, checked once.
 
     ``epochs``, ``batch_size`` (the global batch), ``lr`` (peak rate), ``weight_decay``, ``momentum``,
-    ``label_smoothing``, ``warmup_epochs``, ``optimizer`` (``"sgd"`` or ``"adamw"``) and ``seed``. numpy
+    ``label_smoothing``, ``warmup_epochs``, ``optimizer`` (``"sgd"`` or ``"adamw"``), ``seed`` and ``schedule``
+    (``"cosine"`` or ``"one-cycle"``). numpy
     numbers become Python ones. Raises ``ValueError`` naming the first setting out of its range (a count
     such as ``epochs=2.0`` is refused: it must be a whole number)."""
 
@@ -160,6 +184,7 @@ class Settings:
     warmup_epochs: float = 0.5
     optimizer: str = "sgd"
     seed: int = 0
+    schedule: str = "cosine"
 
     def __post_init__(self):
         unit = "a number in [0, 1)"
@@ -176,6 +201,8 @@ class Settings:
             object.__setattr__(self, name, value)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}.")
 
 
 class TrainingRun:
@@ -194,7 +221,7 @@ class TrainingRun:
         self.model, self.settings, self.device = model, settings, device
         self.step_model = step_model if step_model is not None else model
         self.steps_per_epoch = steps_per_epoch
-        self.lrs = lr_schedule(settings.lr, settings.epochs, steps_per_epoch, settings.warmup_epochs)
+        self.lrs = lr_schedule(settings.lr, settings.epochs, steps_per_epoch, settings.warmup_epochs, settings.schedule)
         self.optimizer = make_optimizer(model, settings.lr, settings.momentum, settings.weight_decay,
                                         settings.optimizer)
         amp_dtype = _autocast_dtype(device, model)
@@ -290,18 +317,19 @@ class TrainingRun:
 
 def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float = 0.1,
         batch_size: int = 64, weight_decay: float = 0.0, momentum: float = 0.9,
-        label_smoothing: float = 0.0, warmup_epochs: float = 0.5, optimizer: str = "sgd",
+        label_smoothing: float = 0.0, warmup_epochs: float = 0.5, optimizer: str = "sgd", schedule: str = "cosine",
         checkpoint: str | os.PathLike | None = None, progress: bool = True,
         device: torch.device | str | None = None, seed: int = 0,
         mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
         augment=None, snapshot_every: int | None = None, probe: torch.Tensor | None = None,
-        snapshot_layers: Sequence[str] | None = None, snapshot_steps=(), on_epoch_end=(),
+        snapshot_layers: Sequence[str] | None = None, snapshot_steps=(), on_snapshot=(), on_epoch_end=(),
         compile: bool = False) -> History:
     """Train ``model`` with SGD (momentum, warm-up then cosine learning rate) and return its History.
 
     The defaults need no tuning for the course's small networks: with them LeNet-1 beats a plain
     constant-rate loop (``benchmarks/fit_defaults.py``). The training settings (``epochs`` ... ``seed``,
-    ``optimizer``: ``"sgd"`` or ``"adamw"``) are those of :class:`Settings`.
+    ``optimizer``: ``"sgd"`` or ``"adamw"``; ``schedule``: ``"cosine"`` or ``"one-cycle"``, see
+    :func:`lr_schedule`) are those of :class:`Settings`.
 
     ``train_data``/``val_data``: an ``(images uint8 N x C x H x W, labels int64 N)`` pair (kept on
     the device, normalized on the fly with ``mean``/``std``, default per channel count) or a torch
@@ -311,15 +339,17 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     (uint8 ``P x C x H x W``) stores, at the start and every k epochs, the weights and the activations of
     ``snapshot_layers`` (default: every conv, linear and activation layer) on the probe, on the CPU
     (:class:`history.Snapshots`); ``snapshot_steps`` (with ``probe``) adds snapshots after those training
-    steps; memory is about ``(snapshots) * (parameters + P * activations per image) * 4`` bytes. ``on_epoch_end``: more hooks ``hook(model, epoch, history, last)``, called before
-    the first epoch (epoch 0) and after each one. The model ends on ``device`` in the mode it was in. On
+    steps; memory is about ``(snapshots) * (parameters + P * activations per image) * 4`` bytes.
+    ``on_snapshot``: a callable (or several) called with each snapshot as it is taken, while training goes
+    on (a :class:`widgets.GlanceView`'s ``add_snapshot`` redraws with it). ``on_epoch_end``: more hooks
+    ``hook(model, epoch, history, last)``, called before the first epoch (epoch 0) and after each one. The model ends on ``device`` in the mode it was in. On
     CUDA it trains in channels-last and, for networks of a million parameters or more, in bf16 autocast.
     Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
     """
     settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                         momentum=momentum, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
-                        optimizer=optimizer, seed=seed)
-    hooks = _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end, snapshot_steps)
+                        optimizer=optimizer, seed=seed, schedule=schedule)
+    hooks = _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end, snapshot_steps, on_snapshot)
     device = env.resolve_device(device)
     model.to(device)
     if device.type == "cuda":
@@ -362,20 +392,80 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     return run.history
 
 
+def lr_range_test(model: nn.Module, train_data, *, start: float = 1e-5, end: float = 10.0, steps: int = 100,
+                  batch_size: int = 64, momentum: float = 0.9, weight_decay: float = 0.0, mean=None, std=None,
+                  augment=None, seed: int = 0, device: torch.device | str | None = None,
+                  stop_factor: float = 4.0) -> dict:
+    """Smith's learning-rate range test (2017; fastai's ``lr_find``): ``steps`` training steps with the
+    course's optimizer, the rate growing geometrically from ``start`` to ``end``, stopped early once the
+    smoothed loss passes ``stop_factor`` times its lowest value (or stops being finite). The model's weights
+    and mode are put back afterwards: the test changes nothing.
+
+    ``train_data``: as for :func:`fit`. Returns ``{"lrs", "losses"}`` (one per step taken; losses smoothed
+    by an exponential moving average, bias-corrected, as fastai does), ``"steepest"`` (the rate where the
+    smoothed loss falls fastest against log(rate)), ``"lowest"`` (the rate at the lowest loss) and
+    ``"blew_up"`` (the rate at which it stopped, or None when it reached ``end``)."""
+    import copy
+
+    whole_number(steps, "steps", low=5)
+    if not 0 < start < end:
+        raise ValueError(f"Expected 0 < start < end, got start={start}, end={end}.")
+    device = env.resolve_device(device)
+    saved, was_training = copy.deepcopy(model.state_dict()), model.training
+    model.to(device)
+    batches = _as_loader(train_data, batch_size, True, device, mean, std, seed, False, augment)
+    optimizer = make_optimizer(model, start, momentum, weight_decay)
+    lrs, losses, average, best, blew_up = [], [], 0.0, math.inf, None
+    try:
+        model.train()
+        step = 0
+        while step < steps:
+            for x, y in batches:
+                if step >= steps:
+                    break
+                lr = start * (end / start) ** (step / (steps - 1))
+                loss, _ = train_step(model, optimizer, x.to(device), y.to(device), lr)
+                average = 0.98 * average + 0.02 * float(loss)
+                smoothed = average / (1 - 0.98 ** (step + 1))
+                lrs.append(lr)
+                losses.append(smoothed)
+                step += 1
+                best = min(best, smoothed)
+                if not math.isfinite(smoothed) or smoothed > stop_factor * best:
+                    blew_up, step = lr, steps
+                    break
+    finally:
+        model.load_state_dict(saved)
+        model.train(was_training)
+    finite = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
+    logs = [math.log10(lr) for lr, _ in finite]
+    slopes = [(finite[i + 1][1] - finite[i - 1][1]) / (logs[i + 1] - logs[i - 1]) for i in range(1, len(finite) - 1)]
+    steepest = finite[1 + min(range(len(slopes)), key=slopes.__getitem__)][0] if slopes else None
+    lowest = min(finite, key=lambda p: p[1])[0] if finite else None
+    return {"lrs": lrs, "losses": losses, "steepest": steepest, "lowest": lowest, "blew_up": blew_up}
+
+
 def _floats(values) -> list[float] | None:
     return None if values is None else [float(v) for v in (values if hasattr(values, "__iter__") else [values])]
 
 
-def _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end, snapshot_steps=()) -> list:
+def _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end, snapshot_steps=(),
+           on_snapshot=()) -> list:
     """``fit``'s end-of-epoch hooks: the snapshots (when asked for, checked here) and the caller's."""
     hooks = list(on_epoch_end)
+    listeners = [on_snapshot] if callable(on_snapshot) else list(on_snapshot or ())
+    if any(not callable(f) for f in listeners):
+        raise ValueError("on_snapshot must be a callable (or a list of them) taking one snapshot dict.")
+    if listeners and snapshot_every is None and not snapshot_steps:
+        raise ValueError("on_snapshot needs snapshots to be taken: pass probe=images and snapshot_steps=[...] "
+                         "or snapshot_every=k.")
     if snapshot_every is not None or snapshot_steps:
         if snapshot_every is not None:
             whole_number(snapshot_every, "snapshot_every", expected="a whole number of epochs >= 1")
         if probe is None:
             raise ValueError("snapshots need a probe batch: pass probe=images (uint8 P x C x H x W).")
         hooks.insert(0, Snapshots(probe, every=snapshot_every, layers=snapshot_layers, mean=mean, std=std,
-                                  steps=snapshot_steps))
+                                  steps=snapshot_steps, listeners=listeners))
     return hooks
 
 

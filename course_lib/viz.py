@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -212,3 +213,163 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str =
     h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
     colored = matplotlib.colormaps[cmap](h)[..., :3]
     return np.clip((1 - alpha) * img + alpha * colored, 0.0, 1.0)
+
+
+# --- the whole network at a glance ----------------------------------------------------------------
+
+POOLINGS = ("MaxPool2d", "AvgPool2d", "Subsample")
+SKIPPED = ("Dropout", "LocalResponseNorm", "StreamLocalResponseNorm", "AdaptiveAvgPool2d", "Identity")
+
+
+@dataclass
+class Column:
+    """One column of :func:`glance`: what one stage of the network holds for one input.
+
+    ``name`` (e.g. ``"conv1 + Tanh"``), ``kind`` (``"input"``, ``"maps"``, ``"vector"``, ``"logits"`` or
+    ``"probabilities"``), ``values`` (maps ``C x H x W`` — only the ``shown`` ones —, a vector ``(n,)``, or the
+    class scores), ``shown`` (the indices of the maps, units or classes in ``values``) and ``total`` (how many
+    the stage has)."""
+
+    name: str
+    kind: str
+    values: torch.Tensor
+    shown: list[int]
+    total: int
+
+
+def _stages(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """The model's leaf layers in the order they are defined (the order the course's networks run them)."""
+    return [(n, m) for n, m in model.named_modules() if n and not list(m.children()) and ".halves." not in n]
+
+
+def _strongest(maps: torch.Tensor, most: int) -> list[int]:
+    """Indices of the ``most`` maps (or units) with the largest mean activation, in the layer's order."""
+    if len(maps) <= most:
+        return list(range(len(maps)))
+    strength = maps.flatten(1).mean(1) if maps.dim() > 1 else maps
+    return sorted(int(i) for i in strength.topk(most).indices)
+
+
+def flow(model: torch.nn.Module, image: torch.Tensor, mean=None, std=None, most_maps: int = 8,
+         all_maps_up_to: int = 16, top_classes: int = 10, batch_norm: bool = False) -> list[Column]:
+    """One input through every layer of ``model``, as the columns :func:`glance` draws.
+
+    ``image``: uint8 ``C x H x W`` or ``1 x C x H x W``, normalized with ``mean``/``std`` (default MNIST's for
+    one channel, ImageNet's for three) as the network reads it. A convolution and the activation after it
+    are one column (the activation's maps); each pooling is a column; a layer with more than
+    ``all_maps_up_to`` maps shows its ``most_maps`` strongest (largest mean activation). The flattened vector
+    and each hidden fully connected layer are vectors; the last layer gives the logits and the softmax
+    probabilities (all classes, in order, up to ``top_classes``; else the ``top_classes`` most probable, most
+    probable first). Dropout,
+    local response normalization and the adaptive pooling (an identity at the paper's size) are left out.
+    Returns the columns, input first. The model's mode is restored; no gradients are kept."""
+    from .layers import ACTIVATIONS, CONV_LAYERS, record_batch
+    from .loader import normalize
+
+    x = torch.as_tensor(image)
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or len(x) != 1 or x.dtype != torch.uint8:
+        raise ValueError(f"glance draws one uint8 image C x H x W (or 1 x C x H x W), got "
+                         f"{x.dtype} of shape {tuple(x.shape)}.")
+    stages = [(n, m) for n, m in _stages(model) if type(m).__name__ not in SKIPPED
+              and (batch_norm or not type(m).__name__.startswith("BatchNorm"))]
+    if not stages:
+        raise ValueError(f"{type(model).__name__} has no layers to show.")
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    logits, acts = record_batch(model, normalize(x.to(device), mean, std), [n for n, _ in stages])
+    columns = [Column("input", "input", x[0].float().cpu() / 255, list(range(x.shape[1])), x.shape[1])]
+    last_linear = max((i for i, (_, m) in enumerate(stages) if isinstance(m, torch.nn.Linear)), default=None)
+    i = 0
+    while i < len(stages):
+        name, module = stages[i]
+        if i == last_linear:
+            scores = acts[name][0].flatten()
+            order = list(range(len(scores))) if len(scores) <= top_classes else \
+                [int(j) for j in scores.topk(top_classes).indices]          # the most probable first
+            probs = logits.float().softmax(1)[0].cpu()
+            columns += [Column(f"{name} (scores)", "logits", scores[order], order, len(scores)),
+                        Column("softmax", "probabilities", probs[order], order, len(probs))]
+            break
+        after = stages[i + 1][1] if i + 1 < len(stages) else None
+        if isinstance(module, (*CONV_LAYERS, torch.nn.Linear)) and isinstance(after, ACTIVATIONS):
+            # a layer and its activation are one column: the maps after the non-linearity
+            columns.append(_column(f"{name} + {type(after).__name__}", acts[stages[i + 1][0]][0], most_maps,
+                                   all_maps_up_to))
+            i += 2
+            continue
+        columns.append(_column(name, acts[name][0], most_maps, all_maps_up_to))
+        i += 1
+    return columns
+
+
+def _column(name: str, out: torch.Tensor, most_maps: int, all_maps_up_to: int) -> Column:
+    if out.dim() == 3:
+        shown = _strongest(out, most_maps) if len(out) > all_maps_up_to else list(range(len(out)))
+        return Column(name, "maps", out[shown], shown, len(out))
+    vector = out.flatten()
+    return Column(name, "vector", vector, list(range(len(vector))), len(vector))
+
+
+def vector_picture(vector: torch.Tensor, rows: int = 64) -> np.ndarray:
+    """A long vector ``(n,)`` as a picture of at most ``rows`` rows, filled column by column, scaled to
+    [0, 1] (0 at black for values >= 0, else 0 at mid-gray); the unused end is white. Returns ``rows' x cols``."""
+    v = vector.detach().float().cpu().flatten()
+    cols = max(1, math.ceil(len(v) / rows))
+    rows = math.ceil(len(v) / cols)
+    scaled = _scale(v[None], "global", symmetric=bool((v < 0).any()))[0].numpy()
+    out = np.ones(rows * cols, np.float32)
+    out[:len(v)] = scaled
+    return out.reshape(cols, rows).T.copy()
+
+
+def column_picture(column: Column, height: int = 240) -> np.ndarray:
+    """The picture of one maps, input or vector column: maps stacked top to bottom (two side by side when
+    there are more than 8) on one scale for the whole layer, so a sparse layer looks sparse."""
+    if column.kind == "input":
+        v = column.values
+        return v[0].numpy() if len(v) == 1 else v.permute(1, 2, 0).numpy()
+    if column.kind == "maps":
+        return map_grid(column.values, ncols=1 if len(column.values) <= 8 else 2, pad=1)
+    return vector_picture(column.values, rows=min(64, max(8, height // 4)))
+
+
+def glance(model: torch.nn.Module, image: torch.Tensor, class_names=None, mean=None, std=None,
+           most_maps: int = 8, top_classes: int = 10, figsize=None, columns: list[Column] | None = None):
+    """Draw one input through every layer of ``model``, left to right: the input, every map of every
+    convolution (with its activation) and pooling layer, one column a layer, the flattened vector and
+    hidden layers, the class scores and the softmax probabilities named by ``class_names`` (default the
+    class numbers). For a large network (AlexNet) each layer shows its ``most_maps`` strongest maps and the
+    last two columns the ``top_classes`` most probable classes. ``image``: uint8 ``C x H x W``; ``columns``:
+    the output of :func:`flow`, when already computed. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    columns = columns or flow(model, image, mean, std, most_maps=most_maps, top_classes=top_classes)
+    pictures = [c for c in columns if c.kind not in ("logits", "probabilities")]
+    scores = [c for c in columns if c.kind in ("logits", "probabilities")]
+    widths = [max(0.6, min(1.6, column_picture(c).shape[1] / max(1, column_picture(c).shape[0]) * 4)) for c in pictures]
+    widths += [1.8] * len(scores)
+    fig, axes = plt.subplots(1, len(widths), figsize=figsize or (1.25 * sum(widths) + 1, 4.2),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for ax, column in zip(axes[0], pictures):
+        show(column_picture(column), ax=ax)
+        more = f"\n{len(column.shown)} of {column.total}" if len(column.shown) < column.total else ""
+        size = "x".join(str(s) for s in column.values.shape[-2:]) if column.kind in ("maps", "input") else \
+            f"{column.total} numbers"
+        ax.set_title(f"{column.name}\n{size}{more}", fontsize=8)
+    for ax, column in zip(axes[0][len(pictures):], scores):
+        names = [str(class_names[i]) if class_names is not None else str(i) for i in column.shown]
+        values = column.values.numpy()
+        colors = ["#3a7" if column.kind == "probabilities" else ("#c44" if v < 0 else "#48c") for v in values]
+        ax.barh(range(len(values)), values, color=colors)
+        ax.set_yticks(range(len(values)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(column.name if column.kind == "logits" else "probabilities", fontsize=8)
+        if column.kind == "probabilities":
+            ax.set_xlim(0, 1.25)
+            for row, value in enumerate(values):
+                if value >= 0.05:
+                    ax.text(value + 0.02, row, f"{100 * value:.0f} %", va="center", fontsize=7)
+    fig.tight_layout()
+    return fig

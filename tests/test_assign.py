@@ -174,6 +174,26 @@ def test_solutions_runs_only_what_changed_and_keeps_bytes(tmp_path):
     assert solutions.fingerprint(src / "02_p.ipynb", library)["library"] != before
 
 
+def test_a_change_of_words_only_updates_them_without_a_run(tmp_path):
+    """Fixing a lesson's words costs no run: the new markdown goes into the solution, every output stays.
+    The control: a change to a code cell runs the lesson again."""
+    src, dst = tmp_path / "notebooks", tmp_path / "solutions"
+    src.mkdir()
+    code = new_code_cell("import random; print(random.random())")
+    nbformat.write(lesson(new_markdown_cell("The numbre is random."), code), src / "01_m.ipynb")
+    solutions.solutions(src, dst, profile="smoke")
+    printed = nbformat.read(dst / "01_m.ipynb", 4).cells[2].outputs[0].text
+    nbformat.write(lesson(new_markdown_cell("The number is random."), code), src / "01_m.ipynb")
+    assert solutions.solutions(src, dst, profile="smoke") == []
+    solved = nbformat.read(dst / "01_m.ipynb", 4)
+    assert solved.cells[1].source == "The number is random." and solved.cells[2].outputs[0].text == printed
+    assert solved.metadata["course"] == {"profile": "smoke", **solutions.fingerprint(src / "01_m.ipynb")}
+    nbformat.write(lesson(new_markdown_cell("The number is random."), new_code_cell("import random; print(random.random() + 1)")),
+                   src / "01_m.ipynb")
+    assert [p.name for p in solutions.solutions(src, dst, profile="smoke")] == ["01_m.ipynb"]
+    assert nbformat.read(dst / "01_m.ipynb", 4).cells[2].outputs[0].text != printed
+
+
 def test_forced_rerun_keeps_timings_and_addresses_but_not_real_changes(tmp_path):
     """A lesson that prints a duration, a speed and an object's address is re-run with --all: the file
     keeps every byte. The control: a lesson whose printed number really changes gets the new output."""
@@ -252,6 +272,28 @@ def test_a_check_cell_without_an_exercise_before_it_is_flagged():
     nb = lesson(new_code_cell("x = 1"), new_code_cell("# CHECK: x\nassert x == 1"), name="01_a.ipynb")
     problems = notebooks.validate(nb, "01_a.ipynb")
     assert any("cell 4: a check cell with no exercise right before it" in p for p in problems)
+
+
+def _exercise_and_check(check_body: str, after: str = "print(answer)"):
+    solution = new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
+    check = new_code_cell(check_body)
+    check.metadata["exercise"] = {"name": "f", "hint": "return 1"}
+    return lesson(solution, check, new_code_cell(after), name="01_a.ipynb")
+
+
+def test_a_check_cell_is_one_check_block_and_leaks_nothing_to_the_lesson():
+    good = '# CHECK: f\nwith exercises.check("f"):\n    answer = f()\n    assert answer == 1\n    print("✓")'
+    assert notebooks.validate(_exercise_and_check(good, "answer = f()\nprint(answer)"), "01_a.ipynb") == []
+    # the tick printed after the block would print whatever the check found
+    outside = '# CHECK: f\nwith exercises.check("f"):\n    answer = f()\nprint("✓ f")'
+    problems = notebooks.validate(_exercise_and_check(outside, "print(1)"), "01_a.ipynb")
+    assert any("cell 4: a check cell holds one" in p for p in problems), problems
+    # the lesson reading what only the check set breaks when the check fails half way or is swapped by make grade
+    problems = notebooks.validate(_exercise_and_check(good), "01_a.ipynb")
+    assert any("cell 5: reads 'answer', which only the check cell 4 sets" in p for p in problems), problems
+    # a parameter or a comprehension variable of the same name is not a read of it
+    reuse = "def g(answer):\n    return [answer for answer in range(3)]"
+    assert notebooks.validate(_exercise_and_check(good, reuse), "01_a.ipynb") == []
 
 
 def _three_folders(tmp_path):

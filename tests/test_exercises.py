@@ -23,7 +23,7 @@ def conv2d_single(image, kernel):   # one pixel short: the last row and column o
     k = kernel.shape[0]
     return np.array([[(image[i:i + k, j:j + k] * kernel).sum() for j in range(image.shape[1] - k)]
                      for i in range(image.shape[0] - k)])
-""", "expected shape"),
+""", "expected an array or tensor of shape (7, 9), got shape (6, 8)"),
         ("conv2d_vectorized", """
 def conv2d_vectorized(x, weight, bias, stride=1, padding=0):   # forgets the bias
     x, w = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight))
@@ -67,8 +67,77 @@ def pool2d(x, k, s, mode="max"):   # windows that never overlap: moves by k, not
 def pool2d(x, k, s, mode="max"):   # always the maximum
     return F.max_pool2d(x, k, s)
 """, "write it yourself"),
+        ("conv2d_backward", """
+def conv2d_backward(x, weight, grad_out, padding=0):   # the input's gradient with the filter unturned
+    x, weight, grad_out = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight, grad_out))
+    k = weight.shape[-1]
+    grad_weight = F.conv2d(F.pad(x, (padding,) * 4)[:, None], grad_out[:, None]).transpose(0, 1)
+    grad_x = F.conv2d(F.pad(grad_out, (k - 1 - padding,) * 4)[None], weight.transpose(0, 1))[0]
+    return grad_x, grad_weight, grad_out.sum((1, 2))
+""", "turn it by 180 degrees"),
+        ("conv2d_backward", """
+def conv2d_backward(x, weight, grad_out, padding=0):   # the full convolution's k - 1, without taking off the padding
+    x, weight, grad_out = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight, grad_out))
+    k = weight.shape[-1]
+    grad_weight = F.conv2d(F.pad(x, (padding,) * 4)[:, None], grad_out[:, None]).transpose(0, 1)
+    grad_x = F.conv2d(F.pad(grad_out, (k - 1,) * 4)[None], weight.flip(-2, -1).transpose(0, 1))[0]
+    return grad_x, grad_weight, grad_out.sum((1, 2))
+""", "pad the output gradients by k - 1 - padding"),
+        ("conv2d_backward", """
+def conv2d_backward(x, weight, grad_out, padding=0):   # autograd does it
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float64).requires_grad_(True)
+    w = torch.as_tensor(np.asarray(weight), dtype=torch.float64).requires_grad_(True)
+    b = torch.zeros(len(w), dtype=torch.float64, requires_grad=True)
+    F.conv2d(x[None], w, b, padding=padding)[0].backward(torch.as_tensor(grad_out))
+    return x.grad, w.grad, b.grad
+""", "write it yourself"),
+        ("pool2d_backward", """
+def pool2d_backward(x, grad_out, k, s, mode="max"):   # every value of a max window gets the gradient
+    x, grad_out = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(grad_out, dtype=torch.float64)
+    grad_x = torch.zeros_like(x)
+    for i in range(grad_out.shape[-2]):
+        for j in range(grad_out.shape[-1]):
+            share = 1 if mode == "max" else 1 / (k * k)
+            grad_x[:, :, i * s:i * s + k, j * s:j * s + k] += share * grad_out[:, :, i, j, None, None]
+    return grad_x
+""", "only the largest one was used"),
+        ("pool2d_backward", """
+def pool2d_backward(x, grad_out, k, s, mode="max"):   # the average's gradient not divided by k * k
+    x, grad_out = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(grad_out, dtype=torch.float64)
+    grad_x = torch.zeros_like(x)
+    for i in range(grad_out.shape[-2]):
+        for j in range(grad_out.shape[-1]):
+            window = x[:, :, i * s:i * s + k, j * s:j * s + k]
+            g = grad_out[:, :, i, j, None, None]
+            if mode == "max":
+                grad_x[:, :, i * s:i * s + k, j * s:j * s + k] += F.one_hot(window.flatten(2).argmax(2), k * k).view_as(window) * g
+            else:
+                grad_x[:, :, i * s:i * s + k, j * s:j * s + k] += g
+    return grad_x
+""", "avg pooling, 2 x 2 windows moved by 2"),
     ],
     "02_lenet1_digits": [
+        ("sgd_step", """
+def sgd_step(model, velocities, lr, momentum=0.9, weight_decay=0.0):   # plain momentum, not Nesterov's
+    with torch.no_grad():
+        for name, w in model.named_parameters():
+            d = w.grad + (weight_decay * w if w.dim() > 1 else 0)
+            v = velocities[name] = d.clone() if name not in velocities else momentum * velocities[name] + d
+            w -= lr * v
+""", "Nesterov's step"),
+        ("sgd_step", """
+def sgd_step(model, velocities, lr, momentum=0.9, weight_decay=0.0):   # decays the biases too
+    with torch.no_grad():
+        for name, w in model.named_parameters():
+            d = w.grad + weight_decay * w
+            v = velocities[name] = d.clone() if name not in velocities else momentum * velocities[name] + d
+            w -= lr * (d + momentum * v)
+""", "decay the biases too"),
+        ("sgd_step", """
+def sgd_step(model, velocities, lr, momentum=0.9, weight_decay=0.0):   # no torch.no_grad(): autograd refuses
+    for name, w in model.named_parameters():
+        w -= lr * w.grad
+""", "Your code raised RuntimeError"),
         ("receptive_fields", """
 def receptive_fields(layers):   # multiplies the stride before using it
     size, stride, fields = 1, 1, {}
@@ -195,6 +264,16 @@ def alexnet_sizes(streams=2, num_classes=1000):   # forgets the two streams
 """, "look at the groups"),
     ],
     "05_what_alexnet_learned": [
+        ("learned_split", """
+def learned_split(trained, start):   # the learned part, but its gap itself, not the p-value
+    return claims.stream_gap(measure.color_score(trained - start), 48)["gap"]
+""", "expected p"),
+        ("learned_split", """
+def learned_split(trained, start):   # the halves of a shuffled order: no split can show
+    learned = trained - start
+    order = torch.randperm(96, generator=torch.Generator().manual_seed(0))
+    return claims.stream_gap(measure.color_score(learned)[order], 48)["p"]
+""", "expected p < 0.01"),
         ("my_color_score", """
 def my_color_score(w):   # the share of the gray part, not of the colour part
     gray = w.mean(1, keepdim=True).expand_as(w)
@@ -486,14 +565,14 @@ def test_check_cells_reject_wrong_answers(stem):
                     client.execute_cell(nbformat.v4.new_code_cell("import torch.nn.functional as F\n" + wrong), index)
                     with pytest.raises(CellExecutionError) as err:
                         client.execute_cell(check, check_index)
-                    assert err.value.ename == "AssertionError", f"{name}: {err.value}"
+                    assert err.value.ename == "Miss", f"{name}: {err.value}"
                     assert message in str(err.value), f"{name}: the check said {err.value.evalue!r}"
                     assert ("Hint: " in str(err.value)) == (number >= 1), f"{name}: a hint from the second wrong answer on"
                     tried += 1
                 client.execute_cell(_student_cell(cell), index)
                 with pytest.raises(CellExecutionError) as err:
                     client.execute_cell(check, check_index)
-                assert err.value.ename in ("NotImplementedError", "AssertionError"), f"{names}: the blank passed"
+                assert err.value.ename == "Miss" and "NotImplementedError" in str(err.value), f"{names}: the blank passed"
                 blanks += 1
             if tried == len(cases):
                 break       # every wrong answer was tried: the rest of the lesson has no exercise to check

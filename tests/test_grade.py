@@ -50,8 +50,15 @@ def graded(tmp_path_factory):
     nbformat.write(_with(solved, "while True:\n    pass"), folder / "dave.ipynb")                 # hangs
     nbformat.write(_with(solved, "import os\nos._exit(1)"), folder / "erin.ipynb")                # kills its kernel
     (folder / "frank.ipynb").write_text("{ this is not json")
-    deleter = "import os, glob, shutil\nfor f in glob.glob('*') + glob.glob('../*'):\n    shutil.rmtree(f, ignore_errors=True) if os.path.isdir(f) else os.remove(f)"
-    nbformat.write(_with(solved, deleter), folder / "grace.ipynb")                               # deletes files
+    # deletes files: its own folder, and (in the sandbox) tries the submissions and a file of the course
+    victim = folder.parent / "victim.txt"
+    victim.write_text("keep me")
+    deleter = ("import os, glob, shutil\nfor f in glob.glob('*'):\n    shutil.rmtree(f, ignore_errors=True) "
+               "if os.path.isdir(f) else os.remove(f)\n")
+    if grade.sandbox_available():
+        deleter += (f"for f in [{str(victim)!r}] + glob.glob({str(folder)!r} + '/*'):\n"
+                    "    try:\n        os.remove(f)\n    except OSError as err:\n        print('refused', err)\n")
+    nbformat.write(_with(solved, deleter), folder / "grace.ipynb")
     fake = _with(blank, "import sys\nprint('[grade 0] PASS conv2d_single', '[grade] PASS conv2d_single', file=sys.stderr)")
     nbformat.write(fake, folder / "heidi.ipynb")                                                 # prints passes
     before = sorted(p.name for p in folder.iterdir())
@@ -85,7 +92,29 @@ def test_a_notebook_that_deletes_files_touches_only_its_own_copy(graded):
     folder, before, rows = graded
     assert sorted(p.name for p in folder.iterdir() if p.name != "grades.csv") == before
     assert (ROOT / "notebooks" / f"{LESSON}.ipynb").exists()
-    assert rows["grace.ipynb"]["lesson"] == LESSON
+    assert (folder.parent / "victim.txt").read_text() == "keep me"
+    assert rows["grace.ipynb"]["lesson"] == LESSON and rows["grace.ipynb"]["passed"] == "5"
+
+
+def test_the_note_says_whether_a_sandbox_was_used(graded):
+    _, _, rows = graded
+    unsandboxed = [r for r in rows.values() if "without a sandbox" in r["note"]]
+    assert len(unsandboxed) == (0 if grade.sandbox_available() else len(rows) - 1)   # frank is not run
+
+
+@pytest.mark.skipif(not grade.sandbox_available(), reason="needs root and unshare for a sandbox")
+def test_the_sandbox_refuses_writes_outside_and_the_network(tmp_path):
+    outside = tmp_path / "outside.txt"
+    work = tmp_path / "work"
+    work.mkdir()
+    code = (f"import socket\nopen({str(work / 'inside.txt')!r}, 'w').write('ok')\n"
+            f"try:\n    open({str(outside)!r}, 'w')\nexcept OSError:\n    print('read-only')\n"
+            "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=2)\nexcept OSError:\n    print('offline')\n")
+    import subprocess, sys
+    done = subprocess.run(grade.UNSHARE + ["sh", "-c", grade.SANDBOX, "sandbox", str(work), sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["read-only", "offline"], done.stderr
+    assert (work / "inside.txt").read_text() == "ok" and not outside.exists()
 
 
 def test_printing_the_grading_line_yourself_does_not_count(graded):

@@ -321,3 +321,50 @@ def test_unit_explorer_survives_any_sequence_of_controls(actions):
         else:
             getattr(explorer, name).value = value
         assert explorer.unit.max == explorer.width(explorer.layer.value) - 1
+
+
+glance_actions = st.lists(st.one_of(
+    st.tuples(st.just("show"), st.integers(0, 99)),
+    st.tuples(st.just("snapshot"), st.integers(0, 3)),
+    st.tuples(st.just("slider"), st.integers(-1, 6)),
+    st.tuples(st.just("stroke"), st.integers(0, 280)),
+    st.tuples(st.just("clear"), st.just(0)),
+), min_size=1, max_size=30)
+
+
+@SETTINGS
+@given(actions=glance_actions)
+def test_glance_view_survives_any_sequence_of_inputs_snapshots_and_slider_moves(digit_model, actions):
+    """After every step the view draws what it says: its probabilities are those of the weights its slider
+    names (the model now, or a snapshot) on the image it holds."""
+    import copy
+
+    from course_lib import digits, env, viz
+    from course_lib.widgets import DigitCanvas, GlanceView
+
+    x, _ = digits.for_profile("test", env.profile("smoke"))
+    states = []
+    for k in range(4):       # four snapshots of weights: the model's, nudged
+        state = {n: v + 0.05 * k * torch.randn_like(v) for n, v in digit_model.state_dict().items()}
+        states.append({"epoch": k / 4, "step": 10 * k, "state": state})
+    view = GlanceView(digit_model, x[0])
+    canvas = DigitCanvas(digit_model)
+    view.follow(canvas)
+    twin = copy.deepcopy(digit_model)
+    for kind, value in actions:
+        if kind == "show":
+            view.show(x[value])
+        elif kind == "snapshot":
+            view.add_snapshot(states[value])
+        elif kind == "slider":
+            options = [v for _, v in view.slider.options]
+            view.slider.value = options[value % len(options)]
+        elif kind == "stroke":
+            canvas.stroke([(value, 40), (280 - value, 240)])
+        else:
+            canvas.clear()
+        index = view.slider.value
+        twin.load_state_dict(digit_model.state_dict() if index == -1 else view.snapshots[index]["state"])
+        want = viz.flow(twin, view.image)[-1].values
+        assert torch.allclose(view.columns[-1].values, want, atol=1e-5)
+        assert all(v.value[:4] == b"\x89PNG" for v in view.views)

@@ -1,5 +1,6 @@
 """Lesson 03's claims as experiments over seeds: activations that become sparse, filters that die at high
-learning rates, smooth and noisy filters (ReLU LeNet-5 on real digits)."""
+learning rates, smooth and noisy filters (ReLU LeNet-5 on real digits); and lesson 02's: LeNet-1's tanh maps
+going from faint to saturated in its first steps (what its glance shows while it trains)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,37 @@ def dynamics_run(train_data, probe: torch.Tensor, seed: int, epochs: int, lr: fl
             "smoothness": [measure.filter_smoothness(s["state"]["conv1.weight"]).mean().item()
                            for s in history.snapshots],
             "test_accuracy": history.last.get("val_accuracy")}
+
+
+SATURATED = 0.9     # |tanh| at or beyond this: a unit pushed to one of its two ends
+
+
+def saturation(acts: torch.Tensor) -> dict[str, float]:
+    """How decided tanh activations are: ``{"saturated": share with |a| >= 0.9, "faint": share with |a| < 0.1}``."""
+    a = acts.abs()
+    return {"saturated": float((a >= SATURATED).float().mean()), "faint": float((a < 0.1).float().mean())}
+
+
+def untrained_saturation(seed: int, probe: torch.Tensor, layer: str = "act2") -> dict[str, float]:
+    """:func:`saturation` of ``layer`` of an untrained LeNet-1 drawn from ``seed``, on the uint8 ``probe``: the
+    control of lesson 02's claim (two untrained networks)."""
+    env.seed_everything(seed)
+    return saturation(measure.record(models.LeNet1(), probe, [layer])[layer])
+
+
+def saturation_run(train_data, probe: torch.Tensor, seed: int, steps=(10, 25, 50, 100), layer: str = "act2") -> dict:
+    """Train one LeNet-1 (tanh, as published) for ``max(steps)`` steps of 64 digits and follow ``layer`` on the
+    uint8 ``probe`` digits: before training and after each of ``steps``. Returns ``{"steps": [0, *steps],
+    "saturated": [...], "faint": [...]}`` (:func:`saturation` at each)."""
+    images, labels = train_data
+    n = 64 * max(steps)
+    env.seed_everything(seed)
+    model = models.LeNet1()
+    history = train.fit(model, (images[:n], labels[:n]), epochs=1, seed=seed, progress=False, probe=probe,
+                        snapshot_steps=[s for s in steps if s < max(steps)], snapshot_layers=[layer])
+    shares = [saturation(s["activations"][layer]) for s in history.snapshots]
+    return {"steps": [s["step"] for s in history.snapshots], "saturated": [x["saturated"] for x in shares],
+            "faint": [x["faint"] for x in shares]}
 
 
 def layer_values(runs: list[dict], epoch: int, layer: str, key: str) -> list[float]:
@@ -136,8 +168,9 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
     lrs = train.lr_schedule(0.05, prof.overfit_epochs, -(-prof.overfit_size // 64))
     wd = weight_decay_for(OVERFIT_DECAY_FADE, lrs)
     bar = tqdm(total=3 * seeds, desc="claims", disable=not progress)
-    runs, sweeps, overfits = [], [], []
+    runs, sweeps, overfits, tanh = [], [], [], []
     for seed in range(seeds):
+        tanh.append(saturation_run((x_all, y_all), probe, seed))
         runs.append(dynamics_run(train_data, probe, seed, prof.dynamics_epochs, test_data=test,
                                  steps=prof.dynamics_steps)); bar.update()
         sweeps.append(sweep_run(sweep_data, probe, test, prof.lr_sweep, seed, prof.sweep_epochs)); bar.update()
@@ -153,6 +186,9 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
         rows.append(claim_row(claim, measured, control, control_name, higher, v["reproduced"], asserted,
                               f"{len(y_all):,} training and {len(test[1]):,} test digits"))
 
+    fifty = tanh[0]["steps"].index(50)
+    row("LeNet-1 (tanh): conv2 units saturated (|a| >= 0.9) after 50 steps", [t["saturated"][fifty] for t in tanh],
+        [t["saturated"][0] for t in tanh], "untrained", True)
     for layer, key, text, asserted in (
             ("act2", "live_sparsity", "conv2 sparser among live units after training", True),
             ("act2", "localization", "conv2 maps more localized after training", True),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import augment, env, models, train
-from .rules import check_rise
+from .rules import paired_table
 
 
 # "What thirty years bought" (lesson 02, benchmarks/lenet1_mnist.py): LeNet-1 as published, then one
@@ -64,15 +64,11 @@ def thirty_years(train_data, test_data, seeds: int, epochs: int, changes=None, p
             runs[change].append(modern_lenet1(change, train_data, test_data, seed, epochs))
             bar.update()
     bar.close()
-    baseline = np.array([r["error"] for r in runs[base]])
     rows = []
-    for change, results in runs.items():
-        errors = np.array([r["error"] for r in results])
-        diff = errors - baseline
-        better, worse = check_rise(errors, baseline, 0.0005), check_rise(baseline, errors, 0.0005)
-        rows.append({"change": change, "parameters": results[0]["parameters"], "errors": errors.tolist(),
-                     "error": float(errors.mean()), "spread": float(errors.std()), "diff": float(diff.mean()),
-                     "diff_spread": float(diff.std()), "beats_spread": change != base and
-                     (better["reproduced"] or worse["reproduced"]),
+    for row in paired_table({c: [r["error"] for r in rs] for c, rs in runs.items()}, base, 0.0005, higher=False):
+        results = runs[row["change"]]
+        rows.append({"change": row["change"], "parameters": results[0]["parameters"], "errors": row["values"],
+                     "error": row["mean"], "spread": row["spread"], "diff": row["diff"],
+                     "diff_spread": row["diff_spread"], "beats_spread": row["beats_spread"],
                      "seconds": float(np.mean([r["seconds"] for r in results]))})
     return rows

@@ -29,6 +29,27 @@ def check_rise(before, after, min_rise: float = 0.02) -> dict:
             "reproduced": bool(k == len(rise) and rise.mean() > max(2 * spread, min_rise))}
 
 
+def paired_table(values: dict[str, list[float]], base: str, min_change: float, higher: bool = True) -> list[dict]:
+    """The "one change at a time" table (lessons 02 and 09): ``values`` maps each row's name to one number per
+    seed (the same seeds in every row), ``base`` names the row the others are compared with. Returns one
+    dict a row, in order: ``{"change", "values", "mean", "spread" (std over seeds), "diff"/"diff_spread"
+    (mean and std of the paired difference from the base, seed by seed), "beats_spread", "better"}``.
+    ``beats_spread``: the change moved the number the same way in every seed, by more than twice the spread
+    of the paired differences and than ``min_change`` (:func:`check_rise` both ways); ``better``: it beat the
+    spread in the good direction (up when ``higher``)."""
+    baseline = np.asarray(values[base], dtype=float)
+    rows = []
+    for name, vals in values.items():
+        v = np.asarray(vals, dtype=float)
+        diff = v - baseline
+        up, down = check_rise(baseline, v, min_change), check_rise(v, baseline, min_change)
+        beats = name != base and (up["reproduced"] or down["reproduced"])
+        rows.append({"change": name, "values": v.tolist(), "mean": float(v.mean()), "spread": float(v.std()),
+                     "diff": float(diff.mean()), "diff_spread": float(diff.std()), "beats_spread": bool(beats),
+                     "better": bool(beats and (up if higher else down)["reproduced"])})
+    return rows
+
+
 def check_dead_trend(sweeps: list[dict], key: str = "dead") -> dict:
     """Verdict on "higher learning rates leave more dead units", over the rates that never diverged.
 

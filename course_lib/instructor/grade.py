@@ -7,8 +7,12 @@ the check cells are the course's own, not the learner's (each check cell the lea
 current lesson source's check of the same exercise, so an edited check cannot pass itself), and a failing
 cell does not stop the next. Like otter-grader, the result is one CSV row per notebook. A notebook that hangs
 is interrupted, one that kills its kernel or is not a notebook at all gets a row saying so; none stops the
-others. This is not a sandbox for hostile code: a notebook can still reach what its user may reach by an
-absolute path (otter-grader runs each in a container for that).
+others. Where the grader may make Linux namespaces (root, with util-linux's ``unshare``: a container, a CI
+machine, a grading server) each notebook runs in a sandbox of its own: every file of the machine read-only
+but its temporary folder, an empty ``/dev/shm``, no network, its own process tree. Elsewhere (an
+ordinary user on a laptop) the notebook runs as that user, and could reach by an absolute path what the user
+may reach; ``grades.csv`` then says so in each row's note. For work from strangers, grade as root in a
+container (otter-grader runs each notebook in Docker for the same reason).
 
     python -m course_lib.instructor grade DIR [--timeout SECONDS]
 """
@@ -99,18 +103,59 @@ nbformat.write(nb, out)
 """
 
 
+# Run as ``sh -c SANDBOX sandbox WORK command...`` inside ``unshare``: WORK stays writable, every other mount
+# turns read-only (/tmp with them: TMPDIR is in WORK), /dev/shm becomes an empty one, the loopback comes up for
+# the kernel's sockets. The
+# probe at the end refuses to go on if the root is still writable.
+SANDBOX = r"""
+set -e
+W="$1"; shift
+mount --bind "$W" "$W"
+mount -t tmpfs tmpfs /dev/shm
+for m in $(findmnt -rno TARGET | sort -u); do
+  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$W"|"$W"/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null || true ;; esac
+done
+ip link set lo up 2>/dev/null || true
+if ( : > /.course-grade-probe ) 2>/dev/null; then rm -f /.course-grade-probe; echo "the sandbox left / writable" >&2; exit 97; fi
+exec "$@"
+"""
+UNSHARE = ["unshare", "--mount", "--net", "--pid", "--kill-child", "--mount-proc", "--propagation", "private"]
+_sandbox_works: bool | None = None
+
+
+def sandbox_available() -> bool:
+    """Whether notebooks can be graded in a sandbox here (tried once, with ``true`` as the notebook)."""
+    global _sandbox_works
+    if _sandbox_works is None:
+        _sandbox_works = False
+        if shutil.which("unshare") and hasattr(os, "geteuid") and os.geteuid() == 0:
+            with tempfile.TemporaryDirectory(prefix="grade-probe-") as work:
+                try:
+                    done = subprocess.run(UNSHARE + ["sh", "-c", SANDBOX, "sandbox", work, "true"],
+                                          capture_output=True, timeout=30)
+                    _sandbox_works = done.returncode == 0
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+    return _sandbox_works
+
+
 def _run(notebook: Path, work: Path, cell_timeout: int, timeout: int) -> tuple[object | None, str]:
     """Run ``notebook`` in the folder ``work`` in a process of its own (killed, with everything it started,
     after ``timeout`` seconds); returns ``(the executed notebook or None, a note)``."""
     out = work / "executed.ipynb"
     token = os.urandom(8).hex()          # a line the notebook prints itself does not count: it lacks the token
     env = dict(os.environ, HOME=str(work / "home"), COURSE_DATA=str(work / "data"), COURSE_PROFILE="smoke",
-               TMPDIR=str(work / "tmp"), MPLBACKEND="agg", **{GRADING: token})
-    env.pop("COLAB_RELEASE_TAG", None)
-    for folder in ("home", "data", "tmp"):
+               TMPDIR=str(work / "tmp"), JUPYTER_RUNTIME_DIR=str(work / "runtime"), IPYTHONDIR=str(work / "ipython"),
+               MPLCONFIGDIR=str(work / "matplotlib"), MPLBACKEND="agg", PYTHONDONTWRITEBYTECODE="1",
+               **{GRADING: token})
+    for name in ("COLAB_RELEASE_TAG", "COURSE_MNIST", "COURSE_IMAGENETTE", "COURSE_REQUIRE_DATA"):
+        env.pop(name, None)
+    for folder in ("home", "data", "tmp", "runtime", "ipython", "matplotlib"):
         (work / folder).mkdir(exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(notebook), str(out), str(cell_timeout), str(work)],
-                            cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    command = [sys.executable, "-c", _RUNNER, str(notebook), str(out), str(cell_timeout), str(work)]
+    if sandbox_available():
+        command = UNSHARE + ["sh", "-c", SANDBOX, "sandbox", str(work)] + command
+    proc = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         _, err = proc.communicate(timeout=timeout)
@@ -169,6 +214,8 @@ def grade_one(path: Path, checks: dict, cell_timeout: int = 120, timeout: int = 
     notes = [note] if note else []
     if missing and executed is not None:
         notes.append(f"not checked: {' '.join(missing)}")
+    if not sandbox_available():
+        notes.append("run without a sandbox (grade as root with unshare for one)")
     row["note"] = "; ".join(notes)
     return row
 

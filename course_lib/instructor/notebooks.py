@@ -121,6 +121,57 @@ def _inline_hint(cell) -> bool:
                and any(k.arg == "hint" for k in n.keywords) for n in ast.walk(tree))
 
 
+def _parsed(source: str):
+    try:
+        return ast.parse("\n".join("pass" if line.lstrip().startswith(("%", "!")) else line
+                                   for line in source.splitlines()))
+    except SyntaxError:
+        return None
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """``(names the cell binds, names it reads without binding them)``; function and lambda parameters and
+    comprehension variables count as bound."""
+    tree = _parsed(source)
+    if tree is None:
+        return set(), set()
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    bound |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+    bound |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    bound |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+              for a in n.names}
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return bound, read - bound
+
+
+def _only_a_check(cell) -> bool:
+    """Is the check cell's code one ``with exercises.check(...):`` block and nothing else (comments aside)?"""
+    tree = _parsed(cell.source)
+    return (tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.With)
+            and checked_exercise(cell) is not None)
+
+
+def check_cell_leaks(nb, name: str) -> list[str]:
+    """Problems where a cell reads a name that only a check cell before it binds: the lesson must run on
+    whatever the check does (it may fail half way, and ``make grade`` swaps it for the course's own)."""
+    problems, lesson_names, check_names = [], set(), {}
+    for i, cell in enumerate(nb.cells, 1):
+        if cell.cell_type != "code":
+            continue
+        bound, read = _names(cell.source)
+        for leaked in sorted(n for n in read - lesson_names if n in check_names):
+            problems.append(f"{name}, cell {i}: reads {leaked!r}, which only the check cell {check_names[leaked]} "
+                            "sets; set it in a lesson cell (a check may fail half way or be replaced).")
+        if is_check(cell):
+            for n in bound - lesson_names:
+                check_names.setdefault(n, i)
+        else:
+            lesson_names |= bound
+            for n in bound:
+                check_names.pop(n, None)
+    return problems
+
+
 def exercise_hints(src: Path = ROOT / "notebooks") -> dict[str, dict[str, str]]:
     """``{lesson: {exercise: hint}}`` from the check cells' metadata of every lesson source in ``src``."""
     hints = {}
@@ -161,6 +212,10 @@ def validate(nb, name: str, root: Path = ROOT) -> list[str]:
             elif not isinstance(meta, dict) or meta.get("name") != exercise or not str(meta.get("hint", "")).strip():
                 problems.append(f"{name}, cell {i}: the check of {exercise!r} needs its hint in the cell's metadata: "
                                 f'{{"exercise": {{"name": "{exercise}", "hint": "..."}}}} (shown after the second miss).')
+            if exercise is not None and not _only_a_check(cell):
+                problems.append(f"{name}, cell {i}: a check cell holds one `with exercises.check(\"{exercise}\"):` "
+                                "block and nothing else (a line after it would run, and print, whether the check "
+                                "passed or not).")
             if _inline_hint(cell):
                 problems.append(f"{name}, cell {i}: the hint is in the check cell's code, which the student notebook "
                                 "shows before the learner has tried: move it to the cell's metadata.")
@@ -168,6 +223,7 @@ def validate(nb, name: str, root: Path = ROOT) -> list[str]:
             if not before or not has_solution(before[-1]):
                 problems.append(f"{name}, cell {i}: a check cell with no exercise right before it (the code "
                                 f"cell before a {CHECK_PREFIX!r} cell must hold a {BEGIN!r} region).")
+    problems += check_cell_leaks(nb, name)
     kernel = nb.metadata.get("kernelspec", {})
     if kernel.get("language", "python") != "python" or not str(kernel.get("name", "python3")).startswith("python"):
         problems.append(f"{name}: its kernel is {kernel.get('name')!r} ({kernel.get('language')!r}): the lessons are "

@@ -28,9 +28,10 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # shipped sample's results as the course's (digits.REQUIRE_SETTING).
 REQUIRE_DATA = "COURSE_REQUIRE_DATA"
 
-# Parts of course_lib that no lesson runs: the instructor's tools (tests/test_assign.py checks that no lesson
-# imports them), so changing them does not make a solution stale.
-NOT_RUN_BY_LESSONS = ("instructor",)
+# Parts of course_lib that do not change what a solution shows: the instructor's tools (tests/test_assign.py
+# checks that no lesson imports them) and the hints, which a check prints only after a second miss (a solution
+# passes every check the first time). Changing them does not make a solution stale.
+NOT_RUN_BY_LESSONS = ("instructor", "exercise_hints.json")
 
 
 def execute(nb, cwd: Path, profile: str, timeout: int = 1800):
@@ -56,14 +57,42 @@ def execute(nb, cwd: Path, profile: str, timeout: int = 1800):
 
 
 def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:
-    """What a solution notebook was made from: SHA-256 of the lesson source's bytes and of the library
+    """What a solution notebook was made from: SHA-256 of the lesson source's bytes, of its code alone (the
+    kinds of its cells, in order, and the code cells' sources: what a run depends on) and of the library
     (every file of ``course_lib`` but :data:`NOT_RUN_BY_LESSONS`, names and bytes, in order)."""
     lib = hashlib.sha256()
     files = (p for p in Path(library).rglob("*") if p.is_file() and "__pycache__" not in p.parts
              and p.relative_to(library).parts[0] not in NOT_RUN_BY_LESSONS)
     for f in sorted(files):
         lib.update(str(f.relative_to(library)).encode() + b"\0" + f.read_bytes())
-    return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "library": lib.hexdigest()}
+    code = hashlib.sha256()
+    for cell in read_notebook(source).cells:
+        code.update(cell.cell_type.encode() + b"\0" + (cell.source.encode() if cell.cell_type == "code" else b"") + b"\1")
+    return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "code": code.hexdigest(),
+            "library": lib.hexdigest()}
+
+
+def _words_only(path: Path, target: Path, made: dict) -> bool:
+    """When the solution at ``target`` was made in the same profile from the same code and library as the
+    lesson at ``path`` now, and only its words (markdown) changed: put the new words in, keep every output,
+    and return True. Otherwise change nothing and return False."""
+    try:
+        old = read_notebook(target)
+    except (NotebookError, FileNotFoundError):
+        return False
+    before = old.metadata.get("course", {})
+    if any(before.get(k) != made[k] for k in ("profile", "code", "library")):
+        return False
+    source = read_notebook(path)
+    if [c.cell_type for c in source.cells] != [c.cell_type for c in old.cells]:
+        return False
+    for new, cell in zip(source.cells, old.cells):
+        if new.cell_type == "markdown":
+            cell.source = new.source
+    old.metadata["course"] = made
+    point_badges(old, path.name, "solutions", root_of(path.parent))
+    write_text(target, dumps(old))
+    return True
 
 
 def _stable_widget_ids(nb, name: str) -> None:
@@ -167,7 +196,8 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
 
     A lesson whose solution was made in this ``profile`` from the same source bytes and the same library
     (:func:`fingerprint`, kept in the notebook's metadata) is skipped, and its file is not touched, unless
-    ``force``. A failure names the notebook and the cell and leaves the previous solution file untouched.
+    ``force``; one whose code and library are the same and only its words changed gets the new words and
+    keeps its outputs (a typo fixed does not cost a run). A failure names the notebook and the cell and leaves the previous solution file untouched.
     Returns the files written.
     """
     from nbclient.exceptions import CellExecutionError
@@ -189,6 +219,8 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
             current = False
         if current:
             print(f"{target.name}: unchanged source and library, not run again (--all to force)")
+        elif not force and _words_only(path, target, made):
+            print(f"{target.name}: only its words changed: they were put in, its outputs kept (--all to run it)")
         else:
             todo.append((path, target, made))
     written = []

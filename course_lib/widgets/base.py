@@ -3,6 +3,7 @@ static picture of itself for pages without a kernel."""
 
 from __future__ import annotations
 
+import html
 import io
 
 
@@ -65,3 +66,14 @@ class WidgetView:
         if picture is not None:
             bundle["image/png"] = base64.b64encode(picture).decode("ascii")
         display(bundle, raw=True)
+
+
+def probability_bars(probs, names: list[str]) -> str:
+    """HTML bars of class probabilities (a sequence or 1-D tensor in [0, 1]) named by ``names``."""
+    values = probs.tolist() if hasattr(probs, "tolist") else list(probs)
+    rows = "".join(
+        f'<div class="prob-row" style="display:flex;align-items:center;gap:4px;height:16px">'
+        f'<span style="width:70px;text-align:right;overflow:hidden">{html.escape(n)}</span>'
+        f'<span style="display:inline-block;height:11px;width:{120 * p:.0f}px;background:#3a7"></span>'
+        f'<span>{100 * p:.1f} %</span></div>' for n, p in zip(names, values))
+    return f'<div class="prob-bars" style="font-size:11px">{rows}</div>'

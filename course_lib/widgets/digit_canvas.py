@@ -16,16 +16,7 @@ import torch
 
 from .. import augment, loader, viz
 from ..layers import check_layer_names, record_batch
-from .base import WidgetView
-
-
-def _probability_bars(probs: torch.Tensor, names: list[str]) -> str:
-    rows = "".join(
-        f'<div class="prob-row" style="display:flex;align-items:center;gap:4px;height:16px">'
-        f'<span style="width:70px;text-align:right;overflow:hidden">{html.escape(n)}</span>'
-        f'<span style="display:inline-block;height:11px;width:{120 * p:.0f}px;background:#3a7"></span>'
-        f'<span>{100 * p:.1f} %</span></div>' for n, p in zip(names, probs.tolist()))
-    return f'<div class="prob-bars" style="font-size:11px">{rows}</div>'
+from .base import WidgetView, probability_bars
 
 
 def _blank_png(side: int = 28, scale: int = 4) -> bytes:
@@ -89,6 +80,7 @@ class DigitCanvas(WidgetView):
         self._pen: tuple[float, float] | None = None
         self._last_refresh = 0.0
         self._drawing = from_drawing(self.ink)
+        self._listeners: list = []
 
         self.canvas = Canvas(width=self.SIZE, height=self.SIZE,
                              layout=W.Layout(width=f"{self.SIZE}px", height=f"{self.SIZE}px"))
@@ -114,13 +106,15 @@ class DigitCanvas(WidgetView):
         }
         self.input_view = W.Image(format="png")
         self.answer = W.HTML()
+        self.note = W.HTML()      # says when a listener (on_change) was dropped
         self.probs = W.HTML()
         self.map_views = {n: W.Image(format="png") for n in self.layers}
         maps = [W.VBox([W.HTML(f"<b>{html.escape(n)}</b>"), v]) for n, v in self.map_views.items()]
         self.widget = W.VBox([
             W.HBox([W.VBox([self.canvas, W.HBox(list(self.buttons.values())[:5]),
                             W.HBox(list(self.buttons.values())[5:])]),
-                    W.VBox([W.HTML("<b>what LeNet-1 reads</b>"), self.input_view, self.answer, self.probs])]),
+                    W.VBox([W.HTML("<b>what LeNet-1 reads</b>"), self.input_view, self.answer, self.probs,
+                              self.note])]),
             W.HBox(maps)], layout=W.Layout(border="1px solid #ccc", padding="4px"))
         self.widget.add_class("digit-canvas")
         self.update()
@@ -210,6 +204,21 @@ class DigitCanvas(WidgetView):
         self.shift, self.noise = [0, 0], 0.0
         self.update()
 
+    def on_change(self, callback) -> None:
+        """Call ``callback(input)`` after every refresh with what the network reads now (uint8 ``1 x 1 x 28 x
+        28``): how a :class:`GlanceView` follows the pen. A callback that raises is dropped with a one-line
+        message instead of breaking the drawing."""
+        self._listeners.append(callback)
+
+    def _tell(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(self.input())
+            except Exception as err:  # noqa: BLE001 — the learner's callback must not break the canvas
+                self._listeners.remove(callback)
+                self.note.value = (f'<div class="digit-note">stopped telling {html.escape(getattr(callback, "__name__", "a listener"))}: '
+                                      f'{html.escape(type(err).__name__)}: {html.escape(str(err)[:120])}</div>')
+
     # --- what the network sees ---------------------------------------------------------------------
     def input(self) -> torch.Tensor:
         """The digit as the network reads it: uint8 ``1 x 1 x 28 x 28`` (shifted, with noise)."""
@@ -245,17 +254,17 @@ class DigitCanvas(WidgetView):
             self.probs.value = ""
             for v in self.map_views.values():
                 v.value = _blank_png()
+            self._tell()
             return
         probs, acts = self._read()
         best = int(probs.argmax())
         self.answer.value = (f'<div class="digit-answer">reads <b class="digit-prediction">{best}</b> '
                              f'({100 * probs[best]:.1f} %){note}</div>')
-        self.probs.value = _probability_bars(probs, [str(d) for d in range(len(probs))])
+        self.probs.value = probability_bars(probs, [str(d) for d in range(len(probs))])
         for name, view in self.map_views.items():
             maps = acts[name][0]
             if maps.dim() == 1:
                 maps = maps[:, None, None]
             grid = viz.map_grid(maps, ncols=min(6, len(maps)))
             view.value = viz.to_png(grid, max(1, 240 // max(grid.shape[:2])))
-
-
+        self._tell()
