@@ -15,15 +15,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import augment, env, imagenette, layers, loader, models, train
+from ..models import next_decade as variants
 from .rules import paired_table
 
 BASELINE = "AlexNet (2012)"
 # lesson 09's table: name -> (AlexNetVariant keyword arguments, fit keyword arguments)
 DECADE_CHANGES = {
     BASELINE: ({}, {}),
-    **{name: (kwargs, {}) for name, kwargs in models.ARCHITECTURE_CHANGES.items()},
+    **{name: (kwargs, {}) for name, kwargs in variants.ARCHITECTURE_CHANGES.items()},
     "label smoothing 0.1": ({}, {"label_smoothing": 0.1}),
-    "all together": (models.ALL_CHANGES, {"label_smoothing": 0.1}),
+    "all together": (variants.ALL_CHANGES, {"label_smoothing": 0.1}),
 }
 MODERN = "all together"
 RELU_LAYERS = ("act1", "act2", "act3", "act4", "act5")
@@ -37,8 +38,8 @@ def decade_data(prof: env.Profile) -> imagenette.ImagenetteData:
 
 
 def decade_model(change: str, prof: env.Profile, num_classes: int = 10) -> nn.Module:
-    """The :class:`models.AlexNetVariant` of ``change`` (a key of :data:`DECADE_CHANGES`) at ``prof``'s sizes."""
-    return models.AlexNetVariant(num_classes=num_classes, image_size=prof.next_image_size, width=prof.next_width,
+    """The :class:`variants.AlexNetVariant` of ``change`` (a key of :data:`DECADE_CHANGES`) at ``prof``'s sizes."""
+    return variants.AlexNetVariant(num_classes=num_classes, image_size=prof.next_image_size, width=prof.next_width,
                                  **DECADE_CHANGES[change][0])
 
 
@@ -61,7 +62,7 @@ def decade_run(change: str, d, prof: env.Profile, seed: int, progress: bool = Fa
                         progress=progress, **fit_settings(change, prof, **overrides))
     return {"accuracy": history.last["val_accuracy"], "model": model, "history": history,
             "parameters": models.count_parameters(model),
-            "multiply_adds": models.multiply_adds(model, (3, prof.next_image_size, prof.next_image_size)),
+            "multiply_adds": variants.multiply_adds(model, (3, prof.next_image_size, prof.next_image_size)),
             "seconds": time.perf_counter() - start}
 
 
@@ -114,7 +115,7 @@ def overfit_one_batch(model: nn.Module, images: torch.Tensor, labels: torch.Tens
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 

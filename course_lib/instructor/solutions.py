@@ -9,6 +9,7 @@ old text. Progress bars are stored in their finished state (100 %, the epoch's l
 
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import html
@@ -56,14 +57,73 @@ def execute(nb, cwd: Path, profile: str, timeout: int = 1800):
     return nb
 
 
+def _imported(tree: ast.AST, package: list[str], name: str) -> set[str]:
+    """Dotted names of the ``name`` package's modules (and of names inside them) that ``tree`` imports at
+    any depth (lazy imports count); ``package`` is the importing module's package, for relative imports."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name == name or a.name.startswith(name + ".")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif node.module == name or (node.module or "").startswith(name + "."):
+                target = node.module
+            else:
+                continue
+            found.add(target)
+            found |= {f"{target}.{a.name}" for a in node.names}  # a module or a name in one: resolved later
+    return found
+
+
+def library_files(source: Path, library: Path = LIBRARY) -> list[Path]:
+    """The files of ``library`` that the lesson at ``source`` can run: the modules its code cells import,
+    the modules those import (lazy imports too) and their packages' ``__init__.py``, and every data file;
+    never :data:`NOT_RUN_BY_LESSONS`. Sorted. A lesson that cannot be parsed gets every file."""
+    library = Path(library)
+    name = library.name
+    files = sorted(p for p in library.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                   and p.relative_to(library).parts[0] not in NOT_RUN_BY_LESSONS)
+    modules = {}
+    for path in files:
+        if path.suffix == ".py":
+            parts = (name,) + path.relative_to(library).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    todo = set()
+    for cell in read_notebook(source).cells:
+        if cell.cell_type != "code":
+            continue
+        lines = [line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+                 for line in cell.source.splitlines()]      # IPython's magics and shell lines
+        try:
+            todo |= _imported(ast.parse("\n".join(lines)), [], name)
+        except SyntaxError:
+            return files
+    used = set()
+    while todo:
+        dotted = todo.pop()
+        while dotted and dotted not in modules:        # "course_lib.models.LeNet1" -> "course_lib.models"
+            dotted = dotted.rpartition(".")[0]
+        parts = dotted.split(".")
+        for i in range(1, len(parts) + 1):            # importing a.b.c runs a/__init__ and a/b/__init__ too
+            parent = ".".join(parts[:i])
+            if parent in modules and parent not in used:
+                used.add(parent)
+                path = modules[parent]
+                package = parent.split(".") if path.name == "__init__.py" else parent.split(".")[:-1]
+                todo |= _imported(ast.parse(path.read_text(encoding="utf-8")), package, name)
+    chosen = {modules[m] for m in used}
+    return [p for p in files if p.suffix != ".py" or p in chosen]
+
+
 def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:
     """What a solution notebook was made from: SHA-256 of the lesson source's bytes, of its code alone (the
     kinds of its cells, in order, and the code cells' sources: what a run depends on) and of the library
-    (every file of ``course_lib`` but :data:`NOT_RUN_BY_LESSONS`, names and bytes, in order)."""
+    files the lesson can run (:func:`library_files`: names and bytes, in order). Editing a module no code of
+    the lesson reaches, or adding a lesson, leaves the other lessons' solutions current."""
     lib = hashlib.sha256()
-    files = (p for p in Path(library).rglob("*") if p.is_file() and "__pycache__" not in p.parts
-             and p.relative_to(library).parts[0] not in NOT_RUN_BY_LESSONS)
-    for f in sorted(files):
+    for f in library_files(source, library):
         lib.update(str(f.relative_to(library)).encode() + b"\0" + f.read_bytes())
     code = hashlib.sha256()
     for cell in read_notebook(source).cells:

@@ -3,15 +3,15 @@
 
 Layers have plain names (``conv1``, ``act1``, ``pool1``, ...) so that lessons can ask for them by name when
 recording activations or showing filters. One file a family: :mod:`.parts` (LeNet-1's pieces and the input
-checks), :mod:`.lenet`, :mod:`.alexnet`, :mod:`.two_devices`, :mod:`.next_decade`; everything is reachable as ``models.NAME``.
+checks), :mod:`.lenet`, :mod:`.alexnet`, :mod:`.two_devices`; everything is reachable as ``models.NAME``. Lesson 09's
+:mod:`.next_decade` is imported by that lesson alone (``from course_lib.models import next_decade``).
 """
 
 from .alexnet import AlexNet, StreamLocalResponseNorm
 from .lenet import LeNet1, LeNet1Simplified, LeNet5
-from .next_decade import ALL_CHANGES, ARCHITECTURE_CHANGES, AlexNetVariant, multiply_adds
 from .parts import LENET1_TABLE, DigitFrame, SparseConv2d, Subsample, check_classes, check_input, count_parameters
 from .two_devices import SplitConv2d, SplitLinear, TwoDeviceAlexNet
 
-__all__ = ["ALL_CHANGES", "ARCHITECTURE_CHANGES", "AlexNetVariant", "multiply_adds", "AlexNet", "StreamLocalResponseNorm", "LeNet1", "LeNet1Simplified", "LeNet5", "LENET1_TABLE", "DigitFrame",
+__all__ = ["AlexNet", "StreamLocalResponseNorm", "LeNet1", "LeNet1Simplified", "LeNet5", "LENET1_TABLE", "DigitFrame",
            "SparseConv2d", "Subsample", "check_classes", "check_input", "count_parameters", "SplitConv2d",
            "SplitLinear", "TwoDeviceAlexNet"]

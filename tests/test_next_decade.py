@@ -1,0 +1,149 @@
+"""Lesson 09's library: AlexNet with the decade's changes, multiply-adds, the one-cycle schedule, the
+learning-rate range test, activation histograms and the paired "one change at a time" table."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from course_lib import layers, train
+from course_lib.claims import next_decade as decade
+from course_lib.claims.rules import paired_table
+from course_lib.models import next_decade as variants
+
+
+@pytest.mark.parametrize("change", list(variants.ARCHITECTURE_CHANGES) + ["all"])
+@pytest.mark.parametrize("size", [64, 96])
+def test_every_variant_maps_images_to_logits_and_learns(change, size):
+    kwargs = variants.ALL_CHANGES if change == "all" else variants.ARCHITECTURE_CHANGES[change]
+    torch.manual_seed(0)
+    model = variants.AlexNetVariant(num_classes=7, image_size=size, width=0.125, **kwargs)
+    x = torch.randn(4, 3, size, size)
+    assert model(x).shape == (4, 7)
+    y = torch.randint(0, 7, (4,))
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
+def test_a_change_that_is_off_leaves_the_alexnet_layers():
+    plain = variants.AlexNetVariant(width=0.125)
+    assert isinstance(plain.norm1, nn.LocalResponseNorm) and isinstance(plain.bn1, nn.Identity)
+    assert plain.conv1.kernel_size == (11, 11) and plain.conv2.kernel_size == (5, 5)
+    assert hasattr(plain, "fc6") and not hasattr(plain, "fc")
+    modern = variants.AlexNetVariant(width=0.125, **variants.ALL_CHANGES)
+    assert isinstance(modern.norm1, nn.Identity) and isinstance(modern.bn1, nn.BatchNorm2d)
+    assert all(m.kernel_size == (3, 3) for m in modern.conv1.modules() if isinstance(m, nn.Conv2d))
+    assert hasattr(modern, "fc") and not hasattr(modern, "fc6")
+
+
+def test_the_residual_block_adds_conv4s_input():
+    model = variants.AlexNetVariant(width=0.125, residual=True).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        full = model.features(x)
+        nn.init.zeros_(model.conv4.weight), nn.init.zeros_(model.conv4.bias)
+        identity = model.features(x)
+        model.residual = False
+        zeroed = model.features(x)
+    assert not torch.allclose(identity, zeroed)      # the block passes conv3's output on when conv4 is zero
+    assert not torch.allclose(full, identity)
+
+
+def test_variants_refuse_bad_sizes():
+    with pytest.raises(ValueError, match="at least 63 px"):
+        variants.AlexNetVariant(image_size=32)
+    with pytest.raises(ValueError, match="width"):
+        variants.AlexNetVariant(width=0)
+
+
+def test_multiply_adds_counts_convolutions_and_linear_layers_by_hand():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
+    expected = (4 * 8 * 8) * 3 * 3 * 3 + 4 * 8 * 8 * 5
+    assert variants.multiply_adds(model, (3, 8, 8)) == expected
+    grouped = nn.Conv2d(4, 4, 3, padding=1, groups=2)
+    assert variants.multiply_adds(grouped, (4, 8, 8)) == 4 * 8 * 8 * 2 * 9
+    # 3x3 stacks cost less than 11x11 and 5x5, global average pooling far less than the fc head
+    base = variants.AlexNetVariant(width=0.25)
+    assert variants.multiply_adds(variants.AlexNetVariant(width=0.25, gap=True), (3, 64, 64)) < \
+        variants.multiply_adds(base, (3, 64, 64))
+
+
+def test_one_cycle_is_torchs_one_cycle_lr():
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    total = 37
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=total, cycle_momentum=False)
+    expected = []
+    for _ in range(total):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    ours = train.lr_schedule(0.1, 1, total, schedule="one-cycle")
+    assert ours == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    cosine = train.lr_schedule(0.1, 1, total)
+    assert cosine != pytest.approx(expected)                       # the control: the course's schedule is another
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        train.lr_schedule(0.1, 1, total, schedule="step")
+
+
+def _blobs(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randn(n, 8, generator=g) + 2.0 * y[:, None].float()
+    return torch.utils.data.TensorDataset(x, y)
+
+
+def test_lr_range_test_finds_a_rate_stops_when_the_loss_blows_up_and_changes_nothing():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    found = train.lr_range_test(model, _blobs(), start=1e-4, end=100.0, steps=80, batch_size=32)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert found["blew_up"] is not None and len(found["lrs"]) < 80     # 100 is far too high for this problem
+    assert 1e-4 < found["steepest"] < found["blew_up"]
+    assert found["lrs"] == sorted(found["lrs"])
+    gentle = train.lr_range_test(model, _blobs(), start=1e-5, end=1e-3, steps=20, batch_size=32)
+    assert gentle["blew_up"] is None and len(gentle["lrs"]) == 20       # the control: low rates never blow up
+    with pytest.raises(ValueError, match="0 < start < end"):
+        train.lr_range_test(model, _blobs(), start=1.0, end=0.1)
+
+
+def test_activation_histograms_count_training_passes_only_and_clean_up():
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+    with layers.ActivationHistograms(model, ["1"], bins=10, high=5.0) as rec:
+        model.train()
+        for _ in range(3):
+            model(torch.randn(4, 8))
+        model.eval()
+        model(torch.randn(4, 8))
+    assert rec.histograms["1"].shape == (3, 10)
+    assert rec.histograms["1"].sum(1).tolist() == [64.0] * 3           # every value counted once
+    assert len(rec.means["1"]) == 3 and all(0.0 <= z <= 1.0 for z in rec.zeros["1"])
+    assert not model[1]._forward_hooks
+    with pytest.raises(RuntimeError), layers.ActivationHistograms(model, ["1"]):
+        raise RuntimeError("training failed")
+    assert not model[1]._forward_hooks
+
+
+def test_paired_table_calls_only_changes_that_beat_the_spread():
+    values = {"base": [0.50, 0.52, 0.48], "better": [0.60, 0.63, 0.57], "noise": [0.51, 0.50, 0.49],
+              "worse": [0.40, 0.41, 0.39]}
+    rows = {r["change"]: r for r in paired_table(values, "base", min_change=0.01)}
+    assert rows["better"]["better"] and rows["better"]["beats_spread"]
+    assert not rows["noise"]["beats_spread"]
+    assert rows["worse"]["beats_spread"] and not rows["worse"]["better"]
+    assert not rows["base"]["beats_spread"] and rows["better"]["diff"] == pytest.approx(0.1)
+    lower = {r["change"]: r for r in paired_table(values, "base", 0.01, higher=False)}
+    assert lower["worse"]["better"] and not lower["better"]["better"]
+
+
+def test_overfit_one_batch_catches_softmax_applied_twice():
+    torch.manual_seed(0)
+    images, labels = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8), torch.arange(16) % 10
+    make = lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 64), nn.ReLU(), nn.Linear(64, 10))
+    right = decade.overfit_one_batch(make(), images, labels, steps=100)
+    twice = decade.overfit_one_batch(make(), images, labels, steps=100, softmax_twice=True)
+    assert right[-1] < 0.1 * right[0]                 # a correct network memorizes one batch
+    assert twice[-1] > 0.5 * twice[0]                 # the planted bug: the loss cannot get near zero
