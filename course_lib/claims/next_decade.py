@@ -156,7 +156,7 @@ def split_classes(d, first: int = 5):
         tr = torch.isin(d.train_labels, torch.tensor(keep))
         va = torch.isin(d.val_labels, torch.tensor(keep))
         relabel = lambda y: torch.tensor([index[int(v)] for v in y], dtype=torch.long)
-        return dataclasses.replace(d, train_images=d.train_images[tr], train_labels=relabel(d.train_labels[tr]),
+        return d._replace(train_images=d.train_images[tr], train_labels=relabel(d.train_labels[tr]),
                                    val_images=d.val_images[va], val_labels=relabel(d.val_labels[va]),
                                    classes=[d.classes[c] for c in keep])
     return part(range(first)), part(range(first, len(d.classes)))
@@ -170,7 +170,7 @@ def few_labels(d, per_class: int, seed: int):
         where = (d.train_labels == c).nonzero().flatten()
         chosen.append(where[torch.randperm(len(where), generator=g)[:per_class]])
     keep = torch.cat(chosen)
-    return dataclasses.replace(d, train_images=d.train_images[keep], train_labels=d.train_labels[keep])
+    return d._replace(train_images=d.train_images[keep], train_labels=d.train_labels[keep])
 
 
 def conv_features(model: nn.Module, images: torch.Tensor, size: int) -> torch.Tensor:
