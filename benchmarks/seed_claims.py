@@ -2,6 +2,7 @@
 
     python benchmarks/seed_claims.py --profile cpu --seeds 5
     python benchmarks/seed_claims.py --profile gpu --seeds 3 --only alexnet [--alexnet-epochs 10]
+    python benchmarks/seed_claims.py --profile cpu --seeds 3 --only decade
 
 Prints one table: claim, measured value (mean ± std over seeds), control value, in how many seeds the
 measured value beat the control, the verdict of the lesson's rule (``course_lib.claims``) and whether
@@ -9,7 +10,8 @@ the lesson asserts the claim. The digit claims (lessons 03 and 06) and lesson 08
 units, fooling LeNet-1) run on any machine. The AlexNet claims
 (lesson 05) train a two-stream AlexNet and its single-stream control per seed with the profile's recipe
 (resuming finished runs from the data folder); in ``smoke`` they run on the offline photos, which cannot
-test them, and say so. Exits with status 1 when a claim that a lesson asserts was not reproduced.
+test them, and say so. Lesson 09's claims (``--only decade``: the decade's changes one at a time, overfitting
+one batch, transfer) train AlexNet variants on Imagenette at the profile's ``next_*`` sizes. Exits with status 1 when a claim that a lesson asserts was not reproduced.
 """
 
 import argparse
@@ -29,7 +31,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="cpu", choices=env.PROFILE_NAMES)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--only", choices=("all", "digits", "alexnet", "units"), default="all")
+    parser.add_argument("--only", choices=("all", "digits", "alexnet", "units", "decade"), default="all")
     parser.add_argument("--alexnet-epochs", type=int, default=None, help="override the profile's AlexNet epochs")
     parser.add_argument("--save", default=None, help="also write the rows as JSON (lesson 05 reads "
                         "course_lib/reference_nets/alexnet-imagenette.results.json)")
@@ -49,6 +51,9 @@ def main(argv=None) -> int:
         if args.alexnet_epochs:
             prof = dataclasses.replace(prof, alexnet_epochs=args.alexnet_epochs)
         rows += claims.alexnet_claims(prof, args.seeds, progress=progress)
+    if args.only in ("all", "decade"):
+        from course_lib.claims import next_decade
+        rows += next_decade.decade_claims(prof, args.seeds, progress=progress)
     seconds = time.perf_counter() - start
 
     print(f"# Claims report — profile {prof.name}, {args.seeds} seeds" +

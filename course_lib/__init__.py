@@ -11,7 +11,8 @@ circle (``tests/test_structure.py`` checks it, lazy imports too).
 2. networks — ``models`` (LeNet-1, LeNet-5, AlexNet)
 3. around a network — ``layers`` (finding layers, eval mode, recording activations), ``history`` (what
    happened in training, snapshots), ``checkpoints`` (atomic, resumable)
-4. training — ``train`` (fit, evaluate, predict, the one training loop)
+4. training — ``train`` (fit, evaluate, predict, the one training loop), ``optim`` (the optimizer, one step, the
+   learning-rate schedules and the range test)
 5. looking inside — ``measure`` (activations and filters in numbers), ``receptive_fields``, ``attribution``
    (what made it decide), ``made_images`` (images made for a unit, fooling images), ``references`` (the
    shipped trained networks)

@@ -78,8 +78,8 @@ _PROFILES = {
         undertrained_step=50, probe_size=500, sweep_train_size=None, sweep_epochs=1, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=500, overfit_epochs=60,
         image_size=112, imagenette_train_size=2000, alexnet_epochs=5, alexnet_batch_size=32, alexnet_lr=0.02,
-        next_image_size=64, next_width=0.5, next_train_size=None, next_epochs=4, next_batch_size=64, next_lr=0.02,
-        next_transfer_steps=300,
+        next_image_size=64, next_width=0.5, next_train_size=4000, next_epochs=6, next_batch_size=64, next_lr=0.02,
+        next_transfer_steps=200,
     ),
     "gpu": Profile(
         name="gpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=20,

@@ -185,3 +185,24 @@ class TensorLoader:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, yb
+
+
+def batches_for(data, batch_size: int, shuffle: bool, device: torch.device, mean, std, seed: int,
+               channels_last: bool, augment=None):
+    """Batches of ``data`` for training or measuring: an ``(images uint8 N x C x H x W, labels N)`` tensor pair
+    becomes a :class:`TensorLoader` (normalized, augmented and on ``device``), a Dataset a DataLoader (its
+    items are used as they are: ``mean``, ``std`` and ``augment`` are refused). Anything else: TypeError."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
+        images, labels = data
+        return TensorLoader(images, labels, batch_size, shuffle=shuffle, device=device,
+                           mean=mean, std=std, seed=seed, channels_last=channels_last, augment=augment)
+    if isinstance(data, torch.utils.data.Dataset):
+        given = [name for name, value in (("augment", augment), ("mean", mean), ("std", std)) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to an (images, labels) pair of uint8 tensors; a Dataset "
+                             "yields ready float tensors, so normalize and augment inside it (or pass tensors).")
+        gen = torch.Generator().manual_seed(seed)
+        return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen)
+    raise TypeError(
+        f"Expected data as an (images, labels) pair of tensors or a torch Dataset, got {type(data).__name__}."
+    )

@@ -1,4 +1,5 @@
-"""Training: ``fit``, ``evaluate`` and ``predict``.
+"""Training: ``fit``, ``evaluate`` and ``predict`` (and, from :mod:`.optim`, the optimizer, one step, the
+learning-rate schedules and the range test, under the same names: ``train.make_optimizer``, ...).
 
 There is one training loop in the course, :class:`TrainingRun`: its :meth:`TrainingRun.train_epoch` is what
 ``fit`` calls for every epoch, and what ``course_lib.distributed`` calls on every process; both save and
@@ -9,7 +10,6 @@ the learning rate warms up, then follows a cosine decay, which suits short runs.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -28,7 +28,9 @@ from .checkpoints import check_resumable, load_checkpoint, save_checkpoint
 from .checks import real_number, whole_number
 from .history import History, Snapshots
 from .layers import device_of, evaluating
-from .loader import TensorLoader
+from .loader import TensorLoader, batches_for
+from .optim import (OPTIMIZERS, SCHEDULES, lr_range_test, lr_schedule, make_optimizer,  # noqa: F401 (the lessons' train.NAME)
+                    train_step)
 
 __all__ = ["History", "Settings", "TrainingDiverged", "TrainingRun", "evaluate", "fit", "load_checkpoint",
            "lr_range_test", "lr_schedule", "make_optimizer", "predict", "save_checkpoint", "train_step"]
@@ -36,26 +38,6 @@ __all__ = ["History", "Settings", "TrainingDiverged", "TrainingRun", "evaluate",
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite."""
-
-
-def _as_loader(data, batch_size: int, shuffle: bool, device: torch.device, mean, std, seed: int,
-               channels_last: bool, augment=None):
-    """A ``(images, labels)`` tensor pair becomes a :class:`TensorLoader`; a Dataset a DataLoader."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
-        images, labels = data
-        return TensorLoader(images, labels, batch_size, shuffle=shuffle, device=device,
-                                     mean=mean, std=std, seed=seed, channels_last=channels_last,
-                                     augment=augment)
-    if isinstance(data, torch.utils.data.Dataset):
-        given = [name for name, value in (("augment", augment), ("mean", mean), ("std", std)) if value is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to an (images, labels) pair of uint8 tensors; a Dataset "
-                             "yields ready float tensors, so normalize and augment inside it (or pass tensors).")
-        gen = torch.Generator().manual_seed(seed)
-        return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen)
-    raise TypeError(
-        f"Expected data as an (images, labels) pair of tensors or a torch Dataset, got {type(data).__name__}."
-    )
 
 
 # Below this many parameters a network is too small for bf16 autocast to pay on a GPU: on an H200 it cost
@@ -71,98 +53,6 @@ def _autocast_dtype(device: torch.device, model: nn.Module | None = None) -> tor
     if model is not None and sum(p.numel() for p in model.parameters()) < AUTOCAST_MIN_PARAMETERS:
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _lr_at(step: int, total: int, base_lr: float, warmup: int) -> float:
-    """Linear warm-up for ``warmup`` steps, then cosine decay to 0 at ``total``."""
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int) -> int:
-    # a run of very few steps per epoch still warms up (AlexNet diverges without it)
-    return int(warmup_epochs * steps_per_epoch) or (min(10, total_steps // 4) if warmup_epochs > 0 else 0)
-
-
-SCHEDULES = ("cosine", "one-cycle")
-
-
-def _one_cycle_at(step: int, total: int, top: float, pct_start: float = 0.3, div: float = 25.0,
-                  final_div: float = 1e4) -> float:
-    """torch's ``OneCycleLR`` (its defaults, cosine in both phases) at ``step`` of ``total``: from top/div
-    up to ``top`` over the first 30 % of the steps, then down to top/div/final_div."""
-    start, low = top / div, top / div / final_div
-    up_end = float(pct_start * total) - 1
-    if step <= up_end:
-        a, b, pct = start, top, step / up_end if up_end > 0 else 1.0
-    else:
-        a, b, pct = top, low, (step - up_end) / max(1e-9, (total - 1) - up_end)
-    return b + (a - b) / 2 * (1 + math.cos(math.pi * min(1.0, pct)))
-
-
-def lr_schedule(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.5,
-                schedule: str = "cosine") -> list[float]:
-    """The learning rate ``fit`` uses at each of its ``epochs * steps_per_epoch`` steps. ``"cosine"`` (the
-    course's): linear warm-up over ``warmup_epochs``, then cosine decay to 0. ``"one-cycle"`` (Smith &
-    Topin 2019, as torch's ``OneCycleLR`` with its defaults: up from lr/25 to lr over 30 % of the steps, then
-    down to lr/250000, both halves cosine; ``warmup_epochs`` is not used). Returns a list of floats."""
-    total = epochs * steps_per_epoch
-    if schedule == "one-cycle":
-        return [_one_cycle_at(step, total, lr) for step in range(total)]
-    if schedule != "cosine":
-        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}.")
-    warmup = _warmup_steps(warmup_epochs, steps_per_epoch, total)
-    return [_lr_at(step, total, lr, warmup) for step in range(total)]
-
-
-OPTIMIZERS = ("sgd", "adamw")
-
-
-def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                   kind: str = "sgd") -> torch.optim.Optimizer:
-    """``kind="sgd"``: SGD with Nesterov momentum (plain SGD when ``momentum`` is 0); ``"adamw"``: AdamW
-    (Loshchilov & Hutter 2019; ``momentum`` is then its first beta). Weight decay applies to weights
-    only: biases and normalization parameters (every tensor of one dimension) are not decayed. With
-    no weight decay there is one parameter group, so each step is one fused update."""
-    if kind not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}.")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if weight_decay:
-        groups = [{"params": [p for p in params if p.dim() > 1], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]
-    else:
-        groups = [{"params": params, "weight_decay": 0.0}]
-    if kind == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
-
-
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               lr: float | None = None, label_smoothing: float = 0.0, precision=None, scaler=None):
-    """One step of SGD: forward, cross-entropy loss, backward, update.
-
-    ``x``: a float batch ``B x C x H x W`` on the model's device, ``y``: int64 labels ``B``. ``lr``, when
-    given, is set on every parameter group first; ``precision`` is an autocast context (None: full
-    precision) and ``scaler`` a ``GradScaler`` for fp16. Returns ``(loss, logits)``, detached, on the
-    device (reading them is left to the caller: every read is a device sync).
-    """
-    if lr is not None:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    with precision or contextlib.nullcontext():
-        logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-    if scaler is not None and scaler.is_enabled():  # fp16 only: bf16 and fp32 need no loss scaling
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
-    return loss.detach(), logits.detach()
 
 
 @dataclass(frozen=True)
@@ -354,13 +244,13 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    batches = _as_loader(train_data, settings.batch_size, True, device, mean, std, settings.seed,
+    batches = batches_for(train_data, settings.batch_size, True, device, mean, std, settings.seed,
                          device.type == "cuda", augment)
     if isinstance(batches, TensorLoader):
         _check_labels(model, batches)
     # the validation data goes to the device once, not once per epoch
     val_batches = None if val_data is None else \
-        _as_loader(val_data, max(settings.batch_size, 512), False, device, mean, std, 0, False)
+        batches_for(val_data, max(settings.batch_size, 512), False, device, mean, std, 0, False)
     train_size = len(batches.labels) if isinstance(batches, TensorLoader) else len(batches.dataset)
     # what a checkpoint must match to be resumed: the settings, the model, the data's size and normalization
     config = {**dataclasses.asdict(settings), "model_repr": repr(model), "train_size": train_size,
@@ -390,59 +280,6 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     finally:
         model.train(was_training)
     return run.history
-
-
-def lr_range_test(model: nn.Module, train_data, *, start: float = 1e-5, end: float = 10.0, steps: int = 100,
-                  batch_size: int = 64, momentum: float = 0.9, weight_decay: float = 0.0, mean=None, std=None,
-                  augment=None, seed: int = 0, device: torch.device | str | None = None,
-                  stop_factor: float = 4.0) -> dict:
-    """Smith's learning-rate range test (2017; fastai's ``lr_find``): ``steps`` training steps with the
-    course's optimizer, the rate growing geometrically from ``start`` to ``end``, stopped early once the
-    smoothed loss passes ``stop_factor`` times its lowest value (or stops being finite). The model's weights
-    and mode are put back afterwards: the test changes nothing.
-
-    ``train_data``: as for :func:`fit`. Returns ``{"lrs", "losses"}`` (one per step taken; losses smoothed
-    by an exponential moving average, bias-corrected, as fastai does), ``"steepest"`` (the rate where the
-    smoothed loss falls fastest against log(rate)), ``"lowest"`` (the rate at the lowest loss) and
-    ``"blew_up"`` (the rate at which it stopped, or None when it reached ``end``)."""
-    import copy
-
-    whole_number(steps, "steps", low=5)
-    if not 0 < start < end:
-        raise ValueError(f"Expected 0 < start < end, got start={start}, end={end}.")
-    device = env.resolve_device(device)
-    saved, was_training = copy.deepcopy(model.state_dict()), model.training
-    model.to(device)
-    batches = _as_loader(train_data, batch_size, True, device, mean, std, seed, False, augment)
-    optimizer = make_optimizer(model, start, momentum, weight_decay)
-    lrs, losses, average, best, blew_up = [], [], 0.0, math.inf, None
-    try:
-        model.train()
-        step = 0
-        while step < steps:
-            for x, y in batches:
-                if step >= steps:
-                    break
-                lr = start * (end / start) ** (step / (steps - 1))
-                loss, _ = train_step(model, optimizer, x.to(device), y.to(device), lr)
-                average = 0.98 * average + 0.02 * float(loss)
-                smoothed = average / (1 - 0.98 ** (step + 1))
-                lrs.append(lr)
-                losses.append(smoothed)
-                step += 1
-                best = min(best, smoothed)
-                if not math.isfinite(smoothed) or smoothed > stop_factor * best:
-                    blew_up, step = lr, steps
-                    break
-    finally:
-        model.load_state_dict(saved)
-        model.train(was_training)
-    finite = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
-    logs = [math.log10(lr) for lr, _ in finite]
-    slopes = [(finite[i + 1][1] - finite[i - 1][1]) / (logs[i + 1] - logs[i - 1]) for i in range(1, len(finite) - 1)]
-    steepest = finite[1 + min(range(len(slopes)), key=slopes.__getitem__)][0] if slopes else None
-    lowest = min(finite, key=lambda p: p[1])[0] if finite else None
-    return {"lrs": lrs, "losses": losses, "steepest": steepest, "lowest": lowest, "blew_up": blew_up}
 
 
 def _floats(values) -> list[float] | None:
@@ -543,4 +380,4 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device: torch.de
     default: where it is). Returns ``{"loss": float, "accuracy": float, "error": float}``.
     """
     device = _on_device(model, device)
-    return _measure(model, _as_loader(data, batch_size, False, device, mean, std, 0, False), device)
+    return _measure(model, batches_for(data, batch_size, False, device, mean, std, 0, False), device)

@@ -113,12 +113,37 @@ def test_check_catches_solutions_made_with_another_library(tmp_path):
     assert assign_check.check(*folders, library=library) == []
     (library / "measure.py").write_text((library / "measure.py").read_text() + "\nTHRESHOLD = 0.5\n")
     problems = assign_check.check(*folders, library=library)
-    assert len(problems) == len(course.lessons(tmp_path / "notebooks"))
+    runs_measure = [p.name for p in course.lessons(tmp_path / "notebooks")
+                    if library / "measure.py" in solutions.library_files(p, library)]
+    assert 0 < len(runs_measure) < len(course.lessons(tmp_path / "notebooks"))
+    assert sorted(p.split("/solutions/")[1].split(" ")[0] for p in problems) == sorted(runs_measure)
     assert all("was made with another version of course_lib (course_lib/ changed since)" in p for p in problems)
-    # the site's renderer is not run by any lesson: editing it stales nothing
     (library / "measure.py").write_text((solutions.LIBRARY / "measure.py").read_text())
+    # lesson 09's experiments are run by lesson 09 alone: editing them stales that lesson only
+    (library / "claims" / "next_decade.py").write_text((library / "claims" / "next_decade.py").read_text() + "\nX = 1\n")
+    problems = assign_check.check(*folders, library=library)
+    assert len(problems) == 1 and "09_next_decade.ipynb was made with another version" in problems[0]
+    (library / "claims" / "next_decade.py").write_text((solutions.LIBRARY / "claims" / "next_decade.py").read_text())
+    # the site's renderer is not run by any lesson: editing it stales nothing
     (library / "instructor" / "site.py").write_text((library / "instructor" / "site.py").read_text() + "\n# a comment\n")
     assert assign_check.check(*folders, library=library) == []
+
+
+def test_library_files_follow_the_lessons_imports(tmp_path):
+    library = solutions.LIBRARY
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    nbformat.write(lesson(new_code_cell("from course_lib import files\n%matplotlib inline\nif True:\n    !ls")),
+                   src / "01_a.ipynb")
+    used = {str(p.relative_to(library)) for p in solutions.library_files(src / "01_a.ipynb", library)}
+    assert {"__init__.py", "files.py"} <= used and "measure.py" not in used and "train.py" not in used
+    assert "reference_nets/lenet1-mnist.json" in used            # data files count for every lesson
+    assert not any(u.startswith("instructor") for u in used)
+    nbformat.write(lesson(new_code_cell("def f():\n    from course_lib.claims import next_decade")), src / "02_b.ipynb")
+    used = {str(p.relative_to(library)) for p in solutions.library_files(src / "02_b.ipynb", library)}
+    assert {"claims/next_decade.py", "models/next_decade.py", "train.py", "claims/__init__.py"} <= used  # lazy, through
+    nbformat.write(lesson(new_code_cell("def broken(:\n    pass")), src / "03_c.ipynb")
+    assert len(solutions.library_files(src / "03_c.ipynb", library)) > len(used)   # unparsable: everything
 
 
 def test_failed_solution_run_names_cell_and_keeps_old_file(tmp_path):

@@ -14,7 +14,7 @@ FLOORS = {
     "digits": 1, "imagenette": 1, "image_folders": 1, "loader": 1, "augment": 1,
     "models": 2,
     "layers": 3, "history": 3, "checkpoints": 3,
-    "train": 4,
+    "train": 4, "optim": 4,
     "measure": 5, "receptive_fields": 5, "attribution": 5, "made_images": 5, "references": 5,
     "trained": 6,
     "claims": 7,

@@ -177,8 +177,9 @@ def check_weight_blind(finals: list[float], unrelated: list[float] | None = None
     networks agree** — the paired excess ``|final| - |unrelated|`` is not above its spread (twice its standard
     deviation, at least ``floor``) — and the control can tell networks apart at all (``control_ok``: two
     unrelated networks' maps disagree, ``|unrelated| < threshold``; a method that ignores every network, like
-    the digit itself, fails it). Without the control no ``depends`` is claimed. ``blind``: the maps stay
-    correlated (all above ``threshold``) and clearly more than the control's. Neither when the seeds disagree.
+    the digit itself, fails it), and no seed's maps stayed correlated (every ``|final| < threshold``). Without
+    the control no ``depends`` is claimed. ``blind``: the maps stay correlated (all above ``threshold``) and
+    clearly more than the control's. Neither when the seeds disagree (one stays above ``threshold``, another not).
     Returns ``{"blind", "depends", "control_ok", "mean", "spread", "unrelated", "excess"}``."""
     f = np.abs(np.asarray(finals, dtype=float))
     control_ok = unrelated is not None and max(abs(v) for v in unrelated) < threshold
@@ -186,7 +187,8 @@ def check_weight_blind(finals: list[float], unrelated: list[float] | None = None
     margin = max(2 * float(excess.std()), floor) if unrelated is not None else math.nan
     not_above = unrelated is not None and float(excess.mean()) <= margin
     above = unrelated is None or float(excess.mean()) > margin
-    return {"blind": bool(min(finals) > threshold and above), "depends": bool(control_ok and not_above),
+    agree = float(f.max()) < threshold      # no seed's maps stayed correlated: the seeds tell one story
+    return {"blind": bool(min(finals) > threshold and above), "depends": bool(control_ok and not_above and agree),
             "control_ok": bool(control_ok), "mean": float(np.mean(finals)), "spread": float(np.std(finals)),
             "unrelated": float(np.mean(unrelated)) if unrelated is not None else math.nan,
             "excess": float(excess.mean()) if unrelated is not None else math.nan}
