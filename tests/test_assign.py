@@ -191,12 +191,17 @@ def test_solutions_runs_only_what_changed_and_keeps_bytes(tmp_path):
     assert len(view["model_id"]) == 32
     nbformat.write(lesson(new_code_cell("print(2 + 3)")), src / "02_p.ipynb")  # an edited lesson
     assert [p.name for p in solutions.solutions(src, dst, profile="smoke")] == ["02_p.ipynb"]
-    library = tmp_path / "lib"
+    library = tmp_path / "mylib"
     library.mkdir()
+    (library / "__init__.py").write_text("")
     (library / "a.py").write_text("x = 1")
-    before = solutions.fingerprint(src / "02_p.ipynb", library)["library"]
-    (library / "a.py").write_text("x = 2")                                           # the library changed
-    assert solutions.fingerprint(src / "02_p.ipynb", library)["library"] != before
+    (library / "b.py").write_text("y = 1")
+    nbformat.write(lesson(new_code_cell("from mylib import a\nprint(a.x)")), src / "03_l.ipynb")
+    before = solutions.fingerprint(src / "03_l.ipynb", library)["library"]
+    (library / "b.py").write_text("y = 2")                           # a module the lesson does not run
+    assert solutions.fingerprint(src / "03_l.ipynb", library)["library"] == before
+    (library / "a.py").write_text("x = 2")                           # the library the lesson runs changed
+    assert solutions.fingerprint(src / "03_l.ipynb", library)["library"] != before
 
 
 def test_a_change_of_words_only_updates_them_without_a_run(tmp_path):
