@@ -98,7 +98,7 @@ def test_bad_inputs_are_named():
         made_images.fgsm(model, x, [0, 1], 2)
     with pytest.raises(ValueError, match="one integer label per image"):
         made_images.fgsm(model, x, [0], 0.1, **PLAIN)
-    with pytest.raises(ValueError, match="attack must be one of fgsm, pgd, noise"):
+    with pytest.raises(ValueError, match="attack must be one of 'fgsm', 'pgd', 'noise'"):
         made_images.flipped_share(model, x, [0, 1], "cw", 0.1, **PLAIN)
     with pytest.raises(ValueError, match="channel must be between 0 and 1"):
         made_images.maximize(edge_detectors(), "0", 5, size=5, steps=1, **PLAIN)
