@@ -70,20 +70,20 @@ def graded(tmp_path_factory):
 
 def test_a_solution_passes_everything_and_a_blank_notebook_nothing(graded):
     _, _, rows = graded
-    assert rows["alice.ipynb"]["passed"] == "5" and rows["alice.ipynb"]["total"] == "5"
+    assert rows["alice.ipynb"]["passed"] == "7" and rows["alice.ipynb"]["total"] == "7"
     assert rows["alice.ipynb"]["missed"] == "" and rows["alice.ipynb"]["lesson"] == LESSON
     bob = rows[f"bob {LESSON} (1).ipynb"]
-    assert bob["passed"] == "0" and bob["total"] == "5" and len(bob["missed"].split()) == 5
+    assert bob["passed"] == "0" and bob["total"] == "7" and len(bob["missed"].split()) == 7
 
 
 def test_a_gamed_answer_and_an_edited_check_are_missed(graded):
     carol = graded[2]["carol.ipynb"]
-    assert carol["passed"] == "3" and set(carol["missed"].split()) == {"conv2d_single", "conv2d_loops"}
+    assert carol["passed"] == "5" and set(carol["missed"].split()) == {"conv2d_single", "conv2d_loops"}
 
 
 def test_a_hanging_or_crashing_notebook_gets_its_row_and_stops_nothing(graded):
     _, _, rows = graded
-    assert rows["dave.ipynb"]["passed"] == "5", "the hanging cell is interrupted and the rest still runs"
+    assert rows["dave.ipynb"]["passed"] == "7", "the hanging cell is interrupted and the rest still runs"
     assert "kernel died" in rows["erin.ipynb"]["note"] and rows["erin.ipynb"]["passed"] == "0"
     assert rows["frank.ipynb"]["note"].startswith("not a notebook") and rows["frank.ipynb"]["lesson"] == ""
 
@@ -93,7 +93,7 @@ def test_a_notebook_that_deletes_files_touches_only_its_own_copy(graded):
     assert sorted(p.name for p in folder.iterdir() if p.name != "grades.csv") == before
     assert (ROOT / "notebooks" / f"{LESSON}.ipynb").exists()
     assert (folder.parent / "victim.txt").read_text() == "keep me"
-    assert rows["grace.ipynb"]["lesson"] == LESSON and rows["grace.ipynb"]["passed"] == "5"
+    assert rows["grace.ipynb"]["lesson"] == LESSON and rows["grace.ipynb"]["passed"] == "7"
 
 
 def test_the_note_says_whether_a_sandbox_was_used(graded):
