@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_lib import (checkpoints, digits, distributed, files, image_folders, imagenette, layers, made_images,
+from course_lib import (checkpoints, digits, distributed, files, image_folders, imagenette, layers, loader, made_images,
                         measure, models, receptive_fields, references, train, trained, viz)
 from course_lib.instructor import build_references, notebooks
 from course_lib.instructor.course import NotebookError
@@ -424,6 +424,7 @@ def test_fit_leaves_the_model_in_the_mode_it_was_in_and_moves_the_validation_set
             super().__init__(*a, **k)
 
     monkeypatch.setattr(train, "TensorLoader", Counted)
+    monkeypatch.setattr(loader, "TensorLoader", Counted)      # fit builds its batches with loader.batches_for
     model = models.LeNet1().eval()
     data = (sample[0][:256], sample[1][:256])
     train.fit(model, data, data, epochs=3, progress=False, device="cpu")
