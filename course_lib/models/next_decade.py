@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .alexnet import AlexNet
 from .parts import check_classes, check_input
 
 # change name -> AlexNetVariant's keyword arguments for it (lesson 09's table, one change at a time)
@@ -103,15 +104,9 @@ class AlexNetVariant(nn.Module):
         return side
 
     def reset_parameters(self) -> None:
-        """He initialization for the convolutions, N(0, 0.01) for the fully connected layers (as
-        :class:`AlexNet`), zero biases; batch norms start as the identity (weight 1, bias 0)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        """:class:`AlexNet`'s initialization (He for the convolutions, N(0, 0.01) for the fully connected
+        layers, zero biases); batch norms keep their own start, the identity (weight 1, bias 0)."""
+        AlexNet.reset_parameters(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutional part: ``N x 3 x S x S`` -> conv5's maps after ReLU (before pool5)."""
