@@ -5,6 +5,7 @@ trained on photos for lesson 06 (torchvision's ImageNet weights, or lesson 04's)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -139,6 +140,26 @@ class TrainedAlexNet(NamedTuple):
     source: str
 
 
+def _hub_file(url: str) -> tuple[Path, str]:
+    """Where torch's hub cache keeps the file of ``url``: ``(path, the same written from ~)``, the second for
+    messages, which name the learner's own home rather than the machine that ran the published notebook."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    return path, str(path).replace(str(Path.home()), "~", 1)
+
+
+def _download_to_hub(url: str) -> Path:
+    """Download ``url`` into torch's hub cache unless it is there; returns its path. Quiet (torch's own
+    download announces this machine's cache path) and checked against the hash prefix in the file's name;
+    torch writes to a temporary file and moves it in, so a failed download leaves nothing behind.
+    Raises ``OSError`` (offline) or ``RuntimeError`` (wrong hash)."""
+    path, _ = _hub_file(url)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prefix = re.search(r"-([a-f0-9]*)\.", path.name)
+        torch.hub.download_url_to_file(url, str(path), prefix.group(1) if prefix else None, progress=False)
+    return path
+
+
 def alexnet_on_photos(prof: env.Profile, download: bool | None = None) -> tuple[TrainedAlexNet | None, str]:
     """torchvision's ImageNet AlexNet when its weights are in torch's cache (or, with ``download``,
     default: outside the ``smoke`` profile, can be downloaded), else lesson 04's AlexNet from its
@@ -146,11 +167,12 @@ def alexnet_on_photos(prof: env.Profile, download: bool | None = None) -> tuple[
     import torchvision
 
     weights = torchvision.models.AlexNet_Weights.IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    cached, where = _hub_file(weights.url)
     download = prof.name != "smoke" if download is None else download
     tried = ""
     if cached.exists() or download:
         try:
+            _download_to_hub(weights.url)
             model = torchvision.models.alexnet(weights=weights).to(env.device()).eval()
             return (TrainedAlexNet(model, list(weights.meta["categories"]), "features.11", 224,
                                       "torchvision's ImageNet weights"),
@@ -166,7 +188,7 @@ def alexnet_on_photos(prof: env.Profile, download: bool | None = None) -> tuple[
                                   saved["image_size"], f"lesson 04's checkpoint {path.name}"),
                 tried + f"Using lesson 04's AlexNet ({path.name}, validation accuracy "
                         f"{saved['val_accuracy']:.2f}).")
-    return None, (tried + f"No trained AlexNet here: torchvision's ImageNet weights are not in {cached.parent} "
+    return None, (tried + f"No trained AlexNet here: torchvision's ImageNet weights are not in {where} "
                   f"and lesson 04 has not saved {path.name}. Run lesson 04 (or, online, a profile other "
                   "than smoke) to see AlexNet's maps; the digits above show every method.")
 
@@ -182,13 +204,13 @@ def imagenet_alexnet(download: bool = True) -> torch.nn.Module:
     from torchvision.models import AlexNet_Weights, alexnet
 
     weights = AlexNet_Weights.IMAGENET1K_V1
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    where = str(target).replace(str(Path.home()), "~", 1)     # the learner's own home, not this machine's
+    target, where = _hub_file(weights.url)
     if not download and not target.exists():
         raise RuntimeError(f"torchvision's pretrained AlexNet is not in torch's hub cache ({where}) and was not "
                            f"downloaded: download {weights.url} there to compare, or skip this comparison.")
     try:
-        return alexnet(weights=weights, progress=False).eval()
+        _download_to_hub(weights.url)
+        return alexnet(weights=weights).eval()
     except Exception as err:
         raise RuntimeError(
             f"torchvision's pretrained AlexNet could not be downloaded from {weights.url} "

@@ -130,6 +130,28 @@ def test_imagenet_alexnet_loads_or_says_where_to_put_the_weights(tmp_path, monke
         trained.imagenet_alexnet(download=False)
 
 
+def test_hub_download_is_quiet_checked_and_leaves_nothing_half_written(tmp_path, monkeypatch, capsys):
+    """The real download code on a file the test writes (file:// URL): it lands in torch's hub cache without
+    torch's "Downloading ... to <this machine's path>" line; a file whose hash does not match its name is
+    refused and leaves nothing in the cache."""
+    import hashlib
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    payload = b"weights" * 1000
+    digest = hashlib.sha256(payload).hexdigest()
+    good = tmp_path / f"net-{digest[:8]}.pth"
+    good.write_bytes(payload)
+    path = trained._download_to_hub(good.as_uri())
+    assert path == tmp_path / "torch" / "hub" / "checkpoints" / good.name and path.read_bytes() == payload
+    out = capsys.readouterr()
+    assert "Downloading" not in out.out + out.err and str(tmp_path) not in out.out + out.err
+    bad = tmp_path / "net-00000000.pth"
+    bad.write_bytes(payload)
+    with pytest.raises(RuntimeError, match="invalid hash value"):
+        trained._download_to_hub(bad.as_uri())
+    assert sorted(p.name for p in path.parent.iterdir()) == [good.name]
+
+
 def test_alexnet_lrn_is_the_papers_formula():
     """b = a / (k + alpha * sum of a^2 over 5 neighbouring channels)^beta, k=2, alpha=1e-4, beta=0.75
     (PyTorch's layer divides its alpha by n, so it must be given 5e-4). With two streams the sum stays

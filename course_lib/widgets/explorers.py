@@ -41,7 +41,9 @@ class _Explorer(WidgetView):
 
     def _epoch_slider(self) -> W.SelectionSlider:
         labels = [_when(f) for f in self.frames]
-        return W.SelectionSlider(options=[(label, i) for i, label in enumerate(labels)], value=len(labels) - 1,
+        # index=, not value=: with one option, value=0 equals the trait's default, so ipywidgets never
+        # sets the label and the slider would read '' instead of '0'.
+        return W.SelectionSlider(options=[(label, i) for i, label in enumerate(labels)], index=len(labels) - 1,
                                  description="epoch", layout=W.Layout(display=None if len(labels) > 1 else "none"))
 
     def _frame(self) -> dict:

@@ -136,12 +136,15 @@ def test_search_finds_sections_and_their_links_work(built, page):
 def test_math_is_typeset(built, page):
     """MyST typesets the lessons' math (KaTeX, with MathML that the browser draws)."""
     with serve(built) as base:
-        found = []
+        found, raw = [], []
         for path in site_pages(page, base):
             page.goto(base + path)
             for box in page.locator(".math math").all():
                 found.append(box.bounding_box()["height"])
-        assert found and all(h > 10 for h in found)
+            raw += [path for tex in ("$$", "\\frac", "\\times") if tex in page.inner_text("main")]
+        # a lone x-height letter such as $m$ is drawn 8 px tall; an untypeset formula has no box at all
+        assert found and all(h >= 6 for h in found) and max(found) > 20, found
+        assert raw == [], f"TeX left as text on {raw}"
 
 
 def test_the_checks_fail_on_a_broken_site(built, page, tmp_path):

@@ -57,6 +57,9 @@ def test_the_glance_follows_the_pen_then_training(lab, page):
     page.keyboard.press("Home")
     page.wait_for_function(f"""() => document.querySelector("{VIEW} .widget-readout").textContent.includes('step 0')""",
                            timeout=20_000)
+    # the readout moves in the browser at once; the layers' pictures come back from the kernel after it
+    page.wait_for_function(f"""(old) => document.querySelectorAll("{VIEW} img")[2].src !== old""",
+                           arg=drawn["imgs"][2], timeout=20_000)
     assert _glance(page)["imgs"][2:] != drawn["imgs"][2:]
     page.shot("3-untrained")
     assert_clean(page)
