@@ -137,7 +137,8 @@ def cache(folder: str | os.PathLike, stem: str | os.PathLike, resolution: int, *
     if not _valid(stem, meta, resolution):
         if announce and rank == 0:
             counts = np.bincount([label for _, label in files], minlength=len(classes))
-            print(f"{folder}: {len(files):,} images; " + ", ".join(f"{readable(n)} {c}" for n, c in zip(classes, counts)))
+            # the data folder's own name, not its path: published notebooks must not name this machine's folders
+            print(f"{folder.parent.name}/{folder.name}: {len(files):,} images; " + ", ".join(f"{readable(n)} {c}" for n, c in zip(classes, counts)))
         # this build's own temporary files, shared by the processes of one run on this machine: two runs
         # building the same cache at once each write their own, and each rename is atomic
         token = os.environ.get("TORCHELASTIC_RUN_ID") or str(os.getpid() if world == 1 else os.getppid())

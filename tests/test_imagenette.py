@@ -313,7 +313,7 @@ def test_a_folder_in_imagenet_layout_is_validated_counted_and_cached_once(wnid_f
     assert split.images.shape == (40, 3, 48, 48) and split.labels.bincount().tolist() == [4] * 10
     assert split.classes[0] == "tench" and split.classes[-1] == "parachute"
     said = capsys.readouterr().out
-    assert f"{wnid_folder / 'train'}: 40 images; tench 4, English springer 4" in said
+    assert f"{wnid_folder.name}/train: 40 images; tench 4, English springer 4" in said and str(tmp_path) not in said
     monkeypatch.setattr(image_folders, "decode", lambda *a: pytest.fail("decoded images again"))
     again = imagenette.load_split("train", root=tmp_path / "cache", resolution=48, progress=False)
     assert torch.equal(again.images, split.images) and capsys.readouterr().out == ""

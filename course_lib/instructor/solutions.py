@@ -35,12 +35,14 @@ REQUIRE_DATA = "COURSE_REQUIRE_DATA"
 NOT_RUN_BY_LESSONS = ("instructor", "exercise_hints.json")
 
 
-def execute(nb, cwd: Path, profile: str, timeout: int = 1800):
+def execute(nb, cwd: Path, profile: str, timeout: int = 3600):
     """Run a notebook top to bottom with ``COURSE_PROFILE=profile`` (and, outside ``smoke``,
     ``COURSE_REQUIRE_DATA=1``: real data or an error); returns the executed copy, with the final state of
     its widgets in its metadata.
 
-    A failing cell raises ``nbclient``'s ``CellExecutionError`` (its message shows the cell)."""
+    A failing cell raises ``nbclient``'s ``CellExecutionError`` (its message shows the cell); a cell running
+    longer than ``timeout`` seconds fails (lesson 09's table trains 24 AlexNets in one cell: about 40 minutes
+    on one core in the ``cpu`` profile)."""
     from nbclient import NotebookClient
 
     nb = copy.deepcopy(nb)
