@@ -147,3 +147,21 @@ def test_overfit_one_batch_catches_softmax_applied_twice():
     twice = decade.overfit_one_batch(make(), images, labels, steps=100, softmax_twice=True)
     assert right[-1] < 0.1 * right[0]                 # a correct network memorizes one batch
     assert twice[-1] > 0.5 * twice[0]                 # the planted bug: the loss cannot get near zero
+
+
+def test_transfer_measures_the_validation_images_once_a_run(monkeypatch):
+    """With 10 images a class an epoch is one step, so a run is hundreds of epochs: measuring the validation
+    images after each made the cpu profile's transfer cell run past an hour. Each run measures them once."""
+    from course_lib import env
+
+    prof = env.profile("smoke")
+    d = decade.decade_data(prof)
+    calls, real_fit = [], train.fit
+    monkeypatch.setattr(train, "fit", lambda model, data, val=None, **kw: calls.append(val) or real_fit(model, data, val, **kw))
+    moved = decade.transfer(d, prof, seeds=1, per_class=(2,), progress=False)
+    assert len(calls) == 3 and all(v is None for v in calls), "pretraining, fine-tuning, scratch: no per-epoch validation"
+    assert set(moved["rows"][2]) == {"probe", "fine-tune", "scratch"}
+    # the control: the curves' runs of the table still measure after every epoch
+    calls.clear()
+    decade.decade_run(decade.BASELINE, d, prof, 0, every_epoch=True, epochs=1)
+    assert calls and calls[0] is not None
