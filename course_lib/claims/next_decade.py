@@ -57,8 +57,9 @@ def decade_run(change: str, d, prof: env.Profile, seed: int, progress: bool = Fa
     with :func:`fit_settings`. ``every_epoch``: measure the validation images after every epoch (the
     history's curves), else once at the end: a quarter less work on the table's runs, and far less on the
     few-label runs of :func:`transfer`, whose epochs are one step each (with 10 images a class, 200 steps
-    are 200 epochs: measured after each, the cpu profile's transfer cell took over an hour). Returns ``{"accuracy": top-1
-    on the validation images, "model", "history", "parameters", "multiply_adds" (per image), "seconds"}``."""
+    are 200 epochs: measured after each, the cpu profile's transfer cell took over an hour).
+    Returns ``{"accuracy": top-1 on the validation images, "model", "history", "parameters",
+    "multiply_adds" (per image), "seconds"}``."""
     env.seed_everything(seed)
     model = model if model is not None else decade_model(change, prof, len(d.classes))
     start = time.perf_counter()

@@ -41,8 +41,8 @@ def execute(nb, cwd: Path, profile: str, timeout: int = 3600):
     its widgets in its metadata.
 
     A failing cell raises ``nbclient``'s ``CellExecutionError`` (its message shows the cell); a cell running
-    longer than ``timeout`` seconds fails (lesson 09's table trains 24 AlexNets in one cell: about 40 minutes
-    on one core in the ``cpu`` profile)."""
+    longer than ``timeout`` seconds fails (lesson 09's table trains 24 AlexNets in one cell; in the ``cpu``
+    profile, beside another run, it went past the half hour this limit was before)."""
     from nbclient import NotebookClient
 
     nb = copy.deepcopy(nb)
