@@ -534,6 +534,40 @@ def find_dead(acts):   # channels that are *mostly* zero
     return [int(c) for c in ((acts == 0).float().mean(dim=(0, 2, 3)) > 0.5).nonzero().flatten()]
 """, "Filters 2, 5 and 11 were killed"),
     ],
+    "09_next_decade": [
+        ("stack_for", """
+def stack_for(k, channels):   # one layer too many: counts k - 1 layers
+    return k - 1, (k - 1) * 9 * channels * channels, k * k * channels * channels
+""", "window, not 3 x 3"),
+        ("stack_for", """
+def stack_for(k, channels):   # forgets that every filter reads all the maps below
+    n = (k - 1) // 2
+    return n, n * 9 * channels, k * k * channels * channels
+""", "weights, you said"),
+        ("batch_norm", """
+def batch_norm(x, gamma, beta, eps=1e-5):   # normalizes each image, not each channel over the batch
+    mean = x.mean((1, 2, 3), keepdim=True)
+    var = ((x - mean) ** 2).mean((1, 2, 3), keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * gamma[None, :, None, None] + beta[None, :, None, None]
+""", "you normalized each image"),
+        ("batch_norm", """
+def batch_norm(x, gamma, beta, eps=1e-5):   # the unbiased variance
+    mean = x.mean((0, 2, 3), keepdim=True)
+    var = x.var((0, 2, 3), keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * gamma[None, :, None, None] + beta[None, :, None, None]
+""", "count minus one"),
+        ("one_cycle", """
+def one_cycle(i, total, max_lr):   # straight lines instead of half cosines
+    start, end, rise_end, last = max_lr / 25, max_lr / 25 / 1e4, 0.3 * total - 1, total - 1
+    if i <= rise_end:
+        return start + (max_lr - start) * i / rise_end
+    return max_lr + (end - max_lr) * (i - rise_end) / (last - rise_end)
+""", "OneCycleLR is at"),
+        ("one_cycle", """
+def one_cycle(i, total, max_lr):   # the course's cosine: no rise from max_lr / 25
+    return max_lr / 2 * (1 + math.cos(math.pi * i / total))
+""", "rising part"),
+    ],
 }
 
 

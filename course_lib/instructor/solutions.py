@@ -121,7 +121,7 @@ def library_files(source: Path, library: Path = LIBRARY) -> list[Path]:
 
 def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:
     """What a solution notebook was made from: SHA-256 of the lesson source's bytes, of its code alone (the
-    kinds of its cells, in order, and the code cells' sources: what a run depends on) and of the library
+    code cells' sources, in order: what a run depends on; markdown may come and go between them) and of the library
     files the lesson can run (:func:`library_files`: names and bytes, in order). Editing a module no code of
     the lesson reaches, or adding a lesson, leaves the other lessons' solutions current."""
     lib = hashlib.sha256()
@@ -129,7 +129,8 @@ def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:
         lib.update(str(f.relative_to(library)).encode() + b"\0" + f.read_bytes())
     code = hashlib.sha256()
     for cell in read_notebook(source).cells:
-        code.update(cell.cell_type.encode() + b"\0" + (cell.source.encode() if cell.cell_type == "code" else b"") + b"\1")
+        if cell.cell_type == "code":
+            code.update(cell.source.encode() + b"\1")
     return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "code": code.hexdigest(),
             "library": lib.hexdigest()}
 
@@ -146,11 +147,12 @@ def _words_only(path: Path, target: Path, made: dict) -> bool:
     if any(before.get(k) != made[k] for k in ("profile", "code", "library")):
         return False
     source = read_notebook(path)
-    if [c.cell_type for c in source.cells] != [c.cell_type for c in old.cells]:
+    code = [c for c in old.cells if c.cell_type == "code"]
+    if [c.source for c in source.cells if c.cell_type == "code"] != [c.source for c in code]:
         return False
-    for new, cell in zip(source.cells, old.cells):
-        if new.cell_type == "markdown":
-            cell.source = new.source
+    # markdown may be added, removed or moved between the code cells: each code cell keeps its outputs
+    ran = iter(code)
+    old.cells = [next(ran) if c.cell_type == "code" else c for c in source.cells]
     old.metadata["course"] = made
     point_badges(old, path.name, "solutions", root_of(path.parent))
     write_text(target, dumps(old))
