@@ -38,7 +38,9 @@ build:
 
 # MyST nodes that are one HTML element around their children ("": the children alone), or one empty element.
 SIMPLE_TAGS = {"root": "", "paragraph": "p", "strong": "strong", "emphasis": "em", "delete": "del",
-               "blockquote": "blockquote", "listItem": "li", "tableRow": "tr"}
+               "blockquote": "blockquote", "listItem": "li", "tableRow": "tr",
+               # MyST turns simple math such as $2^{0.75}$ into text with a superscript in a span
+               "span": "span", "superscript": "sup", "subscript": "sub"}
 EMPTY_TAGS = {"break": "br", "thematicBreak": "hr"}
 
 
