@@ -12,7 +12,7 @@ MNIST ?= $(wildcard $(SHARED_DATA)/mnist-full)
 IMAGENETTE ?= $(wildcard $(SHARED_DATA)/imagenette2-128)
 DATA_ENV = $(if $(MNIST),COURSE_MNIST=$(abspath $(MNIST)),) $(if $(IMAGENETTE),COURSE_IMAGENETTE=$(abspath $(IMAGENETTE)),)
 
-.PHONY: setup lab test test-quick student solutions check grade site lock release benchmarks references clean
+.PHONY: setup lab lint test test-quick student solutions check grade site lock release benchmarks references clean
 
 # Every package at the version in requirements.lock (made by `make lock` from pyproject.toml and the
 # torch pins in constraints.txt), then the course itself without resolving anything more. Re-installs
@@ -45,7 +45,11 @@ JOBS  ?= auto
 PYTEST = COURSE_PROFILE=smoke MPLBACKEND=agg OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:cacheprovider \
 	$(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
 
-test: setup
+# The linter (pyproject.toml's [tool.ruff]: pyflakes, syntax errors, bugbear, lines of at most 120 characters).
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
 	$(BIN)/python -m course_lib.instructor check
 	$(PYTEST) tests solutions --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 	@command -v chromium >/dev/null || echo "NOTE: Chromium is missing: the browser tests were SKIPPED (apt-get install -y chromium)."

@@ -12,7 +12,6 @@ import argparse
 import sys
 import time
 
-import torch
 
 from common import machine, sync
 

@@ -4,7 +4,7 @@ Part 1: LeNet-1 as published (2,578 parameters) and its fully connected simplifi
 trained with `fit`'s defaults (SGD with Nesterov momentum, lr 0.1 with warm-up and cosine, batch 64) on
 the 60,000 training digits and tested on the 10,000 test digits, over several seeds: test error mean ±
 spread (std) and range, against LeCun et al. 1998's 1.7 % for LeNet-1. Part 2 (`--thirty-years`): LeNet-1
-with one modern change at a time (`claims.MODERN_CHANGES`), the same seeds for every row, and the paired
+with one modern change at a time (`claims.THIRTY_YEARS_CHANGES`), the same seeds for every row, and the paired
 change in test error. MNIST comes from the data folder (downloaded, or the four files placed by hand in
 `data/MNIST/raw/`); without it the script says so and stops, unless `--sample` asks for the shipped
 5,000 digits (whose figures are NOT comparable with the paper's).
@@ -23,7 +23,7 @@ import torch
 
 from common import machine, sync
 
-from course_lib import claims, digits, env, models, train, trained
+from course_lib import claims, digits, env, models, train
 from course_lib.files import atomic_write
 
 

@@ -45,8 +45,8 @@ def main(argv=None) -> int:
               f"{100 * r['spread']:.1f} | {100 * r['diff']:+.1f} ± {100 * r['diff_spread']:.1f} | "
               f"{'—' if r['change'] == decade.BASELINE else 'yes' if r['beats_spread'] else 'no'} | "
               f"{r['seconds']:.0f} | {images / r['seconds']:,.0f} |")
-    modern = next(r for r in rows if r["change"] == decade.MODERN)
-    cycle = [decade.decade_run(decade.MODERN, d, prof, s, schedule="one-cycle")["accuracy"] for s in range(seeds)]
+    modern = next(r for r in rows if r["change"] == decade.ALL_TOGETHER)
+    cycle = [decade.decade_run(decade.ALL_TOGETHER, d, prof, s, schedule="one-cycle")["accuracy"] for s in range(seeds)]
     pair = decade.paired_table({"cosine": modern["values"], "one-cycle": cycle}, "cosine", min_change=0.005)[1]
     print(f"\nall together, one-cycle against warm-up and cosine: {100 * pair['mean']:.1f} % vs "
           f"{100 * modern['mean']:.1f} %, paired {100 * pair['diff']:+.1f} ± {100 * pair['diff_spread']:.1f} "

@@ -23,7 +23,7 @@ import time
 
 from common import machine
 
-from course_lib import claims, env, imagenette
+from course_lib import claims, env
 from course_lib.files import atomic_write
 
 

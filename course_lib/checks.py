@@ -14,7 +14,7 @@ import numbers
 
 def _plain(value):
     """A 0-d tensor or array as its Python number; anything else unchanged."""
-    if hasattr(value, "ndim") and getattr(value, "ndim") == 0 and hasattr(value, "item"):
+    if hasattr(value, "ndim") and value.ndim == 0 and hasattr(value, "item"):
         return value.item()
     return value
 

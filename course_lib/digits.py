@@ -134,7 +134,9 @@ def _check_hand_placed(raw: Path, resources) -> None:
             if not check_integrity(str(gz), md5):
                 raise RuntimeError(f"{gz} is not MNIST's file (its MD5 is not {md5}): it is truncated or another "
                                    "file. Download it again, or remove it to let torchvision download it.")
-            atomic_write(unpacked, lambda f: f.write(gzip.decompress(gz.read_bytes())))
+            # the bytes are read now, not when the writer runs: a writer must not read the loop's variables
+            data = gzip.decompress(gz.read_bytes())
+            atomic_write(unpacked, lambda f, data=data: f.write(data))
             stat = unpacked.stat()
             _CHECKED.add((str(unpacked), stat.st_size, stat.st_mtime_ns))   # made from a checked file
         elif unpacked.exists():

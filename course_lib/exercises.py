@@ -284,7 +284,7 @@ def _uses(function, answers, seen: set, names: frozenset = frozenset()) -> list[
 
 def _filled(cell) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents    # an empty cell raises on reading
     except ValueError:
         return False
     return True

@@ -197,8 +197,8 @@ def _decode_share(files, tmp: Path, failed: Path, resolution: int, rank: int, wo
                     warnings.warn(f"{message}: left out (skip_bad=True).", stacklevel=4)
                     good[i] = False
                     continue
-                atomic_write(failed, lambda f: f.write(f"{message}. Delete or replace it, or pass skip_bad=True "
-                                                       "to leave out the files that cannot be read."), mode="w")
+                text = f"{message}. Delete or replace it, or pass skip_bad=True to leave out the files that cannot be read."
+                atomic_write(failed, lambda f, text=text: f.write(text), mode="w")
                 break
         out.flush()
     finally:

@@ -26,7 +26,7 @@ def lesson_client(nb):
 
     from nbclient import NotebookClient
 
-    from course_lib.instructor import check as assign_check, course, notebooks, solutions, words
+    from course_lib.instructor import course
 
     os.environ["COURSE_PROFILE"] = "smoke"
     os.environ["MPLBACKEND"] = "agg"

@@ -6,7 +6,7 @@ from captum.attr import Occlusion, Saliency
 from scipy.stats import spearmanr
 
 from course_lib import attribution as A
-from course_lib import loader, models
+from course_lib import models
 
 TOP_LEFT = (slice(0, 14), slice(0, 14))
 

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from packaging.requirements import Requirement
 
-from course_lib.instructor import check as assign_check, course, notebooks, release, solutions, words
+from course_lib.instructor import course, release
 
 ROOT = course.ROOT
 pytestmark = pytest.mark.slow

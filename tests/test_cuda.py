@@ -54,5 +54,5 @@ def test_checkpoint_written_on_gpu_loads_on_cpu(tmp_path):
 def test_widgets_and_measurements_on_a_model_on_the_gpu():
     """The device tests of tests/test_devices.py with a real GPU: each call must run through."""
     from test_devices import CALLS
-    for name, call in CALLS.items():
+    for call in CALLS.values():
         call(models.LeNet1().to("cuda").eval())

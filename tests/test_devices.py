@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from course_lib import attribution as A
-from course_lib import attribution, digits, loader, measure, models, receptive_fields
+from course_lib import digits, loader, measure, models, receptive_fields
 from course_lib.widgets import FilterExplorer
 from course_lib.widgets import DigitCanvas, OcclusionExplorer, ReceptiveFieldExplorer
 

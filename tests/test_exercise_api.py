@@ -2,7 +2,6 @@
 answer is found however it is reached; an honest answer is never refused; every way of comparing numbers
 says what was wrong."""
 
-import functools
 import math
 import textwrap
 
@@ -126,7 +125,7 @@ def test_a_check_says_its_verdict_to_the_grader_only_with_the_token(monkeypatch,
         pass
     with pytest.raises(exercises.Miss):
         with exercises.check("wrong"):
-            assert False, "no"
+            raise AssertionError("no")
     assert capsys.readouterr().err.splitlines() == ["[grade abc123] PASS loud", "[grade abc123] MISS wrong"]
 
 

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from course_lib.instructor import check as assign_check, course, notebooks, solutions, words
+from course_lib.instructor import course, notebooks
 
 from helpers import lesson_client
 

@@ -6,13 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
-from course_lib import digits, distributed, env, files, imagenette
+from course_lib import digits, env, files, imagenette
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,8 +2,6 @@
 
 import csv
 import json
-import os
-import shutil
 
 import nbformat
 import pytest

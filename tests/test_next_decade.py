@@ -1,7 +1,6 @@
 """Lesson 09's library: AlexNet with the decade's changes, multiply-adds, the one-cycle schedule, the
 learning-rate range test, activation histograms and the paired "one change at a time" table."""
 
-import math
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ import torch.nn as nn
 from course_lib import layers, train
 from course_lib.claims import next_decade as decade
 from course_lib.claims.rules import paired_table
-from course_lib.models import next_decade as variants
+from course_lib.models import alexnet_variants as variants
 
 
 @pytest.mark.parametrize("change", list(variants.ARCHITECTURE_CHANGES) + ["all"])

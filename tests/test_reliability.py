@@ -6,7 +6,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import threading
 from pathlib import Path
 

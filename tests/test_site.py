@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from course_lib import viz, widgets
-from course_lib.instructor import site, solutions
+from course_lib.instructor import site
 
 
 def page(slug="lenet1-digits", notebook="02_lenet1_digits.ipynb"):

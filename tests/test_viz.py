@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_lib import receptive_fields, viz
+from course_lib import viz
 
 
 def test_filter_grid_rgb_and_gray():
@@ -59,7 +59,7 @@ def test_the_pictures_of_the_networks_are_drawn_from_the_models():
     import matplotlib
     matplotlib.use("agg")
     import matplotlib.pyplot as plt
-    from course_lib import diagrams, measure, models
+    from course_lib import diagrams, models
     ax = diagrams.draw_layers(models.LeNet1(), (1, 28, 28))
     texts = [t.get_text() for t in ax.texts]
     assert "12 x 8 x 8" in texts and "4 x 24 x 24" in texts and "10" in texts

@@ -86,7 +86,6 @@ def test_constructor_rejects_bad_inputs():
 
 @pytest.fixture(scope="module")
 def trained():
-    import torch
     from course_lib import digits, models, train
     x, y = digits.mnist_sample("train")
     probe = x[:8]

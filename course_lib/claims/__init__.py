@@ -4,7 +4,7 @@ Each experiment trains networks on real data across seeds and returns plain numb
 (:mod:`.rules`) turns them into a verdict that is false on a control (an untrained network, a sweep whose
 rates are all small, the single-stream network). One module a lesson: :mod:`.dynamics` (lesson 03),
 :mod:`.alexnet` (05), :mod:`.decisions` (06), :mod:`.units` (08), and "what thirty years bought" (02),
-:mod:`.modern`. The lessons and ``benchmarks/seed_claims.py`` call the same
+:mod:`.thirty_years`. The lessons and ``benchmarks/seed_claims.py`` call the same
 code, so they cannot drift apart; everything is reachable as ``claims.NAME``. Lesson 09's experiments,
 :mod:`.next_decade`, are imported by that lesson alone (``from course_lib.claims import next_decade``), so
 that work on them leaves the other lessons' published runs current (``instructor.solutions.fingerprint``).
@@ -20,7 +20,7 @@ from .alexnet import (ALEXNET_ASSERTED, alexnet_claims, alexnet_measures, cat_la
 from .decisions import (LENET1_LAYERS_TOP_DOWN, RELU_LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS,
                         decision_claims, gradient_attributions, guided_run, lenet1_attributions, relu_lenet1,
                         sanity_run, shift_accuracy, shift_run, small_mlp, unrelated_run)
-from .modern import MODERN_CHANGES, modern_lenet1, thirty_years
+from .thirty_years import THIRTY_YEARS_CHANGES, lenet1_with_change, thirty_years
 from .units import EPSILONS, filter_match, fooling_run, frequency_with_and_without, made_against_real, unit_claims
 
 __all__ = ["check_conv1_conv5", "check_dead_trend", "check_rise", "check_shift", "check_stream_split", "check_weight_blind",
@@ -30,4 +30,4 @@ __all__ = ["check_conv1_conv5", "check_dead_trend", "check_rise", "check_shift",
            "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_measures", "cat_layers", "cat_picture", "content_claim", "decay_over_run", "paper_decay",
            "same_class_share", "stream_measures", "top_image_purity", "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims",
            "lenet1_attributions", "RELU_LENET1_LAYERS_TOP_DOWN", "gradient_attributions", "guided_run", "relu_lenet1", "sanity_run", "shift_accuracy", "shift_run", "small_mlp", "unrelated_run",
-           "MODERN_CHANGES", "modern_lenet1", "thirty_years", "paired_table", "EPSILONS", "filter_match", "fooling_run", "frequency_with_and_without", "made_against_real", "unit_claims"]
+           "THIRTY_YEARS_CHANGES", "lenet1_with_change", "thirty_years", "paired_table", "EPSILONS", "filter_match", "fooling_run", "frequency_with_and_without", "made_against_real", "unit_claims"]

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import augment, env, imagenette, layers, loader, models, train
-from ..models import next_decade as variants
+from ..models import alexnet_variants as variants
 from .rules import claim_row, paired_table
 
 BASELINE = "AlexNet (2012)"
@@ -26,7 +26,7 @@ DECADE_CHANGES = {
     "label smoothing 0.1": ({}, {"label_smoothing": 0.1}),
     "all together": (variants.ALL_CHANGES, {"label_smoothing": 0.1}),
 }
-MODERN = "all together"
+ALL_TOGETHER = "all together"
 RELU_LAYERS = ("act1", "act2", "act3", "act4", "act5")
 
 
@@ -214,7 +214,7 @@ def with_new_head(model: nn.Module, num_classes: int) -> nn.Module:
 
 
 def transfer(d, prof: env.Profile, seeds: int, per_class=(10, 100), progress: bool = True) -> dict:
-    """Train the modern network (:data:`MODERN`) on the first five classes of ``d``, then learn the other
+    """Train the modern network (:data:`ALL_TOGETHER`) on the first five classes of ``d``, then learn the other
     five from ``per_class`` labelled images a class, three ways: a linear probe on its frozen conv layers,
     fine-tuning all of it (a new last layer, a tenth of the learning rate), and the same network trained
     from scratch on those images alone. Each (n, seed) draws its own images; the pretraining is done once
@@ -223,7 +223,7 @@ def transfer(d, prof: env.Profile, seeds: int, per_class=(10, 100), progress: bo
     from tqdm.auto import tqdm
 
     first, second = split_classes(d)
-    pretrained = decade_run(MODERN, first, prof, 0)
+    pretrained = decade_run(ALL_TOGETHER, first, prof, 0)
     bar = tqdm(total=len(per_class) * seeds, desc="transfer", disable=not progress)
     rows = {}
     for n in per_class:
@@ -233,10 +233,10 @@ def transfer(d, prof: env.Profile, seeds: int, per_class=(10, 100), progress: bo
             steps = max(1, len(few.train_labels) // prof.next_batch_size)
             epochs = max(prof.next_epochs, -(-prof.next_transfer_steps // steps))     # the same steps for every n
             rows[n]["probe"].append(linear_probe(pretrained["model"], few, prof.next_image_size))
-            tuned = decade_run(MODERN, few, prof, seed, model=with_new_head(pretrained["model"], len(few.classes)),
+            tuned = decade_run(ALL_TOGETHER, few, prof, seed, model=with_new_head(pretrained["model"], len(few.classes)),
                                epochs=epochs, lr=prof.next_lr / 10)
             rows[n]["fine-tune"].append(tuned["accuracy"])
-            rows[n]["scratch"].append(decade_run(MODERN, few, prof, seed, epochs=epochs)["accuracy"])
+            rows[n]["scratch"].append(decade_run(ALL_TOGETHER, few, prof, seed, epochs=epochs)["accuracy"])
             bar.update()
     bar.close()
     return {"pretrained_accuracy": pretrained["accuracy"], "rows": rows, "classes": (first.classes, second.classes)}
@@ -258,17 +258,17 @@ def decade_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[
     base = table[0]["values"]
     for r in table[1:]:
         rows.append({"key": f"decade: {r['change']}", **claim_row(
-            f"AlexNet with {'all the changes together' if r['change'] == MODERN else r['change']} beats AlexNet (2012) "
+            f"AlexNet with {'all the changes together' if r['change'] == ALL_TOGETHER else r['change']} beats AlexNet (2012) "
             "in top-1, beyond the spread (lesson 09)",
-            r["values"], base, "AlexNet (2012)", True, r["better"], real and r["change"] == MODERN, where)})
+            r["values"], base, "AlexNet (2012)", True, r["better"], real and r["change"] == ALL_TOGETHER, where)})
     right, twice = [], []
     for seed in range(seeds):
         env.seed_everything(seed)
         images = augment.center_crop(d.train_images[16 * seed:16 * seed + 16], prof.next_image_size)
         labels = d.train_labels[16 * seed:16 * seed + 16]
-        right.append(overfit_one_batch(decade_model(MODERN, prof), images, labels, steps=100)[-1])
+        right.append(overfit_one_batch(decade_model(ALL_TOGETHER, prof), images, labels, steps=100)[-1])
         env.seed_everything(seed)
-        twice.append(overfit_one_batch(decade_model(MODERN, prof), images, labels, steps=100, softmax_twice=True)[-1])
+        twice.append(overfit_one_batch(decade_model(ALL_TOGETHER, prof), images, labels, steps=100, softmax_twice=True)[-1])
     rows.append({"key": "decade: overfit one batch", **claim_row(
         "a correct network drives one batch's loss near zero; with softmax applied twice it cannot (lesson 09)",
         right, twice, "softmax applied twice", False, max(right) < min(twice) / 10, True, where)})

@@ -4,7 +4,7 @@
 Layers have plain names (``conv1``, ``act1``, ``pool1``, ...) so that lessons can ask for them by name when
 recording activations or showing filters. One file a family: :mod:`.parts` (LeNet-1's pieces and the input
 checks), :mod:`.lenet`, :mod:`.alexnet`, :mod:`.two_devices`; everything is reachable as ``models.NAME``. Lesson 09's
-:mod:`.next_decade` is imported by that lesson alone (``from course_lib.models import next_decade``).
+:mod:`.alexnet_variants` is imported by that lesson alone (``from course_lib.models import alexnet_variants``).
 """
 
 from .alexnet import AlexNet, StreamLocalResponseNorm

@@ -60,9 +60,9 @@ def lab(tmp_path_factory):
             try:
                 urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
                 break
-            except OSError:
+            except OSError as err:
                 if server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + (root / "server.log").read_text()[-3000:])
+                    raise RuntimeError("JupyterLab did not start:\n" + (root / "server.log").read_text()[-3000:]) from err
                 time.sleep(0.5)
         yield {"base": base, "token": token, "root": root}
     finally:

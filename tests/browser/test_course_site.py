@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from playwright.sync_api import expect
 
-from course_lib.instructor import check as assign_check, course, notebooks, release, site, solutions, words
+from course_lib.instructor import course, release, site
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("node") is None,

@@ -12,7 +12,7 @@ from .rules import paired_table
 
 # "What thirty years bought" (lesson 02, benchmarks/lenet1_mnist.py): LeNet-1 as published, then one
 # modern change at a time. name -> (model keyword arguments, fit keyword arguments)
-MODERN_CHANGES = {
+THIRTY_YEARS_CHANGES = {
     "LeNet-1 as published": ({}, {}),
     "ReLU instead of tanh": ({"activation": "relu"}, {}),
     "max-pooling instead of subsampling": ({"pool": "max"}, {}),
@@ -24,13 +24,13 @@ MODERN_CHANGES = {
 }
 
 
-def modern_lenet1(change: str, train_data, test_data, seed: int, epochs: int, progress: bool = False) -> dict:
-    """Train LeNet-1 with one of :data:`MODERN_CHANGES` (``fit``'s defaults otherwise: SGD with Nesterov
+def lenet1_with_change(change: str, train_data, test_data, seed: int, epochs: int, progress: bool = False) -> dict:
+    """Train LeNet-1 with one of :data:`THIRTY_YEARS_CHANGES` (``fit``'s defaults otherwise: SGD with Nesterov
     momentum, lr 0.1 with warm-up and cosine, batch 64) and return ``{"error": test error, "parameters",
     "seconds"}``. ``train_data``/``test_data``: ``(uint8 images N x 1 x 28 x 28, labels)``."""
     import time
 
-    model_kwargs, fit_kwargs = MODERN_CHANGES[change]
+    model_kwargs, fit_kwargs = THIRTY_YEARS_CHANGES[change]
     fit_kwargs = dict(fit_kwargs)
     if fit_kwargs.get("augment") == "shifts":
         fit_kwargs["augment"] = augment.shifts(2)
@@ -44,7 +44,7 @@ def modern_lenet1(change: str, train_data, test_data, seed: int, epochs: int, pr
 
 
 def thirty_years(train_data, test_data, seeds: int, epochs: int, changes=None, progress: bool = True) -> list[dict]:
-    """LeNet-1 with each of ``changes`` (default: all of :data:`MODERN_CHANGES`) over ``seeds`` seeds, the
+    """LeNet-1 with each of ``changes`` (default: all of :data:`THIRTY_YEARS_CHANGES`) over ``seeds`` seeds, the
     same seeds for every row. Returns one dict per change: ``{"change", "parameters", "errors" (one per
     seed), "error" (mean), "spread" (std), "diff"/"diff_spread" (mean and std over seeds of the paired
     difference from the published net; negative: fewer errors), "beats_spread", "seconds"}``.
@@ -52,7 +52,7 @@ def thirty_years(train_data, test_data, seeds: int, epochs: int, changes=None, p
     spread of the paired differences (:func:`claims.check_rise` on the errors)."""
     from tqdm.auto import tqdm
 
-    changes = list(changes or MODERN_CHANGES)
+    changes = list(changes or THIRTY_YEARS_CHANGES)
     base = "LeNet-1 as published"
     if base not in changes:
         changes.insert(0, base)
@@ -61,7 +61,7 @@ def thirty_years(train_data, test_data, seeds: int, epochs: int, changes=None, p
     for change in changes:
         runs[change] = []
         for seed in range(seeds):
-            runs[change].append(modern_lenet1(change, train_data, test_data, seed, epochs))
+            runs[change].append(lenet1_with_change(change, train_data, test_data, seed, epochs))
             bar.update()
     bar.close()
     rows = []
