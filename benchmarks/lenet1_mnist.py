@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     if rows:
         print(f"\nWhat thirty years bought: one change at a time, {args.seeds} seeds each (the same seeds), "
               f"{args.epochs} epochs\n")
-        print("| LeNet-1 with | parameters | test error (mean ± std) | change (paired, mean ± std) | beats the spread |")
+        print("| LeNet-1 with | parameters | test error (mean ± std) | change (paired, mean ± std) "
+              "| beats the spread |")
         print("|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['change']} | {r['parameters']:,} | {100 * r['error']:.2f} % ± {100 * r['spread']:.2f} | "

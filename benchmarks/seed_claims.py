@@ -11,7 +11,8 @@ units, fooling LeNet-1) run on any machine. The AlexNet claims
 (lesson 05) train a two-stream AlexNet and its single-stream control per seed with the profile's recipe
 (resuming finished runs from the data folder); in ``smoke`` they run on the offline photos, which cannot
 test them, and say so. Lesson 09's claims (``--only decade``: the decade's changes one at a time, overfitting
-one batch, transfer) train AlexNet variants on Imagenette at the profile's ``next_*`` sizes. Exits with status 1 when a claim that a lesson asserts was not reproduced.
+one batch, transfer) train AlexNet variants on Imagenette at the profile's ``next_*`` sizes. Exits with status 1
+when a claim that a lesson asserts was not reproduced.
 """
 
 import argparse
@@ -69,7 +70,8 @@ def main(argv=None) -> int:
               f"({r['control_name']}) | {r['k']} of {r['n']} | "
               f"{'reproduced' if r['reproduced'] else 'not reproduced'} | {'yes' if r['asserted'] else 'no'} |")
     if args.save:
-        results = {"command": "python benchmarks/seed_claims.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        given = argv if argv is not None else sys.argv[1:]
+        results = {"command": "python benchmarks/seed_claims.py " + " ".join(given),
                    "machine": machine(), "date": datetime.date.today().isoformat(), "profile": prof.name,
                    "seeds": args.seeds, "alexnet_epochs": prof.alexnet_epochs, "image_size": prof.image_size,
                    "seconds": round(seconds), "rows": rows}

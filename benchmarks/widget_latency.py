@@ -142,7 +142,8 @@ def unit_explorer_latency():
 
 def main():
     print(machine())
-    print(f"ConvolutionPlayground, 512x512 photo, slider move: {summary_ms(playground_latency())} (target median < 20 ms)")
+    print(f"ConvolutionPlayground, 512x512 photo, slider move: {summary_ms(playground_latency())} "
+          "(target median < 20 ms)")
     act, filt = explorers_latency()
     print(f"ActivationExplorer, 64-channel layer, batch of 8, image change: {summary_ms(act)} (target median < 50 ms)")
     print(f"FilterExplorer, 64 filters, layer change: {summary_ms(filt)} (target median < 50 ms)")

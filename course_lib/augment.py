@@ -27,7 +27,8 @@ def crop_positions(b: int, h: int, w: int, size: int, generator: torch.Generator
     would get: the distributed run crops each rank's share as one process would)."""
     _check_size(size)
     if size > min(h, w):
-        raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images: cache them larger (e.g. {round(size * 8 / 7)}).")
+        raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images: cache them larger "
+                         f"(e.g. {round(size * 8 / 7)}).")
     dev = generator.device
     y0 = torch.randint(0, h - size + 1, (b, 1), generator=generator, device=dev)
     x0 = torch.randint(0, w - size + 1, (b, 1), generator=generator, device=dev)

@@ -66,7 +66,8 @@ def check_resumable(path, state: dict, model: nn.Module, config: dict, ignore=("
     allowed). Raises ``RuntimeError`` saying what differs and what to do."""
     keys = {"model", "optimizer", "history", "epoch"}
     if not isinstance(state, dict) or not keys <= set(state):
-        raise RuntimeError(f"{path} is not a training checkpoint (keys {sorted(state) if isinstance(state, dict) else '?'}, "
+        keys = sorted(state) if isinstance(state, dict) else "?"
+        raise RuntimeError(f"{path} is not a training checkpoint (keys {keys}, "
                            f"expected {sorted(keys)}): use another path or delete it.")
     history = state["history"] if isinstance(state["history"], dict) else {}
     saved = history.get("config", {})

@@ -35,7 +35,7 @@ def whole_number(value, name: str, low: int = 1, high: int | None = None, expect
     return int(value)
 
 
-def real_number(value, name: str, low: float | None = None, high: float | None = None,
+def real_number(value, name: str, *, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False, expected: str | None = None) -> float:
     """``value`` as a finite Python float within ``low``/``high`` (each bound inclusive unless ``*_open``;
     None: unbounded); else ``ValueError`` naming ``name`` and what was expected (``expected``, default said

@@ -41,7 +41,8 @@ def mnist(split: str = "train", root: str | os.PathLike | None = None,
     Takes ``split`` ``"train"`` (60,000 images) or ``"test"`` (10,000). Returns
     ``(images uint8 N x 1 x 28 x 28, labels int64 N)``. A folder named in ``$COURSE_MNIST`` (when ``root``
     is not given) that holds the four files, ``.gz`` or unpacked, is read in place, each file checked
-    against its MD5. Files put by hand into ``<root>/MNIST/raw/`` are used as they are: the four ``.gz`` files (checked against torchvision's MD5s, then unpacked)
+    against its MD5. Files put by hand into ``<root>/MNIST/raw/`` are used as they are: the four ``.gz`` files
+    (checked against torchvision's MD5s, then unpacked)
     or the four unpacked files (checked against :data:`MNIST_RAW_MD5`). A file there that fails its
     check raises ``RuntimeError`` naming it. When the files are missing and cannot be downloaded,
     raises :class:`MNISTUnavailable` naming exactly the files, where they go, and :func:`mnist_sample`,

@@ -66,7 +66,8 @@ _PROFILES = {
     "smoke": Profile(
         name="smoke", dataset="mnist-sample", train_size=None, test_size=None, lenet_epochs=5,
         batch_size=64, seeds=3, dynamics_train_size=1000, dynamics_epochs=10, dynamics_steps=(4, 8),
-        undertrained_step=16, probe_size=200, sweep_train_size=1500, sweep_epochs=4, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+        undertrained_step=16, probe_size=200, sweep_train_size=1500, sweep_epochs=4,
+        lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=300, overfit_epochs=40,
         image_size=80, imagenette_train_size=None, alexnet_epochs=4, alexnet_batch_size=16, alexnet_lr=0.03,
         next_image_size=64, next_width=0.25, next_train_size=None, next_epochs=2, next_batch_size=16, next_lr=0.02,
@@ -75,7 +76,8 @@ _PROFILES = {
     "cpu": Profile(
         name="cpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=6,
         batch_size=64, seeds=3, dynamics_train_size=None, dynamics_epochs=2, dynamics_steps=(25, 50, 100, 200, 400),
-        undertrained_step=50, probe_size=500, sweep_train_size=None, sweep_epochs=1, lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+        undertrained_step=50, probe_size=500, sweep_train_size=None, sweep_epochs=1,
+        lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=500, overfit_epochs=60,
         image_size=112, imagenette_train_size=2000, alexnet_epochs=5, alexnet_batch_size=32, alexnet_lr=0.02,
         next_image_size=64, next_width=0.5, next_train_size=4000, next_epochs=6, next_batch_size=64, next_lr=0.02,
@@ -84,7 +86,8 @@ _PROFILES = {
     "gpu": Profile(
         name="gpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=20,
         batch_size=64, seeds=5, dynamics_train_size=None, dynamics_epochs=4, dynamics_steps=(25, 50, 100, 200, 400),
-        undertrained_step=50, probe_size=1000, sweep_train_size=None, sweep_epochs=2, lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+        undertrained_step=50, probe_size=1000, sweep_train_size=None, sweep_epochs=2,
+        lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=1000, overfit_epochs=100,
         image_size=128, imagenette_train_size=None, alexnet_epochs=30, alexnet_batch_size=128, alexnet_lr=0.02,
         next_image_size=128, next_width=1.0, next_train_size=None, next_epochs=30, next_batch_size=128, next_lr=0.02,
@@ -142,9 +145,11 @@ def resolve_device(value=None) -> torch.device:
         try:
             chosen = torch.device(name)
         except RuntimeError:
-            raise ValueError(f"Unknown device {value!r}: expected 'cpu', 'cuda', 'cuda:N', 'mps', 'gpu' or 'auto'.") from None
+            raise ValueError(f"Unknown device {value!r}: expected 'cpu', 'cuda', 'cuda:N', 'mps', 'gpu' or "
+                             "'auto'.") from None
     else:
-        raise TypeError(f"device must be a name such as 'cpu' or 'cuda', or a torch.device, got {type(value).__name__}.")
+        raise TypeError("device must be a name such as 'cpu' or 'cuda', or a torch.device, got "
+                        f"{type(value).__name__}.")
     here = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     mps = getattr(torch.backends, "mps", None)
     here += ["mps"] if mps is not None and mps.is_available() else []

@@ -25,11 +25,12 @@ from .loader import take
 
 # Every archive the course can download: (variant, size) -> (URL, MD5). Imagenette's are torchvision's
 # own (datasets.Imagenette); Imagewoof's come from catalyst's definitions of the same fast.ai release.
+FASTAI = "https://s3.amazonaws.com/fast-ai-imageclas"
 ARCHIVES = {
-    ("imagenette", 160): ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz", "e793b78cc4c9e9a4ccc0c1155377a412"),
-    ("imagenette", 320): ("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz", "3df6f0d01a2c9592104656642f5e78a3"),
-    ("imagewoof", 160): ("https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2-160.tgz", "3d200a7be99704a0d7509be2a9fbfe15"),
-    ("imagewoof", 320): ("https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2-320.tgz", "0f46d997ec2264e97609196c95897a44"),
+    ("imagenette", 160): (f"{FASTAI}/imagenette2-160.tgz", "e793b78cc4c9e9a4ccc0c1155377a412"),
+    ("imagenette", 320): (f"{FASTAI}/imagenette2-320.tgz", "3df6f0d01a2c9592104656642f5e78a3"),
+    ("imagewoof", 160): (f"{FASTAI}/imagewoof2-160.tgz", "3d200a7be99704a0d7509be2a9fbfe15"),
+    ("imagewoof", 320): (f"{FASTAI}/imagewoof2-320.tgz", "0f46d997ec2264e97609196c95897a44"),
 }
 WNID_NAMES = {
     # Imagenette
@@ -159,7 +160,7 @@ def _move_in(made: Path, target: Path) -> None:
             raise
 
 
-def load_split(split: str = "train", variant: str = "imagenette", size: int = 160,
+def load_split(split: str = "train", *, variant: str = "imagenette", size: int = 160,
                root: str | os.PathLike | None = None, download: bool = True,
                resolution: int | None = None, md5: str | None = "published",
                progress: bool = True, skip_bad: bool = False,
@@ -184,7 +185,8 @@ def load_split(split: str = "train", variant: str = "imagenette", size: int = 16
     if split not in ("train", "val"):
         raise ValueError(f"Unknown split {split!r}: expected 'train' or 'val'.")
     if resolution is not None:
-        resolution = whole_number(resolution, "resolution", expected=f"a whole number of pixels >= 1 (or None for {size})")
+        resolution = whole_number(resolution, "resolution",
+                                  expected=f"a whole number of pixels >= 1 (or None for {size})")
     name = archive_name(variant, size)
     root = data_root(root)
     folder = folder or os.environ.get(FOLDER_SETTINGS[variant]) or None
@@ -243,7 +245,8 @@ def check_folder(folder: str | os.PathLike, variant: str = "imagenette", split: 
             wanted = wanted - {"n03888257"} | {"n03888605"}
         missing, extra = sorted(wanted - found), sorted(found - wanted)
         if missing or extra:
-            said = [f"missing {', '.join(missing)}"] * bool(missing) + [f"not {variant} classes: {', '.join(extra)}"] * bool(extra)
+            said = ([f"missing {', '.join(missing)}"] * bool(missing)
+                    + [f"not {variant} classes: {', '.join(extra)}"] * bool(extra))
             raise ValueError(f"{where} does not hold {variant}'s ten classes ({'; '.join(said)}): expected {expected}.")
     return source
 

@@ -187,8 +187,8 @@ class TensorLoader:
             yield x, yb
 
 
-def batches_for(data, batch_size: int, shuffle: bool, device: torch.device, mean, std, seed: int,
-               channels_last: bool, augment=None):
+def batches_for(data, batch_size: int, *, shuffle: bool, device: torch.device, mean=None, std=None, seed: int = 0,
+                channels_last: bool = False, augment=None):
     """Batches of ``data`` for training or measuring: an ``(images uint8 N x C x H x W, labels N)`` tensor pair
     becomes a :class:`TensorLoader` (normalized, augmented and on ``device``), a Dataset a DataLoader (its
     items are used as they are: ``mean``, ``std`` and ``augment`` are refused). Anything else: TypeError."""

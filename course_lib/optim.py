@@ -129,7 +129,8 @@ def lr_range_test(model: nn.Module, train_data, *, start: float = 1e-5, end: flo
     device = env.resolve_device(device)
     saved, was_training = copy.deepcopy(model.state_dict()), model.training
     model.to(device)
-    batches = batches_for(train_data, batch_size, True, device, mean, std, seed, False, augment)
+    batches = batches_for(train_data, batch_size, shuffle=True, device=device, mean=mean, std=std, seed=seed,
+                          augment=augment)
     optimizer = make_optimizer(model, start, momentum, weight_decay)
     lrs, losses, average, best, blew_up = [], [], 0.0, math.inf, None
     try:

@@ -3,9 +3,9 @@ learning-rate schedules and the range test, under the same names: ``train.make_o
 
 There is one training loop in the course, :class:`TrainingRun`: its :meth:`TrainingRun.train_epoch` is what
 ``fit`` calls for every epoch, and what ``course_lib.distributed`` calls on every process; both save and
-resume the same checkpoints (:mod:`.checkpoints`). On CUDA, networks of a million parameters or more train in mixed precision (bf16 where
-the GPU supports it, else fp16 with a gradient scaler), and every network in channels-last memory format;
-the learning rate warms up, then follows a cosine decay, which suits short runs.
+resume the same checkpoints (:mod:`.checkpoints`). On CUDA, networks of a million parameters or more train in
+mixed precision (bf16 where the GPU supports it, else fp16 with a gradient scaler), and every network in
+channels-last memory format; the learning rate warms up, then follows a cosine decay, which suits short runs.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ class TrainingRun:
         then loaded into the model, the optimizer, the history and the epoch count."""
         check_resumable(path, state, self.model, self.history.config)
         if state["epoch"] > self.settings.epochs:
-            raise RuntimeError(f"{path} holds {state['epoch']} epochs of this run, more than the {self.settings.epochs} "
+            raise RuntimeError(f"{path} holds {state['epoch']} epochs of this run, more than the "
+                               f"{self.settings.epochs} "
                                f"asked for: ask for {state['epoch']} or more to get it back (or continue it), or "
                                "delete it (or give another path) to train a shorter run from scratch.")
         self.model.load_state_dict(state["model"])
@@ -193,14 +194,14 @@ class TrainingRun:
 
     def end_epoch(self, row: dict, checkpoint: str | os.PathLike | None = None, hooks=()) -> None:
         """Record the finished epoch's ``row``, save the checkpoint (before the hooks, so that an
-        interrupted hook never loses the epoch), then call each ``hook(model, epoch, history, last)``
+        interrupted hook never loses the epoch), then call each ``hook(model, epoch, history, last=...)``
         and save again if there were hooks (they may add to the history)."""
         self.history.epochs.append(row)
         self.epoch += 1
         if checkpoint is not None:
             self.save(checkpoint)
         for hook in hooks:
-            hook(self.model, self.epoch, self.history, self.epoch == self.settings.epochs)
+            hook(self.model, self.epoch, self.history, last=self.epoch == self.settings.epochs)
         if checkpoint is not None and hooks:
             self.save(checkpoint)
 
@@ -232,7 +233,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     steps; memory is about ``(snapshots) * (parameters + P * activations per image) * 4`` bytes.
     ``on_snapshot``: a callable (or several) called with each snapshot as it is taken, while training goes
     on (a :class:`widgets.GlanceView`'s ``add_snapshot`` redraws with it). ``on_epoch_end``: more hooks
-    ``hook(model, epoch, history, last)``, called before the first epoch (epoch 0) and after each one. The model ends on ``device`` in the mode it was in. On
+    ``hook(model, epoch, history, last=...)`` (``last`` by name), called before the first epoch (epoch 0) and after
+    each one. The model ends on ``device`` in the mode it was in. On
     CUDA it trains in channels-last and, for networks of a million parameters or more, in bf16 autocast.
     Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
     """
@@ -244,13 +246,13 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    batches = batches_for(train_data, settings.batch_size, True, device, mean, std, settings.seed,
-                         device.type == "cuda", augment)
+    batches = batches_for(train_data, settings.batch_size, shuffle=True, device=device, mean=mean, std=std,
+                          seed=settings.seed, channels_last=device.type == "cuda", augment=augment)
     if isinstance(batches, TensorLoader):
         _check_labels(model, batches)
     # the validation data goes to the device once, not once per epoch
     val_batches = None if val_data is None else \
-        batches_for(val_data, max(settings.batch_size, 512), False, device, mean, std, 0, False)
+        batches_for(val_data, max(settings.batch_size, 512), shuffle=False, device=device, mean=mean, std=std)
     train_size = len(batches.labels) if isinstance(batches, TensorLoader) else len(batches.dataset)
     # what a checkpoint must match to be resumed: the settings, the model, the data's size and normalization
     config = {**dataclasses.asdict(settings), "model_repr": repr(model), "train_size": train_size,
@@ -267,7 +269,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
             return run.history
         if run.epoch == 0:
             for hook in hooks:
-                hook(model, 0, run.history, False)
+                hook(model, 0, run.history, last=False)
         while run.epoch < settings.epochs:
             if hasattr(batches, "set_epoch"):
                 batches.set_epoch(run.epoch)
@@ -380,4 +382,4 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device: torch.de
     default: where it is). Returns ``{"loss": float, "accuracy": float, "error": float}``.
     """
     device = _on_device(model, device)
-    return _measure(model, batches_for(data, batch_size, False, device, mean, std, 0, False), device)
+    return _measure(model, batches_for(data, batch_size, shuffle=False, device=device, mean=mean, std=std), device)

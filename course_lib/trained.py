@@ -18,7 +18,7 @@ from .history import History
 from .imagenette import ImagenetteData
 
 
-def train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2, seed: int = 0,
+def train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2, seed: int = 0, *,
                   progress: bool = True, resumable: bool = False) -> tuple[torch.nn.Module, History]:
     """AlexNet (``streams`` 2 or 1) trained with the course's recipe at profile ``prof``'s sizes: SGD with
     warm-up and cosine, weight decay 5e-4, label smoothing 0.1, the paper's random crops and flips on the

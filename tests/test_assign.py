@@ -58,7 +58,8 @@ def test_student_version_clears_outputs_and_metadata():
 def test_student_is_deterministic(tmp_path):
     src, dst = tmp_path / "notebooks", tmp_path / "student"
     src.mkdir()
-    nbformat.write(lesson(new_markdown_cell("Some text"), new_code_cell("x = 1"), name="01_a.ipynb"), src / "01_a.ipynb")
+    nbformat.write(lesson(new_markdown_cell("Some text"), new_code_cell("x = 1"), name="01_a.ipynb"),
+                   src / "01_a.ipynb")
     notebooks.student(src, dst)
     first = (dst / "01_a.ipynb").read_bytes()
     notebooks.student(src, dst)
@@ -119,12 +120,14 @@ def test_check_catches_solutions_made_with_another_library(tmp_path):
     assert all("was made with another version of course_lib (course_lib/ changed since)" in p for p in problems)
     (library / "measure.py").write_text((solutions.LIBRARY / "measure.py").read_text())
     # lesson 09's experiments are run by lesson 09 alone: editing them stales that lesson only
-    (library / "claims" / "next_decade.py").write_text((library / "claims" / "next_decade.py").read_text() + "\nX = 1\n")
+    decade = library / "claims" / "next_decade.py"
+    decade.write_text(decade.read_text() + "\nX = 1\n")
     problems = assign_check.check(*folders, library=library)
     assert len(problems) == 1 and "09_next_decade.ipynb was made with another version" in problems[0], problems
     (library / "claims" / "next_decade.py").write_text((solutions.LIBRARY / "claims" / "next_decade.py").read_text())
     # the site's renderer is not run by any lesson: editing it stales nothing
-    (library / "instructor" / "site.py").write_text((library / "instructor" / "site.py").read_text() + "\n# a comment\n")
+    site = library / "instructor" / "site.py"
+    site.write_text(site.read_text() + "\n# a comment\n")
     assert assign_check.check(*folders, library=library) == []
 
 
@@ -140,7 +143,8 @@ def test_library_files_follow_the_lessons_imports(tmp_path):
     assert not any(u.startswith("instructor") for u in used)
     nbformat.write(lesson(new_code_cell("def f():\n    from course_lib.claims import next_decade")), src / "02_b.ipynb")
     used = {str(p.relative_to(library)) for p in solutions.library_files(src / "02_b.ipynb", library)}
-    assert {"claims/next_decade.py", "models/alexnet_variants.py", "train.py", "claims/__init__.py"} <= used  # lazy, through
+    # lazy, through
+    assert {"claims/next_decade.py", "models/alexnet_variants.py", "train.py", "claims/__init__.py"} <= used
     nbformat.write(lesson(new_code_cell("def broken(:\n    pass")), src / "03_c.ipynb")
     assert len(solutions.library_files(src / "03_c.ipynb", library)) > len(used)   # unparsable: everything
 
@@ -224,7 +228,8 @@ def test_a_change_of_words_only_updates_them_without_a_run(tmp_path):
     solved = nbformat.read(dst / "01_m.ipynb", 4)
     assert [c.cell_type for c in solved.cells] == ["code", "markdown", "code", "markdown"]
     assert solved.cells[3].source == "It was below 1." and solved.cells[2].outputs[0].text == printed
-    nbformat.write(lesson(new_markdown_cell("The number is random."), new_code_cell("import random; print(random.random() + 1)")),
+    nbformat.write(lesson(new_markdown_cell("The number is random."),
+                          new_code_cell("import random; print(random.random() + 1)")),
                    src / "01_m.ipynb")
     assert [p.name for p in solutions.solutions(src, dst, profile="smoke")] == ["01_m.ipynb"]
     assert nbformat.read(dst / "01_m.ipynb", 4).cells[2].outputs[0].text != printed
@@ -392,7 +397,8 @@ def test_a_colab_cell_of_another_release_and_a_readme_without_badges_are_flagged
 
 
 def test_a_markdown_answer_with_hyphenated_or_html_markers_never_leaks():
-    for begin, end in (("### BEGIN-SOLUTION", "### END-SOLUTION"), ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->")):
+    for begin, end in (("### BEGIN-SOLUTION", "### END-SOLUTION"),
+                       ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->")):
         nb = lesson(new_markdown_cell(f"Why?\n\n{begin}\nBecause the control failed.\n{end}"), name="03_x.ipynb")
         with pytest.raises(course.NotebookError, match="looks like a solution marker"):
             notebooks.validate(nb, "03_x.ipynb")

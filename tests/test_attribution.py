@@ -123,7 +123,7 @@ def test_hooks_mode_and_inplace_relus_are_restored_also_after_an_error(images):
     (lambda m, x: A.saliency(m, x, 10), "between 0 and 9"),
     (lambda m, x: A.saliency(m, x, [1, 2]), "one int per image"),
     (lambda m, x: A.saliency(m, x, 1.5), "one int per image"),
-    (lambda m, x: A.saliency(m, x, True), "class index"),
+    (lambda m, x: A.saliency(m, x, target=True), "class index"),
     (lambda m, x: A.grad_cam(m, x, 1, "conv9"), "valid names"),
     (lambda m, x: A.grad_cam(m, x, 1, nn.Conv2d(1, 1, 1)), "module of the model"),
     (lambda m, x: A.grad_cam(m, x, 1, "fc"), "spatial maps"),

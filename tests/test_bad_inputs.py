@@ -140,7 +140,8 @@ def test_resuming_into_another_model_or_setting_is_refused(sample, tmp_path):
 
 def test_evaluate_of_nothing_is_a_clear_error():
     with pytest.raises(ValueError, match="data set is empty"):
-        train.evaluate(models.LeNet1(), (torch.zeros(0, 1, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)))
+        train.evaluate(models.LeNet1(),
+                       (torch.zeros(0, 1, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)))
 
 
 # --- measure, explorers, env ----------------------------------------------------------------------
@@ -247,7 +248,8 @@ def test_a_mean_without_a_std_is_refused_not_mixed_with_mnists(sample):
     # a plain number, a numpy scalar and a one-element list all mean "this value for the one channel"
     import numpy as np
     for mean in (0.5, np.float32(0.5), [0.5]):
-        assert torch.allclose(loader.normalize(x[:2], mean=mean, std=0.25), (x[:2].float() / 255 - 0.5) / 0.25, atol=1e-6)
+        assert torch.allclose(loader.normalize(x[:2], mean=mean, std=0.25), (x[:2].float() / 255 - 0.5) / 0.25,
+                              atol=1e-6)
 
 
 # --- the training command line (python -m course_lib.distributed), in this process ----------------------
@@ -301,7 +303,8 @@ def test_corrupt_or_foreign_checkpoints_and_a_finished_run_are_one_line(tmp_path
     assert "checkpoint.pt is corrupted or not a course checkpoint" in err and "Traceback" not in err
     x, y = digits.mnist_sample("train")
     (out / "checkpoint.pt").unlink()
-    train.fit(models.LeNet1(), (x[:500], y[:500]), epochs=1, progress=False, device="cpu", checkpoint=out / "checkpoint.pt")
+    train.fit(models.LeNet1(), (x[:500], y[:500]), epochs=1, progress=False, device="cpu",
+              checkpoint=out / "checkpoint.pt")
     assert distributed.main([*LENET_RUN, "--out", str(out), "--resume"]) == 1     # a fit() checkpoint
     err = capsys.readouterr().err
     assert "is the checkpoint of another run (" in err and "data: None there, 'mnist-sample' now" in err
@@ -344,7 +347,8 @@ def test_device_names_in_any_case_are_accepted(sample, value):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-@pytest.mark.parametrize("value, message", [("cuda", "this machine has no such CUDA GPU"), ("CUDA:1", "no such CUDA GPU"),
+@pytest.mark.parametrize("value, message", [("cuda", "this machine has no such CUDA GPU"),
+                                            ("CUDA:1", "no such CUDA GPU"),
                                             ("gpu", "asks for a GPU, but this machine has none"),
                                             ("tpu", "Unknown device 'tpu'"), (3, "device must be a name")])
 def test_a_device_that_is_not_here_is_named(sample, value, message):

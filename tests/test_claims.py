@@ -52,7 +52,8 @@ def test_sparsity_claim_fails_on_two_untrained_networks(sample):
 def test_sparsity_claim_holds_after_training(sample):
     train_data, _, probe = sample
     runs = [claims.dynamics_run(train_data, probe, seed, epochs=6) for seed in range(3)]
-    before, after = claims.layer_values(runs, 0, "act2", "live_sparsity"), claims.layer_values(runs, -1, "act2", "live_sparsity")
+    before = claims.layer_values(runs, 0, "act2", "live_sparsity")
+    after = claims.layer_values(runs, -1, "act2", "live_sparsity")
     assert claims.check_rise(before, after)["reproduced"]
     # ... and the same check, trained against trained networks of other seeds, is the control that fails
     assert not claims.check_rise(after, after[1:] + after[:1])["reproduced"]
@@ -147,7 +148,8 @@ def test_the_report_fails_when_an_asserted_claim_is_not_reproduced(monkeypatch, 
     import seed_claims
 
     def rows(reproduced):
-        return [claims.claim_row("a claim", [0.1, 0.2], [0.3, 0.3], "control", True, reproduced, True, "data")]
+        return [claims.claim_row("a claim", [0.1, 0.2], [0.3, 0.3], "control", higher=True,
+                                 reproduced=reproduced, asserted=True, data="data")]
     monkeypatch.setattr(claims, "digit_claims", lambda *a, **k: rows(True))
     monkeypatch.setattr(claims, "decision_claims", lambda *a, **k: [])
     assert seed_claims.main(["--profile", "smoke", "--seeds", "2", "--only", "digits"]) == 0

@@ -121,7 +121,8 @@ def test_each_lessons_colab_cell_installs_the_release_and_its_next_cell_runs(col
         _INSTALLED.add(first)
     # else: the very same cell was run and checked for an earlier lesson; a Colab runtime would run it
     # again, with the same result, so only the lesson's next cell runs here.
-    following = following.replace("print(env.describe())", "print(env.describe()); assert 'colab=True' in env.describe()")
+    following = following.replace("print(env.describe())",
+                                  "print(env.describe()); assert 'colab=True' in env.describe()")
     nxt = subprocess.run([str(python), "-c", following], env=env, capture_output=True, text=True, timeout=300,
                          cwd=ROOT / "notebooks")
     assert nxt.returncode == 0, f"{name}: the cell after the Colab cell failed:\n{nxt.stderr[-3000:]}"

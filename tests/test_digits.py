@@ -172,7 +172,8 @@ def test_data_root_honours_environment(tmp_path, monkeypatch):
 def test_loader_covers_every_example_once_per_epoch():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
     labels = torch.arange(10)
-    batch_loader = loader.TensorLoader(images, labels, batch_size=3, shuffle=True, device="cpu", mean=(0,), std=(1 / 255,))
+    batch_loader = loader.TensorLoader(images, labels, batch_size=3, shuffle=True, device="cpu", mean=(0,),
+                                       std=(1 / 255,))
     assert len(batch_loader) == 4
     seen = torch.cat([y for _, y in batch_loader])
     assert sorted(seen.tolist()) == list(range(10))

@@ -67,7 +67,8 @@ def test_two_runs_caching_one_image_folder_at_once_both_succeed(tmp_path):
     for name in ("chelsea", "coffee"):
         (tmp_path / "photos" / "train" / name).mkdir(parents=True)
         for j in range(6):
-            Image.fromarray(getattr(photos, name)()[j * 7:, j * 7:]).save(tmp_path / "photos" / "train" / name / f"{j}.jpg")
+            picture = Image.fromarray(getattr(photos, name)()[j * 7:, j * 7:])
+            picture.save(tmp_path / "photos" / "train" / name / f"{j}.jpg")
     code = ("from pathlib import Path; from course_lib import distributed; x, y, c = distributed.folder_cache("
             "Path(%r), 40); print(x.shape[0], int(x.sum() > 0))" % str(tmp_path / "photos"))
     for done in _together(code, tmp_path):

@@ -121,7 +121,8 @@ EVIL = {
     "symlink out": [_link("imagenette2-160/passwd", "/etc/passwd")],
     # tar resolves a hard link's target from the archive root, not from the member's folder: checked
     # from the folder, "../outside.txt" seemed to stay inside
-    "hard link resolved from the root": [_special("a/b", tarfile.DIRTYPE), _link("a/b/link", "../outside.txt", hard=True)],
+    "hard link resolved from the root": [_special("a/b", tarfile.DIRTYPE),
+                                         _link("a/b/link", "../outside.txt", hard=True)],
     # a chain: an innocent-looking link to a folder, then a path through it
     "symlink chain": [_link("a/up", ".."), _link("a/up2", "up/.."), (tarfile.TarInfo("a/up2/escaped.txt"), b"x")],
     "path traversal": [(tarfile.TarInfo("../escaped.txt"), b"boom")],
@@ -165,7 +166,8 @@ def test_cache_of_another_resolution_or_count_is_rebuilt(photo_folder, tmp_path)
     again = imagenette.load_split("train", root=root, download=False, resolution=48, progress=False)
     assert again.images.shape[-1] == 48 and torch.equal(again.images, first.images)
     cache.write_bytes(b"not a numpy file")                        # a broken cache is rebuilt too
-    assert imagenette.load_split("train", root=root, download=False, resolution=48, progress=False).images.shape[0] == 40
+    split = imagenette.load_split("train", root=root, download=False, resolution=48, progress=False)
+    assert split.images.shape[0] == 40
 
 
 def test_bad_arguments_are_clear():
@@ -265,7 +267,8 @@ def test_16_bit_png_keeps_its_gray_levels(tmp_path):
     ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "x" / "train" / "dark" / "a.png")         # 16-bit gray
     Image.fromarray((ramp // 257).astype(np.uint8)).save(tmp_path / "x" / "train" / "bright" / "b.png")
-    pixels = [image_folders.decode(tmp_path / "x" / "train" / d / f, 64) for d, f in (("dark", "a.png"), ("bright", "b.png"))]
+    pixels = [image_folders.decode(tmp_path / "x" / "train" / d / f, 64)
+              for d, f in (("dark", "a.png"), ("bright", "b.png"))]
     assert np.abs(pixels[0].astype(int) - pixels[1].astype(int)).max() <= 1      # same picture, not white
     assert pixels[0].mean() == pytest.approx(127.5, abs=2)
 
@@ -319,7 +322,8 @@ def test_a_folder_in_imagenet_layout_is_validated_counted_and_cached_once(wnid_f
     assert torch.equal(again.images, split.images) and capsys.readouterr().out == ""
     # the same folder given as an argument, with no setting, is the same data and the same cache
     monkeypatch.delenv("COURSE_IMAGENETTE")
-    assert torch.equal(imagenette.load_split("train", root=tmp_path / "cache", resolution=48, folder=wnid_folder).images,
+    from_folder = imagenette.load_split("train", root=tmp_path / "cache", resolution=48, folder=wnid_folder)
+    assert torch.equal(from_folder.images,
                        split.images)
 
 

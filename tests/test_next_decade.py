@@ -156,9 +156,11 @@ def test_transfer_measures_the_validation_images_once_a_run(monkeypatch):
     prof = env.profile("smoke")
     d = decade.decade_data(prof)
     calls, real_fit = [], train.fit
-    monkeypatch.setattr(train, "fit", lambda model, data, val=None, **kw: calls.append(val) or real_fit(model, data, val, **kw))
+    monkeypatch.setattr(train, "fit",
+                        lambda model, data, val=None, **kw: calls.append(val) or real_fit(model, data, val, **kw))
     moved = decade.transfer(d, prof, seeds=1, per_class=(2,), progress=False)
-    assert len(calls) == 3 and all(v is None for v in calls), "pretraining, fine-tuning, scratch: no per-epoch validation"
+    assert len(calls) == 3 and all(v is None for v in calls), \
+        "pretraining, fine-tuning, scratch: no per-epoch validation"
     assert set(moved["rows"][2]) == {"probe", "fine-tune", "scratch"}
     # the control: the curves' runs of the table still measure after every epoch
     calls.clear()

@@ -436,7 +436,7 @@ def test_load_or_train_alexnet_sees_an_older_checkpoint_as_missing(tmp_path):
     checkpoints.save_checkpoint(path, {"model": {}, "classes": ["a", "b"]})
     d = imagenette.ImagenetteData(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.zeros(1, dtype=torch.long),
                                   torch.zeros(1, 3, 7, 7, dtype=torch.uint8), torch.zeros(1, dtype=torch.long),
-                                  ["a", "b"], True)
+                                  ["a", "b"], offline=True)
     from course_lib import env
     assert trained._matching_checkpoint(path, d, env.profile("smoke")) is None
 

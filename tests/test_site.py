@@ -45,7 +45,8 @@ def test_outputs_show_their_richest_static_form():
     r = renderer()
     figure = {"output_type": "display_data", "data": {
         "image/png": {"path": "/f1.png"}, "text/plain": {"content": "<Figure size 640x480 with 1 Axes>"}}}
-    assert r.output(figure) == '<div class="output figure"><img src="../build/f1.png" alt="a figure of the lesson"></div>'
+    assert r.output(figure) == ('<div class="output figure"><img src="../build/f1.png" '
+                                'alt="a figure of the lesson"></div>')
     assert r.assets == {"f1.png"}
     assert r.node(widget_output("VBox(children=(...))", picture=True)).count("<img") == 1
     # a progress bar shows its text as stored: its finished state (solutions.finish_progress_bars)
@@ -96,7 +97,8 @@ def test_widget_snapshot_lays_out_its_pictures_and_is_published_beside_the_widge
     assert sheet.size == (30 + 8 + 10, 40)
     wide = TwoPictures([(10, 600), (10, 600)])
     assert Image.open(io.BytesIO(wide.snapshot())).size == (600, 10 + 8 + 10)  # wraps past SNAPSHOT_WIDTH
-    assert widgets.WidgetView.snapshot(type("Bare", (widgets.WidgetView,), {"widget": W.VBox([W.IntSlider()])})()) is None
+    bare = type("Bare", (widgets.WidgetView,), {"widget": W.VBox([W.IntSlider()])})()
+    assert widgets.WidgetView.snapshot(bare) is None
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
     view._ipython_display_()

@@ -2,25 +2,17 @@
 below, never in a circle, none over 450 lines, none reaching into another's private names."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
+from course_lib import FLOORS as FLOOR_TABLE, floor_of
+
 LIBRARY = Path(__file__).resolve().parent.parent / "course_lib"
 
-# The floors of course_lib/__init__.py's docstring: a module imports only from its own floor or below.
-FLOORS = {
-    "env": 0, "files": 0, "checks": 0,
-    "digits": 1, "imagenette": 1, "image_folders": 1, "loader": 1, "augment": 1,
-    "models": 2,
-    "layers": 3, "history": 3, "checkpoints": 3,
-    "train": 4, "optim": 4,
-    "measure": 5, "receptive_fields": 5, "attribution": 5, "made_images": 5, "references": 5,
-    "trained": 6,
-    "claims": 7,
-    "viz": 8, "diagrams": 8, "exercises": 8, "widgets": 8,
-    "distributed": 9, "instructor": 9,
-}
+# The one table of the floors (course_lib/__init__.py): a module imports only from its own floor or below.
+FLOORS = floor_of()
 MAX_LINES = 450
 
 
@@ -168,7 +160,8 @@ def test_a_planted_private_reach_is_found(tmp_path):
     path = tmp_path / "unit_explorer.py"
     path.write_text("from . import made_images\nfrom .imagenette import _fingerprint\nmade_images._input_channels(m)\n")
     assert private_reaches("unit_explorer", path) == [
-        "unit_explorer.py:2 imports ['_fingerprint'] from imagenette", "unit_explorer.py:3 reads made_images._input_channels"]
+        "unit_explorer.py:2 imports ['_fingerprint'] from imagenette",
+        "unit_explorer.py:3 reads made_images._input_channels"]
 
 
 @pytest.mark.parametrize("source, expected", [
@@ -187,3 +180,71 @@ def test_imports_are_read_as_written_lazy_ones_too(tmp_path, source, expected):
         path = tmp_path / "x.py"
         path.write_text(source)
     assert imports(name, path) == expected
+
+
+def design_floors(text: str) -> dict[str, int]:
+    """``{module: floor}`` read from DESIGN.md's floor table (rows ``| N name | `module`, ... | job |``; a row
+    with an empty first column belongs to the floor above it)."""
+    found, floor = {}, None
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 3 or set(cells[0]) <= set("-") and cells[0]:
+            continue
+        if cells[0][:1].isdigit():
+            floor = int(cells[0].split()[0])
+        elif cells[0] or floor is None:
+            continue
+        for name in re.findall(r"`([\w/]+)`", cells[1]):
+            found[name.rstrip("/")] = floor
+    return found
+
+
+def test_design_md_shows_the_one_floor_table():
+    design = (LIBRARY.parent / "DESIGN.md").read_text(encoding="utf-8")
+    assert design_floors(design) == FLOORS, "DESIGN.md's floor table differs from course_lib.FLOORS"
+    assert [name for name, _ in FLOOR_TABLE][:2] == ["where it runs", "data"]
+
+
+def test_a_floor_table_that_differs_is_caught():
+    design = (LIBRARY.parent / "DESIGN.md").read_text(encoding="utf-8")
+    assert design_floors(design.replace("| `trained` |", "| `trained`, `extra` |", 1)) != FLOORS
+
+
+def is_flag(arg: ast.arg, default) -> bool:
+    """A boolean parameter: annotated ``bool`` (or ``bool | None``) or defaulting to True/False."""
+    annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
+    return annotation in ("bool", "bool | None") or (isinstance(default, ast.Constant)
+                                                     and isinstance(default.value, bool))
+
+
+def flags_by_position(source: str) -> list[str]:
+    """Public functions taking two or more booleans positionally, and calls passing three or more positional
+    arguments of which one is a literal True/False: ``["name:line ...", ...]``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+            positional = node.args.posonlyargs + node.args.args
+            defaults = [None] * (len(positional) - len(node.args.defaults)) + list(node.args.defaults)
+            flags = [a.arg for a, d in zip(positional, defaults) if is_flag(a, d)]
+            if len(flags) > 1:
+                found.append(f"def {node.name}:{node.lineno} takes {', '.join(flags)} by position")
+        elif isinstance(node, ast.Call) and len(node.args) >= 3 and any(
+                isinstance(a, ast.Constant) and isinstance(a.value, bool) for a in node.args):
+            found.append(f"call {ast.unparse(node.func)}:{node.lineno} passes True/False by position")
+    return found
+
+
+def test_flags_are_passed_by_name():
+    """torchvision's habit: ``batches_for(data, 64, shuffle=True, ...)``, never ``batches_for(data, 64, True, ...)``."""
+    root = LIBRARY.parent
+    bad = [f"{path.relative_to(root)}: {problem}" for folder in ("course_lib", "tests", "benchmarks")
+           for path in sorted((root / folder).rglob("*.py")) for problem in flags_by_position(path.read_text())]
+    assert not bad, "\n".join(bad)
+
+
+def test_flags_by_position_are_found():
+    assert flags_by_position("def f(a, shuffle: bool, last=False): pass") == \
+        ["def f:1 takes shuffle, last by position"]
+    assert flags_by_position("def f(a, *, shuffle: bool, last=False): pass\nf(1, 2, True)") == \
+        ["call f:2 passes True/False by position"]
+    assert flags_by_position("def _f(a, b=True, c=False): pass\nf(1, True)\ng(1, 2, shuffle=True)") == []

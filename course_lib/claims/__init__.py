@@ -10,8 +10,8 @@ code, so they cannot drift apart; everything is reachable as ``claims.NAME``. Le
 that work on them leaves the other lessons' published runs current (``instructor.solutions.fingerprint``).
 """
 
-from .rules import (check_conv1_conv5, check_dead_trend, check_rise, check_shift, check_stream_split, check_weight_blind,
-                    claim_row, decay_per_run, paired_table, stream_gap, weight_decay_for)
+from .rules import (check_conv1_conv5, check_dead_trend, check_rise, check_shift, check_stream_split,
+                    check_weight_blind, claim_row, decay_per_run, paired_table, stream_gap, weight_decay_for)
 from .dynamics import (OVERFIT_DECAY_FADE, RELU_LAYERS, digit_claims, dynamics_run, layer_stats, layer_values,
                        overfit_run, relu_lenet5, saturation, saturation_run, sweep_run,
                        untrained_live_sparsity, untrained_saturation)
@@ -23,11 +23,14 @@ from .decisions import (LENET1_LAYERS_TOP_DOWN, RELU_LENET1_LAYERS_TOP_DOWN, SHI
 from .thirty_years import THIRTY_YEARS_CHANGES, lenet1_with_change, thirty_years
 from .units import EPSILONS, filter_match, fooling_run, frequency_with_and_without, made_against_real, unit_claims
 
-__all__ = ["check_conv1_conv5", "check_dead_trend", "check_rise", "check_shift", "check_stream_split", "check_weight_blind",
-           "claim_row", "decay_per_run", "stream_gap", "weight_decay_for", "OVERFIT_DECAY_FADE", "RELU_LAYERS",
-           "digit_claims",
-           "dynamics_run", "layer_stats", "layer_values", "overfit_run", "relu_lenet5", "saturation", "saturation_run", "sweep_run", "untrained_live_sparsity", "untrained_saturation",
-           "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_measures", "cat_layers", "cat_picture", "content_claim", "decay_over_run", "paper_decay",
-           "same_class_share", "stream_measures", "top_image_purity", "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims",
-           "lenet1_attributions", "RELU_LENET1_LAYERS_TOP_DOWN", "gradient_attributions", "guided_run", "relu_lenet1", "sanity_run", "shift_accuracy", "shift_run", "small_mlp", "unrelated_run",
-           "THIRTY_YEARS_CHANGES", "lenet1_with_change", "thirty_years", "paired_table", "EPSILONS", "filter_match", "fooling_run", "frequency_with_and_without", "made_against_real", "unit_claims"]
+__all__ = ["check_conv1_conv5", "check_dead_trend", "check_rise", "check_shift", "check_stream_split",
+           "check_weight_blind", "claim_row", "decay_per_run", "stream_gap", "weight_decay_for", "OVERFIT_DECAY_FADE",
+           "RELU_LAYERS", "digit_claims", "dynamics_run", "layer_stats", "layer_values", "overfit_run", "relu_lenet5",
+           "saturation", "saturation_run", "sweep_run", "untrained_live_sparsity", "untrained_saturation",
+           "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_measures", "cat_layers", "cat_picture", "content_claim",
+           "decay_over_run", "paper_decay", "same_class_share", "stream_measures", "top_image_purity",
+           "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims", "lenet1_attributions",
+           "RELU_LENET1_LAYERS_TOP_DOWN", "gradient_attributions", "guided_run", "relu_lenet1", "sanity_run",
+           "shift_accuracy", "shift_run", "small_mlp", "unrelated_run", "THIRTY_YEARS_CHANGES", "lenet1_with_change",
+           "thirty_years", "paired_table", "EPSILONS", "filter_match", "fooling_run", "frequency_with_and_without",
+           "made_against_real", "unit_claims"]

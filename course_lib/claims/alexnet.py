@@ -158,27 +158,27 @@ def alexnet_claims(prof: env.Profile, seeds: int, progress: bool = True, variant
             f"at {prof.image_size} px, {prof.alexnet_epochs} epochs")
     rows = []
 
-    def row(key, claim, measured, control, control_name, higher, reproduced):
+    def row(key, claim, measured, control, control_name, *, higher, reproduced):
         asserted = key in ALEXNET_ASSERTED and not d.offline
-        rows.append({"key": key, **claim_row(claim, measured, control, control_name, higher, reproduced, asserted,
-                                             data)})
+        rows.append({"key": key, **claim_row(claim, measured, control, control_name, higher=higher,
+                                             reproduced=reproduced, asserted=asserted, data=data)})
 
     two, one = accuracy[2], accuracy[1]
     row("top1", "AlexNet top-1 on the validation images above 60 %: two streams (control: one stream)", two, one,
-        "one stream", True, bool(min(two) > 0.6))
+        "one stream", higher=True, reproduced=bool(min(two) > 0.6))
     for key, what in (("p_color", "colour score"), ("p_freq", "spatial frequency")):
         split = check_stream_split([r["streams"][key] for r in runs], [r["control"][key] for r in runs])
         row(key, f"conv1's two streams differ in {what} (permutation p, lower: more different)",
-            [r["streams"][key] for r in runs], [r["control"][key] for r in runs], "one stream's halves", False,
-            split["reproduced"])
+            [r["streams"][key] for r in runs], [r["control"][key] for r in runs], "one stream's halves",
+            higher=False, reproduced=split["reproduced"])
     cats = [check_conv1_conv5(r["cat"], r["cat_untrained"]) for r in runs]
     row("sparser", "conv5 sparser than conv1 on the cat (sparsity of conv5)",
         [r["cat"]["act5"]["sparsity"] for r in runs], [r["cat_untrained"]["act5"]["sparsity"] for r in runs],
-        "untrained conv5", True, all(c["sparser"] for c in cats))
+        "untrained conv5", higher=True, reproduced=all(c["sparser"] for c in cats))
     row("abstract", "conv1 resembles the cat more than conv5 (resemblance drop conv1 -> conv5)",
-        [c["drop"] for c in cats], [c["drop_untrained"] for c in cats], "untrained", True,
-        all(c["abstract"] for c in cats))
+        [c["drop"] for c in cats], [c["drop_untrained"] for c in cats], "untrained", higher=True,
+        reproduced=all(c["abstract"] for c in cats))
     row("fc7", "fc7's nearest training image has the same class (share)", [r["fc7"]["trained"] for r in runs],
-        [max(r["fc7"]["pixels"], r["fc7"]["untrained"]) for r in runs], "pixels or untrained fc7", True,
-        all(r["fc7"]["trained"] > max(r["fc7"]["pixels"], r["fc7"]["untrained"]) + 0.05 for r in runs))
+        [max(r["fc7"]["pixels"], r["fc7"]["untrained"]) for r in runs], "pixels or untrained fc7", higher=True,
+        reproduced=all(r["fc7"]["trained"] > max(r["fc7"]["pixels"], r["fc7"]["untrained"]) + 0.05 for r in runs))
     return rows

@@ -156,33 +156,38 @@ def decision_claims(prof: env.Profile, seeds: int, progress: bool = True) -> lis
     data = f"{len(train_data[1]):,} training and {len(test[1]):,} test digits"
     rows = []
 
-    def row(claim, measured, control, control_name, higher, reproduced, asserted=True):
-        rows.append(claim_row(claim, measured, control, control_name, higher, reproduced, asserted, data))
+    def row(claim, measured, control, control_name, *, higher, reproduced, asserted=True):
+        rows.append(claim_row(claim, measured, control, control_name, higher=higher, reproduced=reproduced,
+                              asserted=asserted, data=data))
 
     for name in ("Grad-CAM", "occlusion", "saliency"):
         verdict = check_weight_blind(finals[name], unrelated[name])
         row(f"{name} maps change when LeNet-1's weights are randomized: they agree with the trained maps no more "
             "than two unrelated LeNet-1s' maps agree (|rank correlation| over the pixels it reads)",
-            np.abs(finals[name]), np.abs(unrelated[name]), "two unrelated networks", False, verdict["depends"])
+            np.abs(finals[name]), np.abs(unrelated[name]), "two unrelated networks", higher=False,
+            reproduced=verdict["depends"])
         row(f"{name} maps of two unrelated LeNet-1s disagree (|rank correlation|; the sanity check's control)",
-            np.abs(unrelated[name]), np.full(seeds, 0.5), "the 0.5 threshold", False, verdict["control_ok"])
+            np.abs(unrelated[name]), np.full(seeds, 0.5), "the 0.5 threshold", higher=False,
+            reproduced=verdict["control_ok"])
     blind = check_weight_blind(finals["image (control)"], unrelated["image (control)"])
     row("the digit itself (a map that ignores the weights) fails the sanity check's control",
-        np.abs(unrelated["image (control)"]), np.full(seeds, 0.5), "the 0.5 threshold", True, not blind["control_ok"])
+        np.abs(unrelated["image (control)"]), np.full(seeds, 0.5), "the 0.5 threshold", higher=True,
+        reproduced=not blind["control_ok"])
     g_final = {m: [g["sanity"][m][-1] for g in guided] for m in ("saliency", "guided backprop")}
     g_top = {m: [g["sanity"][m][1] for g in guided] for m in ("saliency", "guided backprop")}
     g_unrelated = {m: [g["unrelated"][m] for g in guided] for m in ("saliency", "guided backprop")}
     gb = check_weight_blind(g_final["guided backprop"], g_unrelated["guided backprop"])
     row("guided backprop maps (ReLU LeNet-1) change when all its weights are randomized: no more agreement than "
         "two unrelated networks'", np.abs(g_final["guided backprop"]), np.abs(g_unrelated["guided backprop"]),
-        "two unrelated networks", False, gb["depends"], asserted=False)
+        "two unrelated networks", higher=False, reproduced=gb["depends"], asserted=False)
     closer = check_rise(g_top["saliency"], g_top["guided backprop"])
     row("guided backprop stays closer to the trained maps than saliency once fc and conv2 are random (ReLU "
-        "LeNet-1; Adebayo et al.'s finding)", g_top["guided backprop"], g_top["saliency"], "saliency", True,
-        closer["reproduced"], asserted=False)
+        "LeNet-1; Adebayo et al.'s finding)", g_top["guided backprop"], g_top["saliency"], "saliency", higher=True,
+        reproduced=closer["reproduced"], asserted=False)
     for index in (1, 2, 3):
         verdict = check_shift(shifts, index)
         best_mlp = np.max([verdict["kept"][n] for n in verdict["kept"] if n != "LeNet-1"], axis=0)
         row(f"LeNet-1 keeps more of its accuracy than both MLPs at a {index} px shift",
-            verdict["kept"]["LeNet-1"], best_mlp, "the better MLP", True, verdict["holds"])
+            verdict["kept"]["LeNet-1"], best_mlp, "the better MLP", higher=True,
+            reproduced=verdict["holds"])
     return rows

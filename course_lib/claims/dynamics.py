@@ -180,15 +180,15 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
 
     rows = []
 
-    def row(claim, measured, control, control_name, asserted, higher=True, verdict=None, min_rise=0.02):
+    def row(claim, measured, control, control_name, *, asserted, higher=True, verdict=None, min_rise=0.02):
         """``higher``: the claim is that ``measured`` exceeds ``control`` (else that it is below it)."""
         v = verdict or (check_rise(control, measured, min_rise) if higher else check_rise(measured, control, min_rise))
-        rows.append(claim_row(claim, measured, control, control_name, higher, v["reproduced"], asserted,
-                              f"{len(y_all):,} training and {len(test[1]):,} test digits"))
+        rows.append(claim_row(claim, measured, control, control_name, higher=higher, reproduced=v["reproduced"],
+                              asserted=asserted, data=f"{len(y_all):,} training and {len(test[1]):,} test digits"))
 
     fifty = tanh[0]["steps"].index(50)
     row("LeNet-1 (tanh): conv2 units saturated (|a| >= 0.9) after 50 steps", [t["saturated"][fifty] for t in tanh],
-        [t["saturated"][0] for t in tanh], "untrained", True)
+        [t["saturated"][0] for t in tanh], "untrained", asserted=True)
     for layer, key, text, asserted in (
             ("act2", "live_sparsity", "conv2 sparser among live units after training", True),
             ("act2", "localization", "conv2 maps more localized after training", True),
@@ -196,23 +196,25 @@ def digit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[d
             ("act1", "live_sparsity", "conv1 sparser among live units after training", False),
             ("act1", "localization", "conv1 maps more localized after training", False),
             ("act2", "dead", "conv2 channels die during training", False)):
-        row(text, layer_values(runs, -1, layer, key), layer_values(runs, 0, layer, key), "untrained", asserted)
+        row(text, layer_values(runs, -1, layer, key), layer_values(runs, 0, layer, key), "untrained",
+            asserted=asserted)
     trend = check_dead_trend(sweeps)
     if trend["low"] is not None:
         diverged = "".join(f"; lr {r} diverged in {n} of {seeds}, left out" for r, n in trend["diverged"].items() if n)
         row(f"more dead units at lr {trend['high']} than at lr {trend['low']}{diverged}",
             [s[trend["high"]]["dead"] for s in sweeps], [s[trend["low"]]["dead"] for s in sweeps],
-            f"lr {trend['low']}", True, verdict=trend)
+            f"lr {trend['low']}", asserted=True, verdict=trend)
     smooth = np.array([r["smoothness"] for r in runs])
     early = runs[0]["steps"].index(prof.undertrained_step)
     row(f"conv1 smoother after training than after {prof.undertrained_step} steps", smooth[:, -1], smooth[:, early],
-        f"{prof.undertrained_step} steps", True)
+        f"{prof.undertrained_step} steps", asserted=True)
     first_epoch = runs[0]["steps"].index(runs[0]["steps"][-1] // prof.dynamics_epochs)     # the end of epoch 1
-    row("conv1 smoother after training than after 1 epoch", smooth[:, -1], smooth[:, first_epoch], "1 epoch", False)
+    row("conv1 smoother after training than after 1 epoch", smooth[:, -1], smooth[:, first_epoch], "1 epoch",
+        asserted=False)
     row("weight decay smooths conv1 (overfitting run)", [o["decay"]["smoothness"] for o in overfits],
-        [o["plain"]["smoothness"] for o in overfits], "no decay", True)
+        [o["plain"]["smoothness"] for o in overfits], "no decay", asserted=True)
     row("weight decay narrows the train/test gap", [o["decay"]["gap"] for o in overfits],
-        [o["plain"]["gap"] for o in overfits], "no decay", False, higher=False, min_rise=0.01)
+        [o["plain"]["gap"] for o in overfits], "no decay", asserted=False, higher=False, min_rise=0.01)
     row("overfit conv1 noisier (less smooth) than well-trained", [o["plain"]["smoothness"] for o in overfits],
-        smooth[:, -1], "well trained", False, higher=False)
+        smooth[:, -1], "well trained", asserted=False, higher=False)
     return rows

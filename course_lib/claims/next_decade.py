@@ -51,7 +51,7 @@ def fit_settings(change: str, prof: env.Profile, **overrides) -> dict:
     return {**settings, **DECADE_CHANGES[change][1], **overrides}
 
 
-def decade_run(change: str, d, prof: env.Profile, seed: int, progress: bool = False, model=None,
+def decade_run(change: str, d, prof: env.Profile, seed: int, *, progress: bool = False, model=None,
                every_epoch: bool = False, **overrides) -> dict:
     """Train :func:`decade_model` of ``change`` (or ``model``) on ``d`` (:class:`imagenette.ImagenetteData`)
     with :func:`fit_settings`. ``every_epoch``: measure the validation images after every epoch (the
@@ -260,7 +260,8 @@ def decade_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[
         rows.append({"key": f"decade: {r['change']}", **claim_row(
             f"AlexNet with {'all the changes together' if r['change'] == ALL_TOGETHER else r['change']} beats AlexNet (2012) "
             "in top-1, beyond the spread (lesson 09)",
-            r["values"], base, "AlexNet (2012)", True, r["better"], real and r["change"] == ALL_TOGETHER, where)})
+            r["values"], base, "AlexNet (2012)", higher=True, reproduced=r["better"],
+            asserted=real and r["change"] == ALL_TOGETHER, data=where)})
     right, twice = [], []
     for seed in range(seeds):
         env.seed_everything(seed)
@@ -271,7 +272,8 @@ def decade_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[
         twice.append(overfit_one_batch(decade_model(ALL_TOGETHER, prof), images, labels, steps=100, softmax_twice=True)[-1])
     rows.append({"key": "decade: overfit one batch", **claim_row(
         "a correct network drives one batch's loss near zero; with softmax applied twice it cannot (lesson 09)",
-        right, twice, "softmax applied twice", False, max(right) < min(twice) / 10, True, where)})
+        right, twice, "softmax applied twice", higher=False, reproduced=max(right) < min(twice) / 10,
+        asserted=True, data=where)})
     moved = transfer(d, prof, seeds, progress=progress)
     few = min(moved["rows"])
     ways = {r["change"]: r for r in paired_table(moved["rows"][few], "scratch", min_change=0.01)}
@@ -279,6 +281,6 @@ def decade_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[
     rows.append({"key": "decade: transfer", **claim_row(
         f"conv layers trained on five classes beat training from scratch on the other five with {few} labels a "
         f"class ({best}, the better of probe and fine-tuning; lesson 09)", ways[best]["values"],
-        ways["scratch"]["values"], "from scratch", True, ways["probe"]["better"] or ways["fine-tune"]["better"],
-        False, where)})
+        ways["scratch"]["values"], "from scratch", higher=True,
+        reproduced=ways["probe"]["better"] or ways["fine-tune"]["better"], asserted=False, data=where)})
     return rows

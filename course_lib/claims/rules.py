@@ -102,7 +102,7 @@ def weight_decay_for(target: float, lrs, momentum: float = 0.9) -> float:
     return -math.log(target) * (1 - momentum) / float(sum(lrs))
 
 
-def claim_row(claim: str, measured, control, control_name: str, higher: bool, reproduced: bool,
+def claim_row(claim: str, measured, control, control_name: str, *, higher: bool, reproduced: bool,
               asserted: bool, data: str) -> dict:
     """One row of the claims report: means and spreads over seeds of ``measured`` and ``control`` (one
     value per seed each), in how many seeds the measured value beat the control (``higher``: by being

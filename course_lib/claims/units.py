@@ -127,8 +127,8 @@ def unit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[di
 
     def row(key, claim, measured, control, control_name, higher=True, min_rise=0.02):
         v = check_rise(control, measured, min_rise) if higher else check_rise(measured, control, min_rise)
-        rows.append({"key": key, **claim_row(claim, measured, control, control_name, higher, v["reproduced"], True,
-                                             data)})
+        rows.append({"key": key, **claim_row(claim, measured, control, control_name, higher=higher,
+                                             reproduced=v["reproduced"], asserted=True, data=data)})
 
     mean = lambda r, part, key: float(np.mean(r[part][key]))
     row("match", "an image made for a conv1 unit matches its own filter (correlation)",

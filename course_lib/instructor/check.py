@@ -68,7 +68,8 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
                                     "changed since): run `make solutions`.")
                 elif published and made.get("profile") not in PUBLISHED_PROFILES:
                     problems.append(f"{sol} ran in the {made.get('profile')!r} profile: the published solutions are a "
-                                    f"real run ({' or '.join(PUBLISHED_PROFILES)}, on real data): run `make solutions`.")
+                                    f"real run ({' or '.join(PUBLISHED_PROFILES)}, on real data): "
+                                    "run `make solutions`.")
             except NotebookError as err:
                 problems.append(f"{err} Run `make solutions`.")
             else:

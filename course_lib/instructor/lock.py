@@ -52,7 +52,8 @@ def lock_problems(root: Path = ROOT) -> list[str]:
         pins.setdefault(req.name.lower().replace("_", "-"), set()).add(str(req.specifier).removeprefix("=="))
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     wanted = list(project["dependencies"]) + [r for extra in project["optional-dependencies"].values() for r in extra]
-    wanted += [line for line in (root / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    constraints = (root / "constraints.txt").read_text().splitlines()
+    wanted += [line for line in constraints if line and not line.startswith("#")]
     problems = []
     for line in wanted:
         req = Requirement(line)

@@ -211,7 +211,8 @@ def validate(nb, name: str, root: Path = ROOT) -> list[str]:
                                 "(with exercises.check(\"NAME\"):).")
             elif not isinstance(meta, dict) or meta.get("name") != exercise or not str(meta.get("hint", "")).strip():
                 problems.append(f"{name}, cell {i}: the check of {exercise!r} needs its hint in the cell's metadata: "
-                                f'{{"exercise": {{"name": "{exercise}", "hint": "..."}}}} (shown after the second miss).')
+                                f'{{"exercise": {{"name": "{exercise}", "hint": "..."}}}} '
+                                '(shown after the second miss).')
             if exercise is not None and not _only_a_check(cell):
                 problems.append(f"{name}, cell {i}: a check cell holds one `with exercises.check(\"{exercise}\"):` "
                                 "block and nothing else (a line after it would run, and print, whether the check "

@@ -243,7 +243,8 @@ class Renderer:
         display (a widget shows its static picture when it stored one; a progress bar its finished text)."""
         kind = out.get("output_type")
         if kind == "stream":
-            return f'<pre class="output {html.escape(out.get("name", ""))}">{html.escape(ANSI.sub("", out.get("text", "")))}</pre>'
+            text = html.escape(ANSI.sub("", out.get("text", "")))
+            return f'<pre class="output {html.escape(out.get("name", ""))}">{text}</pre>'
         if kind == "error":
             trace = ANSI.sub("", "\n".join(out.get("traceback", [])))
             return f'<pre class="output error">{html.escape(trace)}</pre>'
@@ -253,7 +254,8 @@ class Renderer:
                 continue
             entry = data[mime]
             if mime.startswith("image/"):
-                return f'<div class="output figure"><img src="{self.asset(entry["path"])}" alt="a figure of the lesson"></div>'
+                return (f'<div class="output figure"><img src="{self.asset(entry["path"])}" '
+                        'alt="a figure of the lesson"></div>')
             text = entry.get("content", "")
             if mime == "text/html":
                 return f'<div class="output html">{text}</div>'
@@ -300,9 +302,11 @@ def page_html(page: Page, pages: list[Page], body: str, site_title: str, colab: 
     at = pages.index(page)
     pager = []
     if at > 0:
-        pager.append(f'<a class="prev" href="{page.prefix}{pages[at - 1].path}">← {html.escape(pages[at - 1].title)}</a>')
+        before = pages[at - 1]
+        pager.append(f'<a class="prev" href="{page.prefix}{before.path}">← {html.escape(before.title)}</a>')
     if at + 1 < len(pages):
-        pager.append(f'<a class="next" href="{page.prefix}{pages[at + 1].path}">{html.escape(pages[at + 1].title)} →</a>')
+        after = pages[at + 1]
+        pager.append(f'<a class="next" href="{page.prefix}{after.path}">{html.escape(after.title)} →</a>')
     return LAYOUT.format(title=html.escape(page.title), site=html.escape(site_title), prefix=page.prefix,
                          toc="".join(toc), body=body, pager="".join(pager),
                          actions=f'<p class="actions">{"".join(actions)}</p>' if actions else "")

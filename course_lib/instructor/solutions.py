@@ -218,7 +218,8 @@ def _bar_text(state: dict, model_id: str) -> str | None:
     left, bar, right = children
     total, n = bar.get("max") or 0, bar.get("value") or 0
     filled = int(round(10 * n / total)) if total else 0
-    text = f"{html.unescape(left.get('value', ''))}|{'█' * filled}{' ' * (10 - filled)}|{html.unescape(right.get('value', ''))}"
+    before, after = html.unescape(left.get("value", "")), html.unescape(right.get("value", ""))
+    text = f"{before}|{'█' * filled}{' ' * (10 - filled)}|{after}"
     return text.replace("\u2007", " ")     # tqdm pads its HTML with figure spaces; plain text has plain ones
 
 
@@ -261,7 +262,8 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
     A lesson whose solution was made in this ``profile`` from the same source bytes and the same library
     (:func:`fingerprint`, kept in the notebook's metadata) is skipped, and its file is not touched, unless
     ``force``; one whose code and library are the same and only its words changed gets the new words and
-    keeps its outputs (a typo fixed does not cost a run). A failure names the notebook and the cell and leaves the previous solution file untouched.
+    keeps its outputs (a typo fixed does not cost a run). A failure names the notebook and the cell and leaves the
+    previous solution file untouched.
     Returns the files written.
     """
     from nbclient.exceptions import CellExecutionError

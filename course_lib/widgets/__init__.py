@@ -22,5 +22,5 @@ from .playground import ConvolutionPlayground
 from .receptive_field import ReceptiveFieldExplorer
 from .unit_explorer import UnitExplorer
 
-__all__ = ["ActivationExplorer", "ConvolutionPlayground", "DigitCanvas", "FilterExplorer", "GlanceView", "OcclusionExplorer",
-           "ReceptiveFieldExplorer", "UnitExplorer", "WidgetView", "from_drawing"]
+__all__ = ["ActivationExplorer", "ConvolutionPlayground", "DigitCanvas", "FilterExplorer", "GlanceView",
+           "OcclusionExplorer", "ReceptiveFieldExplorer", "UnitExplorer", "WidgetView", "from_drawing"]

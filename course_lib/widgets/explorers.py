@@ -157,8 +157,10 @@ class FilterExplorer(_Explorer):
             names = conv_layer_names(model)
             self.frames = [{"epoch": 0, "weights": {n: measure.conv_weights(model, n) for n in names}}]
         else:
-            names = [k[:-7] for k in snapshots[0]["state"] if k.endswith(".weight") and snapshots[0]["state"][k].dim() == 4]
-            self.frames = [{"epoch": s["epoch"], "weights": {n: measure.weights_from_state(s["state"], n) for n in names}}
+            first = snapshots[0]["state"]
+            names = [k[:-7] for k in first if k.endswith(".weight") and first[k].dim() == 4]
+            self.frames = [{"epoch": s["epoch"],
+                            "weights": {n: measure.weights_from_state(s["state"], n) for n in names}}
                            for s in snapshots]
         if layers is not None:
             unknown = [n for n in layers if n not in names]

@@ -89,6 +89,7 @@ class ReceptiveFieldExplorer(WidgetView):
         ys, xs = np.nonzero(reached)
         measured = (f"{ys.max() - ys.min() + 1} x {xs.max() - xs.min() + 1}" if len(ys) else "none")
         self.numbers.value = (f'<div class="field-numbers"><b>{html.escape(self.layer.value)}</b> unit '
-                              f'({self.row.value}, {self.col.value})<br>receptive field <b>{size} x {right - left + 1}</b> '
+                              f'({self.row.value}, {self.col.value})<br>'
+                              f'receptive field <b>{size} x {right - left + 1}</b> '
                               f'px from rows {top}..{bottom}, cols {left}..{right}<br>'
                               f'gradient reaches <b>{measured}</b> px inside the image</div>')

@@ -17,8 +17,8 @@ from .base import WidgetView
 
 class UnitExplorer(WidgetView):
     """``UnitExplorer(model, layers=None, size=64)``: controls for the layer (default: every activation with
-    spatial maps, i.e. after a convolution), the unit (channel), the regularizer strength (0: none; 1: shifts of up to 4 px and
-    a blur of sigma 1 after every step), the number of steps and the seed; *make* runs
+    spatial maps, i.e. after a convolution), the unit (channel), the regularizer strength (0: none; 1: shifts of up
+    to 4 px and a blur of sigma 1 after every step), the number of steps and the seed; *make* runs
     :func:`made_images.maximize` on the centre unit with a progress bar, then shows the image and the curve
     of the activation. A control change never raises: what cannot be done is said in the widget."""
 
@@ -29,7 +29,8 @@ class UnitExplorer(WidgetView):
         self.layers = list(layers) if layers is not None else names
         unknown = [n for n in self.layers if n not in dict(model.named_modules())]
         if unknown or not self.layers:
-            raise KeyError(f"Unknown layer(s) {unknown or self.layers} for {type(model).__name__}: expected some of {names}.")
+            raise KeyError(f"Unknown layer(s) {unknown or self.layers} for {type(model).__name__}: "
+                           f"expected some of {names}.")
         self.layer = W.Dropdown(options=self.layers, value=self.layers[0], description="layer")
         self.unit = W.IntSlider(value=0, min=0, max=0, description="unit")
         self.strength = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.1, description="regularize")
@@ -42,7 +43,8 @@ class UnitExplorer(WidgetView):
         self.note = W.HTML()
         self.layer.observe(lambda _: self._layer_changed(), names="value")
         self.make.on_click(lambda _: self.update())
-        self.widget = W.VBox([W.HBox([self.layer, self.unit, self.seed]), W.HBox([self.strength, self.steps, self.make]),
+        self.widget = W.VBox([W.HBox([self.layer, self.unit, self.seed]),
+                              W.HBox([self.strength, self.steps, self.make]),
                               self.bar, W.HBox([self.view, self.curve]), self.note])
         self.widget.add_class("unit-explorer")
         self._layer_changed()
@@ -101,5 +103,7 @@ def _sparkline(values, width: int = 200, height: int = 80) -> bytes:
         ys = (height - 1 - (v - v.min()) / span * (height - 1)).round().astype(int)
         for (x0, y0), (x1, y1) in zip(zip(xs[:-1], ys[:-1]), zip(xs[1:], ys[1:])):
             n = max(abs(x1 - x0), abs(y1 - y0), 1)
-            canvas[np.linspace(y0, y1, n + 1).round().astype(int), np.linspace(x0, x1, n + 1).round().astype(int)] = (0.1, 0.3, 0.8)
+            along_y = np.linspace(y0, y1, n + 1).round().astype(int)
+            along_x = np.linspace(x0, x1, n + 1).round().astype(int)
+            canvas[along_y, along_x] = (0.1, 0.3, 0.8)
     return viz.to_png(canvas)

@@ -62,7 +62,8 @@ def lab(tmp_path_factory):
                 break
             except OSError as err:
                 if server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + (root / "server.log").read_text()[-3000:]) from err
+                    log = (root / "server.log").read_text()[-3000:]
+                    raise RuntimeError("JupyterLab did not start:\n" + log) from err
                 time.sleep(0.5)
         yield {"base": base, "token": token, "root": root}
     finally:

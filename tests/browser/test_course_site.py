@@ -61,7 +61,8 @@ def problems_on(page, base: str, folder: Path, path: str, figures: int | None = 
     page.wait_for_load_state("networkidle")
     problems += [f"{path}: request failed: {f}" for f in failed]
     problems += [f"{path}: JavaScript error: {e}" for e in page.errors]
-    for src, ok in page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])"):
+    loaded = "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])"
+    for src, ok in page.eval_on_selector_all("img", loaded):
         if not ok:
             problems.append(f"{path}: image did not load: {src}")
     for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):

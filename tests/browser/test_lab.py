@@ -19,7 +19,8 @@ def test_a_lesson_opens_with_its_table_of_contents(lab, page):
     assert headings >= 10, f"only {headings} entries in the table of contents"
     entry.first.click()
     target = page.locator(".jp-Notebook h2", has_text="How much of the digit does one unit see").first
-    page.wait_for_function("el => { const r = el.getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight; }",
+    page.wait_for_function("el => { const r = el.getBoundingClientRect(); "
+                           "return r.top >= 0 && r.top < window.innerHeight; }",
                            arg=target.element_handle(), timeout=10_000)
     page.shot("toc")
     assert_clean(page)
