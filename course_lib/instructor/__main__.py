@@ -8,6 +8,7 @@
     site build | render          the course website
     release vX.Y.Z [--repo R]    move every badge and install line to a new release
     lock                         write environment.yml from requirements.lock
+    new NN_name "Title"          the skeleton of a new lesson (CONTRIBUTING.md, "Adding a lesson")
     references list | build ...  the trained reference networks
 """
 
@@ -19,6 +20,7 @@ import sys
 COMMANDS = {
     "student": "notebooks", "solutions": "notebooks", "check": "notebooks", "grade": "grade",
     "site": "site", "release": "release", "lock": "lock", "references": "build_references",
+    "new": "new_lesson",
 }
 
 
