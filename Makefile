@@ -104,8 +104,8 @@ benchmarks: setup
 # AlexNet needs Imagenette: downloaded, or a folder in $$COURSE_IMAGENETTE).
 references: setup
 	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build lenet1-mnist
-	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build alexnet-imagenette --epochs 10
-	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build alexnet-imagenette-one-stream --epochs 10
+	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build alexnet-imagenette --epochs 60
+	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build alexnet-imagenette-one-stream --epochs 60
 
 clean:
 	rm -rf $(VENV) test-artifacts

@@ -4,7 +4,10 @@ is tested on. Whole uint8 batches at once, never per sample.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from .checks import whole_number
 
@@ -58,6 +61,46 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
         raise ValueError(f"Cannot crop {size}x{size} out of {h}x{w} images.")
     top, left = (h - size) // 2, (w - size) // 2
     return images[..., top:top + size, left:left + size]
+
+
+def random_resized_crop_flip(batch: torch.Tensor, generator: torch.Generator, size: int,
+                             scale: tuple[float, float] = (0.35, 1.0),
+                             ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """Scale augmentation (Szegedy et al. 2014's random-sized crops; fast.ai's Imagenette runs use ``scale``
+    0.35-1): from each image a random rectangle covering ``scale`` of its area with aspect ``ratio``, resized
+    to ``size x size`` (bilinear), and mirrored half the time. A small training set then shows a network
+    each object at many sizes, which plain crops (:func:`random_crop_flip`) do not.
+
+    Takes uint8 ``B x C x H x W``; returns uint8 ``B x C x size x size``. One ``affine_grid`` and one
+    ``grid_sample`` for the whole batch: no per-image Python work. The random numbers come from
+    ``generator`` in a fixed order.
+    """
+    _check_size(size)
+    b, c, h, w = batch.shape
+    dev = generator.device
+    area = torch.empty(b, device=dev).uniform_(scale[0], scale[1], generator=generator)
+    log_ratio = torch.empty(b, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    aspect = log_ratio.exp()
+    # the rectangle's width and height as fractions of the image's (at most the whole image)
+    width, height = (area * aspect).sqrt().clamp(max=1.0), (area / aspect).sqrt().clamp(max=1.0)
+    # centres in affine_grid's coordinates (-1..1), so that the rectangle stays inside the image
+    cx = (torch.rand(b, generator=generator, device=dev) * 2 - 1) * (1 - width)
+    cy = (torch.rand(b, generator=generator, device=dev) * 2 - 1) * (1 - height)
+    flip = torch.where(torch.rand(b, generator=generator, device=dev) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = width * flip, cx, height, cy
+    grid = F.affine_grid(theta.to(batch.device), [b, c, size, size], align_corners=False)
+    out = F.grid_sample(batch.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def resized_crop_flip(size: int, scale: tuple[float, float] = (0.35, 1.0)):
+    """``random_resized_crop_flip`` at ``size``, as an ``augment`` function for :class:`TensorLoader` and ``fit``."""
+    _check_size(size)
+    if not 0 < scale[0] <= scale[1] <= 1:
+        raise ValueError(f"scale must be (low, high) with 0 < low <= high <= 1 (fractions of the image's area), "
+                         f"got {scale!r}.")
+    return lambda batch, generator: random_resized_crop_flip(batch, generator, size, scale)
 
 
 def _check_size(size) -> None:

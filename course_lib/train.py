@@ -11,6 +11,7 @@ channels-last memory format; the learning rate warms up, then follows a cosine d
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -45,12 +46,31 @@ class TrainingDiverged(FloatingPointError):
 AUTOCAST_MIN_PARAMETERS = 1_000_000
 
 
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (x86's AVX512-BF16 or AMX-BF16 instructions, read from
+    Linux's /proc/cpuinfo): there oneDNN runs bf16 convolutions and matrix products about 1.5x faster than
+    float32 (AlexNet on 2 cores of a Xeon with AMX, benchmarks/README.md). Elsewhere bf16 would be emulated,
+    slower than float32: False."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags)) and torch.backends.mkldnn.is_available()
+
+
 def _autocast_dtype(device: torch.device, model: nn.Module | None = None) -> torch.dtype | None:
-    """The autocast dtype ``fit`` uses: bf16 (fp16 where the GPU lacks bf16) on CUDA for networks of at
-    least :data:`AUTOCAST_MIN_PARAMETERS` parameters; None (full precision) on the CPU and for small ones."""
-    if device.type != "cuda":
-        return None
+    """The autocast dtype ``fit`` uses for networks of at least :data:`AUTOCAST_MIN_PARAMETERS` parameters:
+    on CUDA bf16 (fp16 where the GPU lacks bf16), on a CPU with native bf16 (:func:`cpu_has_bf16`) bf16;
+    None (full precision) elsewhere and for small networks, whose casts outweigh their arithmetic.
+    ``COURSE_BF16_CPU=0`` turns the CPU's bf16 off (to compare, or to reproduce a float32 run)."""
     if model is not None and sum(p.numel() for p in model.parameters()) < AUTOCAST_MIN_PARAMETERS:
+        return None
+    if device.type == "cpu":
+        wanted = os.environ.get("COURSE_BF16_CPU", "1").strip() not in ("0", "no", "false")
+        return torch.bfloat16 if wanted and cpu_has_bf16() else None
+    if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
@@ -235,7 +255,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     on (a :class:`widgets.GlanceView`'s ``add_snapshot`` redraws with it). ``on_epoch_end``: more hooks
     ``hook(model, epoch, history, last=...)`` (``last`` by name), called before the first epoch (epoch 0) and after
     each one. The model ends on ``device`` in the mode it was in. On
-    CUDA it trains in channels-last and, for networks of a million parameters or more, in bf16 autocast.
+    CUDA it trains in channels-last and, for networks of a million parameters or more, in bf16 autocast; on a CPU
+    with native bf16 (:func:`cpu_has_bf16`) such networks train in bf16 autocast too.
     Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
     """
     settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,

@@ -19,30 +19,42 @@ from .imagenette import ImagenetteData
 
 
 def train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2, seed: int = 0, *,
-                  progress: bool = True, resumable: bool = False) -> tuple[torch.nn.Module, History]:
+                  progress: bool = True, resumable: bool = False,
+                  crops: str = "fixed size") -> tuple[torch.nn.Module, History]:
     """AlexNet (``streams`` 2 or 1) trained with the course's recipe at profile ``prof``'s sizes: SGD with
-    warm-up and cosine, weight decay 5e-4, label smoothing 0.1, the paper's random crops and flips on the
-    device. Returns ``(model, history)``; validation accuracy is measured on the centre crops.
+    warm-up and cosine, weight decay 5e-4, label smoothing 0.1, random crops and flips on the device:
+    ``crops`` ``"fixed size"`` (the paper's) or ``"resized"`` (rectangles of 35-100 % of the image resized to
+    the crop, :func:`augment.random_resized_crop_flip`: what the reference networks train with). Returns
+    ``(model, history)``; validation accuracy is measured on the centre crops.
     ``resumable``: write ``fit``'s checkpoint after every epoch to :func:`run_path`, and continue from
     it (a finished run is loaded, not trained again)."""
     env.seed_everything(seed)
     model = models.AlexNet(num_classes=len(d.classes), streams=streams)
     history = train.fit(model, (d.train_images, d.train_labels), (d.val_images, d.val_labels),
                         epochs=prof.alexnet_epochs, lr=prof.alexnet_lr, batch_size=prof.alexnet_batch_size,
-                        weight_decay=5e-4, label_smoothing=0.1, augment=augment.crop_flip(prof.image_size),
+                        weight_decay=5e-4, label_smoothing=0.1, augment=_crops(crops, prof.image_size),
                         seed=seed, progress=progress,
-                        checkpoint=run_path(prof, d, streams, seed) if resumable else None)
+                        checkpoint=run_path(prof, d, streams, seed, crops) if resumable else None)
     return model, history
 
 
-def run_path(prof: env.Profile, d: ImagenetteData, streams: int, seed: int) -> Path:
+def _crops(kind: str, size: int):
+    if kind == "fixed size":
+        return augment.crop_flip(size)
+    if kind == "resized":
+        return augment.resized_crop_flip(size)
+    raise ValueError(f"crops must be 'fixed size' or 'resized', got {kind!r}.")
+
+
+def run_path(prof: env.Profile, d: ImagenetteData, streams: int, seed: int, crops: str = "fixed size") -> Path:
     """Where a resumable AlexNet run (:func:`train_alexnet`) keeps its ``fit`` checkpoint: one file per
-    data, streams, seed, epochs and image size, so that runs of other settings never resume each other."""
+    data, streams, seed, epochs, image size and crops, so that runs of other settings never resume each other."""
     import hashlib
 
     data = hashlib.sha1(repr((d.classes, len(d.train_labels), d.offline)).encode()).hexdigest()[:8]
     return (data_root() / "checkpoints" / "runs" /
-            f"alexnet-{streams}s-{data}-{prof.image_size}px-{prof.alexnet_epochs}ep-seed{seed}.pt")
+            f"alexnet-{streams}s-{data}-{prof.image_size}px-{prof.alexnet_epochs}ep-seed{seed}"
+            f"{'-resized' if crops == 'resized' else ''}.pt")
 
 
 def checkpoint_path(prof: env.Profile, streams: int) -> Path:

@@ -224,3 +224,22 @@ def test_alexnet_on_two_gpus_trains():
     loss = model(x).logsumexp(1).mean()
     loss.backward()
     assert model.conv1.halves[1].weight.grad is not None
+
+
+def test_resized_crops_cover_the_asked_share_of_the_image_and_flip_half_the_time():
+    from course_lib import augment
+    # a horizontal ramp: a crop's width shows in the range of values it keeps, a flip in the slope's sign
+    ramp = torch.arange(200).clamp(max=255).to(torch.uint8).repeat(64, 3, 200, 1)
+    out = augment.random_resized_crop_flip(ramp, torch.Generator().manual_seed(0), 50, scale=(0.25, 0.25),
+                                           ratio=(1, 1))
+    assert out.shape == (64, 3, 50, 50) and out.dtype == torch.uint8
+    row = out[:, 0, 25].float()
+    spans = (row.max(1).values - row.min(1).values) / 199
+    assert torch.allclose(spans, torch.full_like(spans, 0.5), atol=0.03)      # width sqrt(0.25) of the image
+    flipped = (row[:, 0] > row[:, -1]).float().mean()
+    assert 0.3 < flipped < 0.7
+    whole = augment.random_resized_crop_flip(ramp[:4], torch.Generator().manual_seed(1), 200, scale=(1, 1),
+                                             ratio=(1, 1))
+    assert all(torch.equal(w, ramp[0]) or torch.equal(w, ramp[0].flip(-1)) for w in whole)
+    with pytest.raises(ValueError, match="scale must be"):
+        augment.resized_crop_flip(32, scale=(0, 1))

@@ -192,9 +192,16 @@ def test_make_optimizer_decays_weights_but_not_biases():
     assert all(p.dim() > 1 for p in weights["params"]) and all(p.dim() == 1 for p in biases["params"])
 
 
-def test_autocast_is_left_out_for_small_networks_and_on_the_cpu():
-    """Measured on an H200: bf16 autocast cost LeNet-1 about 12 % of fit's speed (benchmarks/README.md)."""
+def test_autocast_is_left_out_for_small_networks_and_on_cpus_without_bf16(monkeypatch):
+    """Measured on an H200: bf16 autocast cost LeNet-1 about 12 % of fit's speed (benchmarks/README.md); on a
+    CPU, bf16 pays only where the CPU computes it natively (AVX512-BF16, AMX)."""
     assert train._autocast_dtype(torch.device("cuda"), models.LeNet1()) is None
+    assert train._autocast_dtype(torch.device("cpu"), models.LeNet1()) is None
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    assert train._autocast_dtype(torch.device("cpu"), models.AlexNet()) is None
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    assert train._autocast_dtype(torch.device("cpu"), models.AlexNet()) is torch.bfloat16
+    monkeypatch.setenv("COURSE_BF16_CPU", "0")
     assert train._autocast_dtype(torch.device("cpu"), models.AlexNet()) is None
     assert models.count_parameters(models.LeNet1()) < train.AUTOCAST_MIN_PARAMETERS <= \
         models.count_parameters(models.AlexNet(num_classes=10))
@@ -233,3 +240,15 @@ def test_an_interrupted_end_of_epoch_hook_keeps_the_finished_epoch(sample, tmp_p
         train.fit(models.LeNet1(), (xtr[:128], ytr[:128]), epochs=2, progress=False, device="cpu", checkpoint=ckpt,
                   on_epoch_end=[interrupted])
     assert train.load_checkpoint(ckpt)["epoch"] == 1
+
+
+def test_cpu_bf16_is_read_from_the_cpu_s_flags(monkeypatch, tmp_path):
+    import builtins
+    real_open = builtins.open
+    for flags, expected in (("fpu avx512f avx512_bf16 amx_tile", True), ("fpu avx2 avx512f", False)):
+        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(
+            tmp_path / "cpuinfo" if path == "/proc/cpuinfo" else path, *a, **k))
+        train.cpu_has_bf16.cache_clear()
+        assert train.cpu_has_bf16() is expected
+    train.cpu_has_bf16.cache_clear()

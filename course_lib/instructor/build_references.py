@@ -136,7 +136,7 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
             prof = dataclasses.replace(prof, alexnet_epochs=epochs)
         d, data = _alexnet_data(prof)
         model, history = trained.train_alexnet(prof, d, streams=spec["streams"], seed=seed, progress=progress,
-                                               resumable=True)
+                                               resumable=True, crops="resized")
         accuracy = {"val_top1": history.last["val_accuracy"]}
         settings = {"profile": prof.name, "epochs": prof.alexnet_epochs, "seed": seed, "image_size": prof.image_size,
                     **{k: history.config[k] for k in ("lr", "batch_size", "momentum", "weight_decay",
