@@ -55,6 +55,12 @@ def conv2d_vectorized(x, weight, bias, stride=1, padding=0):   # sums over chann
     x, w, b = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight, bias))
     return F.conv2d(x[None, :1], w[:, :1], b, stride=stride, padding=padding)[0]
 """, "write it yourself"),
+        ("predicted_multiplications", """
+predicted_multiplications = 10 * 5 * 5 * 300 * 451   # forgets that each filter is 3 channels deep
+""", "multiplications of 10 filters"),
+        ("predicted_multiplications", """
+predicted_multiplications = 10 * 3 * 5 * 5   # one position only
+""", "multiplications of 10 filters"),
         ("output_size", """
 def output_size(n, k, s=1, p=0):   # forgets the padding
     return (n - k) // s + 1
@@ -572,7 +578,10 @@ def one_cycle(i, total, max_lr):   # the course's cosine: no rise from max_lr / 
 
 
 def _defines(cell, name):
-    return cell.cell_type == "code" and (f"def {name}(" in cell.source or f"class {name}(" in cell.source)
+    """The exercise cell of ``name``: a function or class of that name, or (a "predict, then run" question) a
+    variable the learner sets to their prediction."""
+    return cell.cell_type == "code" and (f"def {name}(" in cell.source or f"class {name}(" in cell.source
+                                         or re.search(rf"^{name}\s*=", cell.source, re.M) is not None)
 
 
 def _student_cell(cell):
@@ -621,6 +630,7 @@ def test_every_exercise_has_two_wrong_answers_in_this_file():
         nb = nbformat.read(path, 4)
         for cell in nb.cells:
             if cell.cell_type == "code" and notebooks.has_solution(cell):
-                name = re.search(r"^(?:def|class) (\w+)", cell.source, re.M).group(1)
+                found = re.search(r"^(?:def|class) (\w+)|^(\w+)\s*=", cell.source, re.M)
+                name = found.group(1) or found.group(2)
                 count = sum(1 for n, _, _ in WRONG.get(path.stem, []) if n == name)
                 assert count >= 2, f"{path.name}: exercise {name} has {count} wrong answers here, expected 2 or more"
