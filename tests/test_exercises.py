@@ -612,10 +612,19 @@ def test_check_cells_reject_wrong_answers(stem):
                     assert message in str(err.value), f"{name}: the check said {err.value.evalue!r}"
                     assert ("Hint: " in str(err.value)) == (number >= 1), f"{name}: a hint from the second wrong answer on"
                     tried += 1
-                client.execute_cell(_student_cell(cell), index)
+                if all(re.search(rf"^{n}\s*=", cell.source, re.M) for n in names):
+                    # a prediction: the blank cell stops where the learner must write their number
+                    client.execute_cell(nbformat.v4.new_code_cell("\n".join(f"globals().pop({n!r}, None)"
+                                                                              for n in names)), index)
+                    with pytest.raises(CellExecutionError, match="NotImplementedError"):
+                        client.execute_cell(_student_cell(cell), index)
+                    blank_says = "is not defined"
+                else:
+                    client.execute_cell(_student_cell(cell), index)
+                    blank_says = "NotImplementedError"
                 with pytest.raises(CellExecutionError) as err:
                     client.execute_cell(check, check_index)
-                assert err.value.ename == "Miss" and "NotImplementedError" in str(err.value), f"{names}: the blank passed"
+                assert err.value.ename == "Miss" and blank_says in str(err.value), f"{names}: the blank passed"
                 blanks += 1
             if tried == len(cases):
                 break       # every wrong answer was tried: the rest of the lesson has no exercise to check
