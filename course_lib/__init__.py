@@ -18,7 +18,7 @@ circle (``tests/test_structure.py`` checks it, lazy imports too).
    shipped trained networks)
 6. what lessons share — ``trained`` (train or load a lesson's network)
 7. claims — ``claims`` (each claim as an experiment over seeds, with its control and verdict)
-8. pictures and exercises — ``viz``, ``diagrams``, ``exercises``; ``widgets`` (the interactive ones)
+8. pictures and exercises — ``viz``, ``diagrams``, ``exercises``, ``own_work``; ``widgets`` (the interactive ones)
 9. tools — ``distributed`` (the torchrun command line), ``instructor`` (notebooks, grading, releases, lock,
    site, reference builds)
 """

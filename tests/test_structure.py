@@ -18,7 +18,7 @@ FLOORS = {
     "measure": 5, "receptive_fields": 5, "attribution": 5, "made_images": 5, "references": 5,
     "trained": 6,
     "claims": 7,
-    "viz": 8, "diagrams": 8, "exercises": 8, "widgets": 8,
+    "viz": 8, "diagrams": 8, "exercises": 8, "own_work": 8, "widgets": 8,
     "distributed": 9, "instructor": 9,
 }
 MAX_LINES = 450

@@ -185,6 +185,9 @@ def _run(cells: list[str], work: Path, lesson: str, checks: dict, course: dict, 
         note = client.gone
     if not verdicts and not note:
         note = _stopped(proc, work)
+    log = work / "output.txt"
+    if log.exists() and log.stat().st_size >= sandbox.FILE_SIZE and "file-size" not in note:
+        note = "; ".join(filter(None, [note, f"output cut at the file-size limit ({sandbox.FILE_SIZE >> 20} MiB)"]))
     return verdicts, note
 
 
