@@ -31,18 +31,23 @@ BYPASSES = {
     "a lambda": "conv = lambda x, w: F.conv2d(x, w)",
     "the answer itself": "conv = F.conv2d",
     "a partial": "import functools\nconv = functools.partial(F.conv2d, stride=1)",
-    "a wraps wrapper": ("import functools\n@functools.wraps(F.conv2d)\ndef conv(x, w):\n    return conv.__wrapped__(x, w)"),
-    "a closure": "def make():\n    f = F.conv2d\n    def conv(x, w):\n        return f(x, w)\n    return conv\nconv = make()",
+    "a wraps wrapper": ("import functools\n@functools.wraps(F.conv2d)\n"
+                        "def conv(x, w):\n    return conv.__wrapped__(x, w)"),
+    "a closure": ("def make():\n    f = F.conv2d\n    def conv(x, w):\n        return f(x, w)\n"
+                  "    return conv\nconv = make()"),
     "a helper of its own": "def helper(x, w):\n    return torch.conv2d(x, w)\ndef conv(x, w):\n    return helper(x, w)",
-    "a layer": "def conv(x, w):\n    layer = torch.nn.Conv2d(1, 1, 3, bias=False)\n    layer.weight.data = w\n    return layer(x)",
+    "a layer": ("def conv(x, w):\n    layer = torch.nn.Conv2d(1, 1, 3, bias=False)\n"
+                "    layer.weight.data = w\n    return layer(x)"),
     "getattr on the module": "def conv(x, w):\n    return getattr(F, 'con' + 'v2d')(x, w)",
     "globals()": "def conv(x, w):\n    return globals()['F'].__dict__['conv2d'](x, w)",
     "eval": "def conv(x, w):\n    return eval('F.conv2d')(x, w)",
     "a nested function": "def conv(x, w):\n    def inner():\n        return F.conv2d(x, w)\n    return inner()",
-    "an object with __call__": "class Conv:\n    def __call__(self, x, w):\n        return F.conv2d(x, w)\nconv = Conv()",
+    "an object with __call__": ("class Conv:\n    def __call__(self, x, w):\n"
+                                "        return F.conv2d(x, w)\nconv = Conv()"),
     "a class of its own": ("class Helper:\n    @staticmethod\n    def run(x, w):\n        return F.conv2d(x, w)\n"
                            "def conv(x, w):\n    return Helper.run(x, w)"),
-    "a from-import inside": "def conv(x, w):\n    from torch.nn.functional import relu, conv2d\n    return conv2d(x, w)",
+    "a from-import inside": ("def conv(x, w):\n    from torch.nn.functional import relu, conv2d\n"
+                             "    return conv2d(x, w)"),
     "a method of torch": "def conv(x, w):\n    return torch.nn.functional.conv2d(x, w)",
     # routes the bytecode reader of #38's day missed
     "a default argument": "def conv(x, w, _f=F.conv2d):\n    return _f(x, w)",

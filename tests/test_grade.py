@@ -108,7 +108,8 @@ def graded(tmp_path_factory):
            "output_size = lambda *a: str(seen)" % (folder.parent / "late.txt"))
     nbformat.write(_with(solved, spy), folder / "peggy.ipynb")
     # limits: output flood, memory, a fork bomb; each one still gets its row
-    nbformat.write(_with(blank, "import sys\nwhile True:\n    sys.stdout.write('x' * 1000000)"), folder / "rupert.ipynb")
+    flood = "import sys\nwhile True:\n    sys.stdout.write('x' * 1000000)"
+    nbformat.write(_with(blank, flood), folder / "rupert.ipynb")
     nbformat.write(_with(blank, "x = bytearray(16 << 30)"), folder / "sybil.ipynb")
     nbformat.write(_with(blank, "import os, time\nfor _ in range(400):\n    if os.fork() == 0:\n"
                      "        time.sleep(20)\n        os._exit(0)"), folder / "trent.ipynb")
@@ -183,7 +184,8 @@ def test_the_sandbox_hides_the_machine_and_drops_privileges(tmp_path):
     code = ("import os, json, glob, subprocess, socket\n"
             "r = {'uid': os.getuid(), 'caps': open('/proc/self/status').read().split('CapEff:')[1].split()[0],\n"
             f"     'other': os.path.exists({str(secret)!r}), 'sol': os.path.exists({str(ROOT / 'solutions')!r}),\n"
-            "     'sys': os.path.exists('/sys/kernel'), 'env': sorted(os.environ), 'pids': len(glob.glob('/proc/[0-9]*')),\n"
+            "     'sys': os.path.exists('/sys/kernel'), 'env': sorted(os.environ),\n"
+            "     'pids': len(glob.glob('/proc/[0-9]*')),\n"
             "     'remount': subprocess.run(['mount', '-o', 'remount,rw', '/usr'], capture_output=True).returncode}\n"
             "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=2); r['net'] = True\n"
             "except OSError:\n    r['net'] = False\n"
