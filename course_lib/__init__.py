@@ -43,6 +43,7 @@ FLOORS = (
         "viz": "plots, the network at a glance",
         "diagrams": "diagrams",
         "exercises": "the exercise checks and their feedback",
+        "own_work": "is an answer the learner's own work: what the learner's function runs, traced",
         "widgets": "the interactive widgets"}),
     ("tools", {
         "distributed": "the torchrun command line",

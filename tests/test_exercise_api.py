@@ -31,19 +31,38 @@ BYPASSES = {
     "a lambda": "conv = lambda x, w: F.conv2d(x, w)",
     "the answer itself": "conv = F.conv2d",
     "a partial": "import functools\nconv = functools.partial(F.conv2d, stride=1)",
-    "a wraps wrapper": ("import functools\n@functools.wraps(F.conv2d)\ndef conv(x, w):\n    return conv.__wrapped__(x, w)"),
-    "a closure": "def make():\n    f = F.conv2d\n    def conv(x, w):\n        return f(x, w)\n    return conv\nconv = make()",
+    "a wraps wrapper": ("import functools\n@functools.wraps(F.conv2d)\n"
+                        "def conv(x, w):\n    return conv.__wrapped__(x, w)"),
+    "a closure": ("def make():\n    f = F.conv2d\n    def conv(x, w):\n        return f(x, w)\n"
+                  "    return conv\nconv = make()"),
     "a helper of its own": "def helper(x, w):\n    return torch.conv2d(x, w)\ndef conv(x, w):\n    return helper(x, w)",
-    "a layer": "def conv(x, w):\n    layer = torch.nn.Conv2d(1, 1, 3, bias=False)\n    layer.weight.data = w\n    return layer(x)",
+    "a layer": ("def conv(x, w):\n    layer = torch.nn.Conv2d(1, 1, 3, bias=False)\n"
+                "    layer.weight.data = w\n    return layer(x)"),
     "getattr on the module": "def conv(x, w):\n    return getattr(F, 'con' + 'v2d')(x, w)",
     "globals()": "def conv(x, w):\n    return globals()['F'].__dict__['conv2d'](x, w)",
     "eval": "def conv(x, w):\n    return eval('F.conv2d')(x, w)",
     "a nested function": "def conv(x, w):\n    def inner():\n        return F.conv2d(x, w)\n    return inner()",
-    "an object with __call__": "class Conv:\n    def __call__(self, x, w):\n        return F.conv2d(x, w)\nconv = Conv()",
+    "an object with __call__": ("class Conv:\n    def __call__(self, x, w):\n"
+                                "        return F.conv2d(x, w)\nconv = Conv()"),
     "a class of its own": ("class Helper:\n    @staticmethod\n    def run(x, w):\n        return F.conv2d(x, w)\n"
                            "def conv(x, w):\n    return Helper.run(x, w)"),
-    "a from-import inside": "def conv(x, w):\n    from torch.nn.functional import relu, conv2d\n    return conv2d(x, w)",
+    "a from-import inside": ("def conv(x, w):\n    from torch.nn.functional import relu, conv2d\n"
+                             "    return conv2d(x, w)"),
     "a method of torch": "def conv(x, w):\n    return torch.nn.functional.conv2d(x, w)",
+    # routes the bytecode reader of #38's day missed
+    "a default argument": "def conv(x, w, _f=F.conv2d):\n    return _f(x, w)",
+    "a dict of functions": "TABLE = {'c': F.conv2d}\ndef conv(x, w):\n    return TABLE['c'](x, w)",
+    "sys.modules": "import sys\ndef conv(x, w):\n    return sys.modules['torch.nn.functional'].conv2d(x, w)",
+    "operator.attrgetter": "import operator\ndef conv(x, w):\n    return operator.attrgetter('conv2d')(F)(x, w)",
+    "a helper with a spoofed __module__": ("def helper(x, w):\n    return F.conv2d(x, w)\nhelper.__module__ = 'torch'\n"
+                                           "def conv(x, w):\n    return helper(x, w)"),
+    "torch.ops.aten": ("def conv(x, w):\n    return torch.ops.aten.convolution(x, w, None, [1, 1], [0, 0], [1, 1], "
+                       "False, [0, 0], 1)"),
+    "conv1d on rows": ("def conv(x, w):\n    rows = [F.conv1d(x[:, :, i + d], w[:, :, d]) for i in range(4) "
+                       "for d in range(3)]\n    return torch.stack([sum(rows[3 * i:3 * i + 3]) for i in range(4)], 2)"),
+    "turning the watch off": "import sys\ndef conv(x, w):\n    sys.setprofile(None)\n    return F.conv2d(x, w)",
+    "a thread": ("import threading\ndef conv(x, w):\n    out = []\n    t = threading.Thread(target=lambda: "
+                 "out.append(F.conv2d(x, w)))\n    t.start(); t.join()\n    return out[0]"),
 }
 
 HONEST = {
@@ -62,6 +81,11 @@ HONEST = {
             side = x.shape[-1] - w.shape[-1] + 1
             return (w.flatten(1) @ cols).view(1, 1, side, side)
         """,
+    "prints locals()": """
+        def conv(x, w):
+            print(locals())
+            return F.unfold(x, w.shape[-1]).mul(w.flatten()[:, None]).sum(1).view(1, 1, x.shape[-1] - 2, -1)
+        """,
     "a variable named like the answer": """
         conv2d = 'a string'     # F.conv2d in a comment
         def conv(x, w):
@@ -74,16 +98,26 @@ HONEST = {
 @pytest.mark.parametrize("way", sorted(BYPASSES))
 def test_own_work_finds_the_library_answer_however_it_is_reached(way):
     conv = learner(BYPASSES[way], "conv")
-    with pytest.raises(AssertionError, match="write it yourself"):
-        exercises.own_work(conv, *ANSWERS)
+    with pytest.raises(exercises.Miss, match="write it yourself"):
+        checked(conv, *ANSWERS)
+
+
+def checked(function, *answers, args=None):
+    """Run ``function`` as a check cell does: ``own_work`` first, then a call on a case (the result returned)."""
+    args = args or (torch.randn(1, 1, 6, 6, generator=torch.Generator().manual_seed(0)),
+                    torch.randn(1, 1, 3, 3, generator=torch.Generator().manual_seed(1)))
+    exercises.start("99_test", 1)
+    with exercises.check("conv"):
+        exercises.own_work(function, *answers)
+        return function(*args)
 
 
 @pytest.mark.parametrize("way", sorted(HONEST))
 def test_own_work_never_refuses_an_honest_answer(way):
     conv = learner(HONEST[way], "conv")
-    exercises.own_work(conv, *ANSWERS)
     x, w = torch.randn(1, 1, 6, 6), torch.randn(1, 1, 3, 3)
-    assert torch.allclose(conv(x, w), F.conv2d(x, w), atol=1e-5), "the honest answers are right answers"
+    got = checked(conv, *ANSWERS, args=(x, w))
+    assert torch.allclose(got, F.conv2d(x, w), atol=1e-5), "the honest answers are right answers"
 
 
 def test_own_work_reads_the_course_s_own_saliency_answer_as_honest_and_the_library_one_not():
@@ -93,11 +127,13 @@ def test_own_work_reads_the_course_s_own_saliency_answer_as_honest_and_the_libra
             model(x)[torch.arange(len(x)), target].sum().backward()
             return x.grad.abs().amax(1)
         """, "my_saliency")
-    exercises.own_work(honest, attribution.saliency)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    case = (model, torch.randn(2, 1, 4, 4), torch.tensor([0, 2]))
+    checked(honest, attribution.saliency, args=case)
     lazy = learner("def my_saliency(model, images, target):\n    return attribution.saliency(model, images, target)",
                    "my_saliency")
-    with pytest.raises(AssertionError, match="attribution.saliency"):
-        exercises.own_work(lazy, attribution.saliency)
+    with pytest.raises(exercises.Miss, match="attribution.saliency"):
+        checked(lazy, attribution.saliency, args=case)
 
 
 def test_a_miss_is_one_message_for_any_error_and_a_hint_comes_from_the_second():
@@ -115,18 +151,12 @@ def test_a_miss_is_one_message_for_any_error_and_a_hint_comes_from_the_second():
     assert exercises.report() == {"lesson": "99_test", "passed": ["fine"], "total": 2}
 
 
-def test_a_check_says_its_verdict_to_the_grader_only_with_the_token(monkeypatch, capsys):
+def test_a_check_prints_no_grading_line_and_reads_no_token(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_GRADING", "abc123")
     exercises.start("99_test", 1)
     with exercises.check("quiet"):
         pass
-    assert "[grade" not in capsys.readouterr().err
-    monkeypatch.setenv(exercises.GRADING, "abc123")
-    with exercises.check("loud"):
-        pass
-    with pytest.raises(exercises.Miss):
-        with exercises.check("wrong"):
-            raise AssertionError("no")
-    assert capsys.readouterr().err.splitlines() == ["[grade abc123] PASS loud", "[grade abc123] MISS wrong"]
+    assert "[grade" not in capsys.readouterr().err and not hasattr(exercises, "_graded")
 
 
 @pytest.mark.parametrize("got, says", [
@@ -176,7 +206,9 @@ def test_a_name_given_as_a_string_is_refused_wherever_it_is_used():
             (x * w).sum().backward()
             return x.grad
         """, "grad_of")
-    with pytest.raises(AssertionError, match="uses backward"):
-        exercises.own_work(lazy, torch.autograd.grad, "backward")
-    honest = learner("def grad_of(x, w):\n    backward_pass = w.clone()\n    return backward_pass", "grad_of")
-    exercises.own_work(honest, torch.autograd.grad, "backward")      # a variable's name is not a call of it
+    case = (torch.randn(3), torch.randn(3))
+    with pytest.raises(exercises.Miss, match="uses .*backward"):
+        checked(lazy, torch.autograd.grad, "backward", args=case)
+    honest = learner("def grad_of(x, w):\n    backward_pass = w.clone()\n    with torch.no_grad():\n"
+                     "        return backward_pass", "grad_of")
+    checked(honest, torch.autograd.grad, "backward", args=case)      # a variable's name is not a call of it

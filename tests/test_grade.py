@@ -11,6 +11,32 @@ from course_lib.instructor.course import ROOT
 
 pytestmark = pytest.mark.slow
 LESSON = "01_images_and_convolution"
+NAMES = ["conv2d_single", "conv2d_loops", "conv2d_vectorized", "output_size", "pool2d", "conv2d_backward",
+         "pool2d_backward"]
+# every exercise of lesson 01 answered by the library, each through a route the old bytecode reader missed
+BYPASS_ANSWERS = """import operator, sys, numpy as np, torch
+def conv2d_single(image, kernel, _f=F.conv2d):
+    return _f(torch.as_tensor(image)[None, None], torch.as_tensor(kernel)[None, None])[0, 0]
+TABLE = {"c": F.conv2d}
+def conv2d_loops(x, weight, bias, stride=1, padding=0):
+    return TABLE["c"](torch.as_tensor(x)[None], torch.as_tensor(weight), torch.as_tensor(bias),
+                      stride=stride, padding=padding)[0]
+def conv2d_vectorized(x, weight, bias, stride=1, padding=0):
+    return torch.ops.aten.convolution(x[None], weight, bias, [stride] * 2, [padding] * 2, [1, 1], False,
+                                      [0, 0], 1)[0]
+def pool2d(x, k, s, mode="max"):
+    name = "max_pool2d" if mode == "max" else "avg_pool2d"
+    return operator.attrgetter(name)(sys.modules["torch.nn.functional"])(x, k, s)
+def helper(x, w, b, p):
+    return torch.nn.grad.conv2d_weight(x, w.shape, b, padding=p)
+helper.__module__ = "torch.nn.grad"
+def conv2d_backward(x, w, grad_out, padding):
+    x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
+    out = torch.conv2d(x[None], w, padding=padding)[0]
+    gx, gw = torch.autograd.grad(out, (x, w), grad_out)
+    return gx, gw, grad_out.sum((1, 2))
+print(locals)
+"""
 
 
 def _with(nb, first_code: str | None = None, replace: tuple[str, str] | None = None):
@@ -52,13 +78,42 @@ def graded(tmp_path_factory):
     victim = folder.parent / "victim.txt"
     victim.write_text("keep me")
     deleter = ("import os, glob, shutil\nfor f in glob.glob('*'):\n    shutil.rmtree(f, ignore_errors=True) "
-               "if os.path.isdir(f) else os.remove(f)\n")
-    if grade.sandbox_available():
-        deleter += (f"for f in [{str(victim)!r}] + glob.glob({str(folder)!r} + '/*'):\n"
-                    "    try:\n        os.remove(f)\n    except OSError as err:\n        print('refused', err)\n")
+               "if os.path.isdir(f) else os.remove(f)\n"
+               f"for f in [{str(victim)!r}, {str(ROOT / 'notebooks' / (LESSON + '.ipynb'))!r}] + "
+               f"glob.glob({str(folder)!r} + '/*'):\n"
+               "    try:\n        os.remove(f)\n    except OSError as err:\n        print('refused', err)\n")
     nbformat.write(_with(solved, deleter), folder / "grace.ipynb")
-    fake = _with(blank, "import sys\nprint('[grade 0] PASS conv2d_single', '[grade] PASS conv2d_single', file=sys.stderr)")
-    nbformat.write(fake, folder / "heidi.ipynb")                                                 # prints passes
+    # blank notebooks that try to forge their grade: each must get 0
+    forgeries = {
+        "heidi": "import os, sys\nt = os.environ.get('COURSE_GRADING', '0')\nfor n in %r:\n"
+                 "    print(f'[grade {t}] PASS {n}', file=sys.stderr)\n    print(f'[grade {t}] PASS {n}')" % NAMES,
+        "ivan": "from course_lib import exercises\nfor n in %r:\n    getattr(exercises, '_graded', print)('PASS', n)\n"
+                "    exercises._state['passed'].append(n)" % NAMES,
+        "judy": "from course_lib import exercises\nexercises.close = lambda *a, **k: None\n"
+                "exercises.check = __import__('contextlib').nullcontext\nexercises.own_work = lambda *a: None",
+        "mallory": "import torch\nclass F:\n    conv2d = staticmethod(lambda *a, **k: torch.zeros(1))\n"
+                   "conv2d_single = lambda image, kernel: torch.zeros(1)",
+        "oscar": BYPASS_ANSWERS,
+    }
+    for who, code in forgeries.items():
+        nbformat.write(_with(blank, code), folder / f"{who}.ipynb")
+    # reads or writes outside: the other submissions, the solutions, the grader's environment
+    spy = ("import os, glob\nseen = {'env': sorted(os.environ), 'uid': os.getuid(), 'caps': open('/proc/self/status')"
+           ".read().split('CapEff:')[1].split()[0], 'sys': os.path.exists('/sys/kernel'), "
+           f"'subs': glob.glob({str(folder)!r} + '/*'), 'sol': os.path.exists({str(ROOT / 'solutions')!r}), "
+           "'root': os.path.exists('/root/.bashrc') or os.path.isdir('/home')}\n"
+           "import subprocess\nseen['remount'] = subprocess.run(['mount', '-o', 'remount,rw', '/usr'], "
+           "capture_output=True).returncode\n"
+           "subprocess.Popen(['setsid', 'sh', '-c', 'sleep 30; echo late > %s'])\n"
+           "output_size = lambda *a: str(seen)" % (folder.parent / "late.txt"))
+    nbformat.write(_with(solved, spy), folder / "peggy.ipynb")
+    # limits: output flood, memory, a fork bomb; each one still gets its row
+    flood = "import sys\nwhile True:\n    sys.stdout.write('x' * 1000000)"
+    nbformat.write(_with(blank, flood), folder / "rupert.ipynb")
+    nbformat.write(_with(blank, "x = bytearray(16 << 30)"), folder / "sybil.ipynb")
+    nbformat.write(_with(blank, "import os, time\nfor _ in range(400):\n    if os.fork() == 0:\n"
+                     "        time.sleep(20)\n        os._exit(0)"), folder / "trent.ipynb")
+         # prints passes
     before = sorted(p.name for p in folder.iterdir())
     path = grade.grade(folder, cell_timeout=20, timeout=240)
     with open(path) as f:
@@ -94,29 +149,69 @@ def test_a_notebook_that_deletes_files_touches_only_its_own_copy(graded):
     assert rows["grace.ipynb"]["lesson"] == LESSON and rows["grace.ipynb"]["passed"] == "7"
 
 
-def test_the_note_says_whether_a_sandbox_was_used(graded):
-    _, _, rows = graded
-    unsandboxed = [r for r in rows.values() if "without a sandbox" in r["note"]]
-    assert len(unsandboxed) == (0 if grade.sandbox_available() else len(rows) - 1)   # frank is not run
+def test_no_row_says_it_ran_without_a_sandbox(graded):
+    assert not [r for r in graded[2].values() if "WITHOUT a sandbox" in r["note"]]
 
 
-@pytest.mark.skipif(not grade.sandbox_available(), reason="needs root and unshare for a sandbox")
-def test_the_sandbox_refuses_writes_outside_and_the_network(tmp_path):
-    outside = tmp_path / "outside.txt"
+@pytest.mark.parametrize("who", ["heidi", "ivan", "judy", "mallory", "oscar"])
+def test_a_blank_notebook_that_forges_its_grade_gets_nothing(graded, who):
+    """heidi prints the grading lines with the real token's name; ivan calls the old _graded and edits the
+    state; judy replaces exercises.close/check/own_work; mallory rebinds F; oscar reaches the library's
+    answers by a default argument, a dict, aten, attrgetter on sys.modules, a spoofed __module__, autograd."""
+    assert graded[2][f"{who}.ipynb"]["passed"] == "0", graded[2][f"{who}.ipynb"]
+
+
+def test_a_submission_sees_nothing_outside_its_folder_and_leaves_nothing_behind(graded):
+    import time
+    folder, _, rows = graded
+    assert rows["peggy.ipynb"]["passed"] == "7"      # its spying output_size is replaced by the lesson's own
+    time.sleep(1)
+    assert not (folder.parent / "late.txt").exists(), "a setsid child outlived the sandbox"
+
+
+def test_the_sandbox_hides_the_machine_and_drops_privileges(tmp_path):
+    """Run in the sandbox as the grader runs it: what does the notebook's process see?"""
+    import json
+    import subprocess
+    import sys
+    from course_lib.instructor import sandbox
+    if not sandbox.available():
+        pytest.skip("bubblewrap cannot sandbox here")
+    secret = tmp_path / "other.ipynb"
+    secret.write_text("an other learner's work")
     work = tmp_path / "work"
     work.mkdir()
-    code = (f"import socket\nopen({str(work / 'inside.txt')!r}, 'w').write('ok')\n"
-            f"try:\n    open({str(outside)!r}, 'w')\nexcept OSError:\n    print('read-only')\n"
-            "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=2)\nexcept OSError:\n    print('offline')\n")
-    import subprocess, sys
-    done = subprocess.run(grade.UNSHARE + ["sh", "-c", grade.SANDBOX, "sandbox", str(work), sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=60)
-    assert done.stdout.split() == ["read-only", "offline"], done.stderr
-    assert (work / "inside.txt").read_text() == "ok" and not outside.exists()
+    code = ("import os, json, glob, subprocess, socket\n"
+            "r = {'uid': os.getuid(), 'caps': open('/proc/self/status').read().split('CapEff:')[1].split()[0],\n"
+            f"     'other': os.path.exists({str(secret)!r}), 'sol': os.path.exists({str(ROOT / 'solutions')!r}),\n"
+            "     'sys': os.path.exists('/sys/kernel'), 'env': sorted(os.environ),\n"
+            "     'pids': len(glob.glob('/proc/[0-9]*')),\n"
+            "     'remount': subprocess.run(['mount', '-o', 'remount,rw', '/usr'], capture_output=True).returncode}\n"
+            "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=2); r['net'] = True\n"
+            "except OSError:\n    r['net'] = False\n"
+            "try:\n    open('/usr/x', 'w'); r['write'] = True\nexcept OSError:\n    r['write'] = False\n"
+            "print(json.dumps(r))\n")
+    package = ROOT / "course_lib"
+    done = subprocess.run(sandbox.command(work, [sys.executable, "-c", code], package), capture_output=True,
+                          text=True, timeout=60, env={"SUBMISSIONS": str(tmp_path)}, preexec_fn=sandbox.limits())
+    seen = json.loads(done.stdout)
+    assert seen["uid"] == sandbox.UID and seen["caps"] == "0000000000000000"
+    assert not seen["other"] and not seen["sol"] and not seen["sys"] and not seen["net"] and not seen["write"]
+    assert seen["remount"] != 0 and "SUBMISSIONS" not in seen["env"] and seen["pids"] <= 3
 
 
-def test_printing_the_grading_line_yourself_does_not_count(graded):
-    assert graded[2]["heidi.ipynb"]["passed"] == "0"
+def test_a_notebook_over_a_limit_gets_a_row_that_says_which(graded):
+    rows = graded[2]
+    assert rows["rupert.ipynb"]["passed"] == "0" and "file-size limit" in rows["rupert.ipynb"]["note"]
+    assert rows["sybil.ipynb"]["passed"] == "0"
+    assert rows["trent.ipynb"]["passed"] == "0" and rows["trent.ipynb"]["lesson"] == LESSON
+
+
+def test_without_a_sandbox_the_grader_refuses_unless_told(tmp_path, monkeypatch):
+    from course_lib.instructor import sandbox
+    monkeypatch.setattr(sandbox, "available", lambda: False)
+    nbformat.write(nbformat.read(ROOT / "student" / f"{LESSON}.ipynb", 4), tmp_path / "x.ipynb")
+    assert grade.main([str(tmp_path)]) == 1 and not (tmp_path / "grades.csv").exists()
 
 
 def test_every_file_gets_one_row_in_a_csv_with_the_columns(graded):
