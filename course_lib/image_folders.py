@@ -26,8 +26,9 @@ CACHE_VERSION = 3
 
 
 def visible(path: Path) -> bool:
-    """False for hidden entries (Jupyter's .ipynb_checkpoints, macOS's ._ files, .DS_Store): never data."""
-    return not path.name.startswith((".", "_"))
+    """False for hidden entries, whose names start with a dot (Jupyter's .ipynb_checkpoints, macOS's ._ files,
+    .DS_Store): never data. A folder such as ``_background`` is a class, as in torchvision's ``ImageFolder``."""
+    return not path.name.startswith(".")
 
 
 def image_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -138,7 +139,8 @@ def cache(folder: str | os.PathLike, stem: str | os.PathLike, resolution: int, *
         if announce and rank == 0:
             counts = np.bincount([label for _, label in files], minlength=len(classes))
             # the data folder's own name, not its path: published notebooks must not name this machine's folders
-            print(f"{folder.parent.name}/{folder.name}: {len(files):,} images; " + ", ".join(f"{readable(n)} {c}" for n, c in zip(classes, counts)))
+            print(f"{folder.parent.name}/{folder.name}: {len(files):,} images; "
+                  + ", ".join(f"{readable(n)} {c}" for n, c in zip(classes, counts)))
         # this build's own temporary files, shared by the processes of one run on this machine: two runs
         # building the same cache at once each write their own, and each rename is atomic
         token = os.environ.get("TORCHELASTIC_RUN_ID") or str(os.getpid() if world == 1 else os.getppid())
@@ -197,7 +199,8 @@ def _decode_share(files, tmp: Path, failed: Path, resolution: int, rank: int, wo
                     warnings.warn(f"{message}: left out (skip_bad=True).", stacklevel=4)
                     good[i] = False
                     continue
-                text = f"{message}. Delete or replace it, or pass skip_bad=True to leave out the files that cannot be read."
+                text = (f"{message}. Delete or replace it, or pass skip_bad=True to leave out the files that cannot "
+                        "be read.")
                 atomic_write(failed, lambda f, text=text: f.write(text), mode="w")
                 break
         out.flush()

@@ -73,7 +73,59 @@ def check_layer_names(model: nn.Module, names: Sequence[str], kinds: tuple[type,
     if unknown or not names:
         raise KeyError(f"Unknown layer name(s) {unknown or list(names)} for {type(model).__name__}: valid names "
                        f"are {layer_names(model, kinds or (nn.Module,))}.")
+    twice = sorted({n for n in names if list(names).count(n) > 1})
+    if twice:
+        raise ValueError(f"Layer name(s) {twice} listed twice: expected each layer once.")
     return list(names)
+
+
+def copy_without_hooks(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` without the forward hooks and pre-hooks on it and its layers (``deepcopy``
+    keeps them, and their closures still write to the original's recorders)."""
+    import copy
+
+    new = copy.deepcopy(model)
+    for m in new.modules():
+        for hooks in (m._forward_hooks, m._forward_pre_hooks, getattr(m, "_forward_hooks_with_kwargs", {}),
+                      getattr(m, "_forward_hooks_always_called", {}), getattr(m, "_forward_pre_hooks_with_kwargs", {})):
+            hooks.clear()
+    return new
+
+
+class _OncePerPass:
+    """Counts, during one forward pass of ``model``, how often each recorded layer runs, and refuses a layer
+    that runs twice (one module used at two places): a recorder keeps one output a layer per pass. Outside a
+    pass of the whole model (a part of it called on its own) nothing is counted."""
+
+    def __init__(self, model: nn.Module, modules: dict[str, nn.Module]):
+        self.model, self.modules, self.counts, self.handles = model, modules, None, []
+
+    def attach(self) -> None:
+        self.handles.append(self.model.register_forward_pre_hook(self._begin))
+        self.handles.append(self.model.register_forward_hook(self._end, always_call=True))
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _begin(self, module, inputs) -> None:
+        self.counts = {}
+
+    def _end(self, module, inputs, output) -> None:
+        self.counts = None
+
+    def ran(self, name: str) -> None:
+        """Count one run of layer ``name``; raises ``ValueError`` on its second in one pass."""
+        if self.counts is None:
+            return
+        self.counts[name] = self.counts.get(name, 0) + 1
+        if self.counts[name] > 1:
+            self.counts = None
+            raise ValueError(f"Layer {name!r} ({type(self.modules[name]).__name__}) ran twice in one forward pass "
+                             f"of {type(self.model).__name__}: the same module is used at two places. A recording "
+                             f"keeps one output a layer: expected each use to be its own module (e.g. a second "
+                             f"nn.ReLU()).")
 
 
 def input_channels(model: nn.Module) -> int:
@@ -146,8 +198,12 @@ class ActivationRecorder:
         self._modules = {n: find_layer(model, n) for n in names}
         self._chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}
         self._handles: list = []
+        self._once = _OncePerPass(model, self._modules)
 
     def __enter__(self) -> "ActivationRecorder":
+        if self._handles:
+            raise RuntimeError("This ActivationRecorder is already recording: expected one with block (or "
+                               "start()) at a time; use another recorder to record inside it.")
         self._attach()
         return self
 
@@ -166,6 +222,7 @@ class ActivationRecorder:
 
     def _attach(self) -> None:
         self._detach()
+        self._once.attach()
         for name, module in self._modules.items():
             self._handles.append(module.register_forward_hook(self._hook(name)))
 
@@ -173,6 +230,7 @@ class ActivationRecorder:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._once.detach()
 
     def stop(self) -> None:
         """Remove every hook this recorder attached. Safe to call twice."""
@@ -182,6 +240,7 @@ class ActivationRecorder:
 
     def _hook(self, name: str):
         def hook(module, inputs, output):
+            self._once.ran(name)
             out = output.detach()
             if self.device is not None:
                 out = out.to(self.device)
@@ -224,8 +283,13 @@ class ActivationHistograms:
         self.stds: dict[str, list[float]] = {n: [] for n in self.layers}
         self.zeros: dict[str, list[float]] = {n: [] for n in self.layers}
         self._handles: list = []
+        self._once = _OncePerPass(model, {n: find_layer(model, n) for n in self.layers})
 
     def __enter__(self) -> "ActivationHistograms":
+        if self._handles:
+            raise RuntimeError("These ActivationHistograms are already recording: expected one with block at a "
+                               "time.")
+        self._once.attach()
         for name in self.layers:
             self._handles.append(find_layer(self.model, name).register_forward_hook(self._hook(name)))
         return self
@@ -234,9 +298,11 @@ class ActivationHistograms:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._once.detach()
 
     def _hook(self, name: str):
         def hook(module, inputs, output):
+            self._once.ran(name)
             if not module.training:
                 return
             out = output.detach().float()

@@ -99,7 +99,8 @@ class _Reached(Exception):
 def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, steps: int, seed: int = 0,
              lr: float = 0.1, jitter: int = 0, rotate: float = 0.0, scale: float = 0.0, blur: float = 0.0,
              decay: float = 0.0, unit: tuple[int, int] | str | None = "center", channels: int | None = None,
-             mean=None, std=None, progress: bool = False, on_step=None) -> tuple[torch.Tensor, list[float]]:
+             mean=None, std=None, progress: bool = False, on_step=None,
+             noise: float = 0.02) -> tuple[torch.Tensor, list[float]]:
     """The image that excites the mean activation of ``channel`` of the named ``layer`` (``layer=None``:
     the output logit ``channel``, a class model), grown from noise by gradient ascent.
 
@@ -108,10 +109,13 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
     the random transformations). Regularizers, each off at 0: ``jitter`` (shift by up to this many pixels
     each step), ``rotate`` (degrees), ``scale`` (fraction), ``blur`` (a Gaussian blur of this sigma after
     each step) and ``decay`` (an L2 penalty on the centred image, Simonyan et al.'s). ``unit``: the position of
-    the channel to excite, ``"center"`` (the default) or ``(row, col)``; ``None`` excites the channel's mean
-    over every position, which for a filter whose weights sum to zero (an edge detector) cancels everywhere
-    but at the image's border and leaves the rest at its random start (measured: the made image's centre
-    correlates 0.99 with such a filter after 64 steps at the defaults, -0.13 with the mean). ``channels``: the
+    the channel to excite, ``"center"`` (the default) or ``(row, col)``; ``None`` excites the channel at every
+    position: the mean of its positive part (its plain mean would cancel for a filter whose weights sum to zero,
+    an edge detector, everywhere but at the image's border). ``noise``: the random start, pixels at
+    ``sigmoid(noise * N(0, 1))``: faint by default, so that the pixels the unit does not see stay near gray and
+    the picture shows what the unit wants (measured on a 5 x 5 edge filter, 28 px, 64 steps: the image excites
+    its channel 2.6 times the other orientation's over the whole image, and varies 1.7 times more across the
+    edge than along it; at ``noise=0.5``, the start before, 1.45 and 1.07). ``channels``: the
     model's input channels (found from its first convolution when not given). Returns ``(image C x size x
     size in [0, 1] on the CPU, the objective after each step: a list of ``steps`` floats)``; ``on_step(i,
     objective)`` is called after each step (a widget's progress bar). The model is left as it was (mode,
@@ -130,13 +134,18 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
     rotate, scale = real_number(rotate, "rotate", low=0), real_number(scale, "scale", low=0, high=1, high_open=True)
     blur = real_number(blur, "blur", low=0, expected="a sigma in pixels >= 0")
     decay = real_number(decay, "decay", low=0, expected="a number >= 0")
+    noise = real_number(noise, "noise", low=0, expected="a number >= 0 (the random start's spread)")
     unit = _check_unit(unit)
     module = find_layer(model, layer) if layer is not None else None
     c = channels or input_channels(model)
     device = device_of(model)
+    if device.type == "meta":
+        raise ValueError(f"{type(model).__name__} is on the meta device (it has no weights): expected a model with "
+                         "weights, on the CPU or a GPU.")
     gen = torch.Generator().manual_seed(seed)
-    logits = (torch.randn(1, c, size, size, generator=gen) * 0.5).to(device).requires_grad_(True)
-    times, plus = _normalizer(c, mean, std, device)
+    with torch.inference_mode(False):      # inside torch.inference_mode() too: a tensor made here can learn
+        logits = (torch.randn(1, c, size, size, generator=gen) * noise).to(device).requires_grad_(True)
+        times, plus = _normalizer(c, mean, std, device)
     grabbed = {}
 
     def grab(mod, inputs, output):
@@ -147,7 +156,7 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
     optimizer = torch.optim.Adam([logits], lr=lr)
     curve = []
     try:
-        with for_gradients(model), torch.enable_grad():      # also when called inside torch.no_grad()
+        with for_gradients(model), torch.inference_mode(False), torch.enable_grad():   # inside torch.no_grad() too
             for _ in tqdm(range(steps), desc=f"maximizing {layer or 'logit'} {channel}", disable=not progress):
                 image = torch.sigmoid(logits)
                 try:
@@ -158,8 +167,11 @@ def maximize(model: nn.Module, layer: str | None, channel: int, *, size: int, st
                 if not 0 <= channel < act.shape[1]:
                     raise ValueError(f"channel must be between 0 and {act.shape[1] - 1} for {layer or 'the output'}, "
                                      f"got {channel}.")
-                if unit is None or act.dim() != 4:
+                if act.dim() != 4:
                     objective = act[:, channel].mean()
+                elif unit is None:         # every position: the positive part (the largest while none is positive)
+                    maps = act[:, channel]
+                    objective = maps.relu().mean() if bool((maps > 0).any()) else maps.amax()
                 else:
                     row, col = (act.shape[2] // 2, act.shape[3] // 2) if unit == "center" else unit
                     if row >= act.shape[2] or col >= act.shape[3]:

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import env
-from .checks import whole_number
+from .checks import real_number, whole_number
 from .loader import batches_for
 
 
@@ -51,6 +51,10 @@ def lr_schedule(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: flo
     course's): linear warm-up over ``warmup_epochs``, then cosine decay to 0. ``"one-cycle"`` (Smith &
     Topin 2019, as torch's ``OneCycleLR`` with its defaults: up from lr/25 to lr over 30 % of the steps, then
     down to lr/250000, both halves cosine; ``warmup_epochs`` is not used). Returns a list of floats."""
+    lr = real_number(lr, "lr", low=0, expected="a learning rate >= 0")
+    epochs = whole_number(epochs, "epochs", low=0)
+    steps_per_epoch = whole_number(steps_per_epoch, "steps_per_epoch", low=0)
+    warmup_epochs = real_number(warmup_epochs, "warmup_epochs", low=0)
     total = epochs * steps_per_epoch
     if schedule == "one-cycle":
         return [_one_cycle_at(step, total, lr) for step in range(total)]
@@ -114,8 +118,9 @@ def lr_range_test(model: nn.Module, train_data, *, start: float = 1e-5, end: flo
                   stop_factor: float = 4.0) -> dict:
     """Smith's learning-rate range test (2017; fastai's ``lr_find``): ``steps`` training steps with the
     course's optimizer, the rate growing geometrically from ``start`` to ``end``, stopped early once the
-    smoothed loss passes ``stop_factor`` times its lowest value (or stops being finite). The model's weights
-    and mode are put back afterwards: the test changes nothing.
+    smoothed loss passes ``stop_factor`` times its lowest value (or stops being finite). The test changes
+    nothing: the model's weights, buffers, device, the mode of each of its layers and its gradients are put
+    back afterwards, and the global random state is left as it was (also when the test raises).
 
     ``train_data``: as for :func:`fit`. Returns ``{"lrs", "losses"}`` (one per step taken; losses smoothed
     by an exponential moving average, bias-corrected, as fastai does), ``"steepest"`` (the rate where the
@@ -127,36 +132,60 @@ def lr_range_test(model: nn.Module, train_data, *, start: float = 1e-5, end: flo
     if not 0 < start < end:
         raise ValueError(f"Expected 0 < start < end, got start={start}, end={end}.")
     device = env.resolve_device(device)
-    saved, was_training = copy.deepcopy(model.state_dict()), model.training
-    model.to(device)
-    batches = batches_for(train_data, batch_size, shuffle=True, device=device, mean=mean, std=std, seed=seed,
-                          augment=augment)
-    optimizer = make_optimizer(model, start, momentum, weight_decay)
-    lrs, losses, average, best, blew_up = [], [], 0.0, math.inf, None
-    try:
-        model.train()
-        step = 0
-        while step < steps:
-            for x, y in batches:
-                if step >= steps:
-                    break
-                lr = start * (end / start) ** (step / (steps - 1))
-                loss, _ = train_step(model, optimizer, x.to(device), y.to(device), lr)
-                average = 0.98 * average + 0.02 * float(loss)
-                smoothed = average / (1 - 0.98 ** (step + 1))
-                lrs.append(lr)
-                losses.append(smoothed)
-                step += 1
-                best = min(best, smoothed)
-                if not math.isfinite(smoothed) or smoothed > stop_factor * best:
-                    blew_up, step = lr, steps
-                    break
-    finally:
-        model.load_state_dict(saved)
-        model.train(was_training)
+    home = {name: t.device for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    saved, modes = copy.deepcopy(model.state_dict()), {m: m.training for m in model.modules()}
+    grads = {p: None if p.grad is None else p.grad.clone() for p in model.parameters()}
+    lrs, losses, blew_up = [], [], None
+    cuda = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            model.to(device)
+            batches = batches_for(train_data, batch_size, shuffle=True, device=device, mean=mean, std=std, seed=seed,
+                                  augment=augment)
+            optimizer = make_optimizer(model, start, momentum, weight_decay)
+            model.train()
+            lrs, losses, blew_up = _range_steps(model, optimizer, batches, device, start, end, steps, stop_factor)
+        finally:
+            _put_back(model, home, saved, modes, grads)
     finite = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
     logs = [math.log10(lr) for lr, _ in finite]
     slopes = [(finite[i + 1][1] - finite[i - 1][1]) / (logs[i + 1] - logs[i - 1]) for i in range(1, len(finite) - 1)]
     steepest = finite[1 + min(range(len(slopes)), key=slopes.__getitem__)][0] if slopes else None
     lowest = min(finite, key=lambda p: p[1])[0] if finite else None
     return {"lrs": lrs, "losses": losses, "steepest": steepest, "lowest": lowest, "blew_up": blew_up}
+
+
+def _put_back(model: nn.Module, home: dict, saved: dict, modes: dict, grads: dict) -> None:
+    """The model as it was: each tensor on its device (``home``: name -> device), the weights and buffers of
+    ``saved``, each layer's mode (``modes``: module -> training) and the gradients of ``grads``."""
+    with torch.no_grad():
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            if name in home and t.device != home[name]:
+                t.data = t.data.to(home[name])
+    model.load_state_dict(saved)
+    for m, training in modes.items():
+        m.training = training
+    for p, grad in grads.items():
+        p.grad = grad
+
+
+def _range_steps(model, optimizer, batches, device, start, end, steps, stop_factor):
+    """The range test's steps: ``(lrs, smoothed losses, the rate it blew up at or None)``."""
+    lrs, losses, average, best, blew_up = [], [], 0.0, math.inf, None
+    step = 0
+    while step < steps:
+        for x, y in batches:
+            if step >= steps:
+                break
+            lr = start * (end / start) ** (step / (steps - 1))
+            loss, _ = train_step(model, optimizer, x.to(device), y.to(device), lr)
+            average = 0.98 * average + 0.02 * float(loss)
+            smoothed = average / (1 - 0.98 ** (step + 1))
+            lrs.append(lr)
+            losses.append(smoothed)
+            step += 1
+            best = min(best, smoothed)
+            if not math.isfinite(smoothed) or smoothed > stop_factor * best:
+                blew_up, step = lr, steps
+                break
+    return lrs, losses, blew_up

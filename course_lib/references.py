@@ -48,7 +48,7 @@ def names() -> list[str]:
 def spec(name: str) -> dict:
     """What the course knows of reference ``name`` (``about``, ``model``, ``layers``); ``KeyError`` for an
     unknown name, listing the known ones."""
-    if name not in REFERENCES:
+    if not isinstance(name, str) or name not in REFERENCES:
         raise KeyError(f"Unknown reference network {name!r}: expected one of {', '.join(REFERENCES)}.")
     return REFERENCES[name]
 
@@ -79,8 +79,10 @@ def _read_record(name: str, record_path: Path) -> dict:
     if record.get("name") != name:
         problems.append(f"it describes {record.get('name')!r}, not {name!r} (a file copied under another name?)")
     model = record.get("model")
-    if not isinstance(model, dict) or model.get("class") not in MODEL_CLASSES or not isinstance(model.get("kwargs"), dict):
-        problems.append(f"its model must be one of {', '.join(MODEL_CLASSES)} with its keyword arguments, got {model!r}")
+    if (not isinstance(model, dict) or model.get("class") not in MODEL_CLASSES
+            or not isinstance(model.get("kwargs"), dict)):
+        problems.append(f"its model must be one of {', '.join(MODEL_CLASSES)} with its keyword arguments, "
+                        f"got {model!r}")
     elif model["class"] != REFERENCES[name]["model"]:
         problems.append(f"it holds a {model['class']}, but {name!r} is a {REFERENCES[name]['model']}")
     if not isinstance(record.get("sha256"), str) or len(record.get("sha256", "")) != 64:

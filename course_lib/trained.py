@@ -80,7 +80,8 @@ def load_or_train_alexnet(prof: env.Profile, d: ImagenetteData, streams: int = 2
     model = models.AlexNet(num_classes=len(d.classes), streams=streams)
     if saved is not None:
         model.load_state_dict(saved["model"])
-        info = {"val_accuracy": saved["val_accuracy"], "epochs": saved["epochs"], "source": f"checkpoint {path.relative_to(data_root())}"}
+        info = {"val_accuracy": saved["val_accuracy"], "epochs": saved["epochs"],
+                "source": f"checkpoint {path.relative_to(data_root())}"}
     else:
         model, history = train_alexnet(prof, d, streams)
         save_alexnet(prof, model, history, d)
@@ -159,16 +160,41 @@ def _hub_file(url: str) -> tuple[Path, str]:
     return path, str(path).replace(str(Path.home()), "~", 1)
 
 
+def hash_prefix(url: str) -> str:
+    """The SHA-256 prefix in the name of ``url``'s file (torch hub's ``name-<hex>.pth``: at least 8 hex digits).
+    Raises ``RuntimeError`` when the name has none: such a file's content could not be checked."""
+    found = re.search(r"-([a-f0-9]{8,})\.[^.]+$", Path(url).name)
+    if found is None:
+        raise RuntimeError(f"{Path(url).name} has no SHA-256 prefix in its name (expected name-<8 or more hex "
+                           f"digits>.pth): its content could not be checked, so it is not used.")
+    return found.group(1)
+
+
+# cached files found whole: path -> (size, modification time) when checked, so each is hashed once a session
+_CHECKED: dict[Path, tuple[int, int]] = {}
+
+
 def _download_to_hub(url: str) -> Path:
     """Download ``url`` into torch's hub cache unless it is there; returns its path. Quiet (torch's own
-    download announces this machine's cache path) and checked against the hash prefix in the file's name;
-    torch writes to a temporary file and moves it in, so a failed download leaves nothing behind.
-    Raises ``OSError`` (offline) or ``RuntimeError`` (wrong hash)."""
-    path, _ = _hub_file(url)
+    download announces this machine's cache path) and checked against the hash prefix in the file's name,
+    a file already in the cache too; torch writes to a temporary file and moves it in, so a failed download
+    leaves nothing behind. Raises ``OSError`` (offline) or ``RuntimeError`` (no hash prefix in the name, or
+    a file whose content is not the one named)."""
+    import hashlib
+
+    path, where = _hub_file(url)
+    prefix = hash_prefix(url)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        prefix = re.search(r"-([a-f0-9]*)\.", path.name)
-        torch.hub.download_url_to_file(url, str(path), prefix.group(1) if prefix else None, progress=False)
+        torch.hub.download_url_to_file(url, str(path), prefix, progress=False)
+    stat = path.stat()
+    if _CHECKED.get(path) != (stat.st_size, stat.st_mtime_ns):
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if not digest.startswith(prefix):
+            raise RuntimeError(f"{where} is not the file {url} names (its SHA-256 starts {digest[:len(prefix)]}, "
+                               f"expected {prefix}): delete it, and it is downloaded again.")
+        _CHECKED[path] = (stat.st_size, stat.st_mtime_ns)
     return path
 
 

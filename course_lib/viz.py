@@ -116,7 +116,7 @@ def to_png(array: np.ndarray, scale: int = 1, palette: list[int] | None = None) 
 
     a = np.asarray(array)
     if a.dtype != np.uint8:
-        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+        a = (np.clip(np.nan_to_num(a, nan=0.0), 0, 1) * 255).round().astype(np.uint8)   # NaN drawn black
     if scale > 1:
         a = a.repeat(scale, axis=0).repeat(scale, axis=1)
     if palette is None:
@@ -201,7 +201,8 @@ def plot_confusion(labels, predictions, class_names=None, ax=None, normalize=Non
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
     """An ``H x W x 3`` float picture: ``image`` (``H x W`` or ``H x W x 3``: uint8 gray levels, or floats in
-    [0, 1] — told apart by their dtype, never by their values) under ``heat`` (``H x W``, any range: scaled to [0, 1]) coloured with ``cmap``."""
+    [0, 1] — told apart by their dtype, never by their values) under ``heat`` (``H x W``, any range: scaled to
+    [0, 1]) coloured with ``cmap``."""
     import matplotlib
 
     img = np.asarray(image)
@@ -263,7 +264,7 @@ def flow(model: torch.nn.Module, image: torch.Tensor, mean=None, std=None, most_
     probable first). Dropout,
     local response normalization and the adaptive pooling (an identity at the paper's size) are left out.
     Returns the columns, input first. The model's mode is restored; no gradients are kept."""
-    from .layers import ACTIVATIONS, CONV_LAYERS, record_batch
+    from .layers import ACTIVATIONS, CONV_LAYERS, device_of, input_channels, record_batch
     from .loader import normalize
 
     x = torch.as_tensor(image)
@@ -276,8 +277,19 @@ def flow(model: torch.nn.Module, image: torch.Tensor, mean=None, std=None, most_
               and (batch_norm or not type(m).__name__.startswith("BatchNorm"))]
     if not stages:
         raise ValueError(f"{type(model).__name__} has no layers to show.")
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    logits, acts = record_batch(model, normalize(x.to(device), mean, std), [n for n, _ in stages])
+    device = device_of(model)
+    if device.type == "meta":
+        raise ValueError(f"{type(model).__name__} is on the meta device (it has no weights to run): expected a "
+                         "model with weights (load them, or move it to the CPU or a GPU).")
+    try:
+        channels = input_channels(model)
+    except ValueError:
+        channels = x.shape[1]
+    if x.shape[1] != channels:
+        raise ValueError(f"{type(model).__name__} reads images of {channels} channel(s), got one of {x.shape[1]} "
+                         f"(shape {tuple(x.shape[1:])}).")
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    logits, acts = record_batch(model, normalize(x.to(device), mean, std).to(dtype), [n for n, _ in stages])
     columns = [Column("input", "input", x[0].float().cpu() / 255, list(range(x.shape[1])), x.shape[1])]
     last_linear = max((i for i, (_, m) in enumerate(stages) if isinstance(m, torch.nn.Linear)), default=None)
     i = 0
@@ -309,6 +321,19 @@ def _column(name: str, out: torch.Tensor, most_maps: int, all_maps_up_to: int) -
         return Column(name, "maps", out[shown], shown, len(out))
     vector = out.flatten()
     return Column(name, "vector", vector, list(range(len(vector))), len(vector))
+
+
+def check_class_names(class_names, classes: int) -> list[str] | None:
+    """``class_names`` (None, or one name for each of the network's ``classes`` outputs) as a list of
+    strings, or None. Raises ``ValueError`` when there are not as many names as classes."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, str) or not hasattr(class_names, "__len__"):
+        raise ValueError(f"class_names must be a list of {classes} names, got {type(class_names).__name__}.")
+    if len(class_names) != classes:
+        raise ValueError(f"Expected {classes} class names (one for each of the network's outputs), got "
+                         f"{len(class_names)}.")
+    return [str(c) for c in class_names]
 
 
 def vector_picture(vector: torch.Tensor, rows: int = 64) -> np.ndarray:
@@ -345,6 +370,8 @@ def glance(model: torch.nn.Module, image: torch.Tensor, class_names=None, mean=N
     import matplotlib.pyplot as plt
 
     columns = columns or flow(model, image, mean, std, most_maps=most_maps, top_classes=top_classes)
+    class_names = check_class_names(class_names, next((c.total for c in columns if c.kind == "probabilities"),
+                                                      len(class_names or ())))
     pictures = [c for c in columns if c.kind not in ("logits", "probabilities")]
     scores = [c for c in columns if c.kind in ("logits", "probabilities")]
     widths = [max(0.6, min(1.6, column_picture(c).shape[1] / max(1, column_picture(c).shape[0]) * 4)) for c in pictures]

@@ -116,7 +116,8 @@ def pool2d_backward(x, grad_out, k, s, mode="max"):   # the average's gradient n
             window = x[:, :, i * s:i * s + k, j * s:j * s + k]
             g = grad_out[:, :, i, j, None, None]
             if mode == "max":
-                grad_x[:, :, i * s:i * s + k, j * s:j * s + k] += F.one_hot(window.flatten(2).argmax(2), k * k).view_as(window) * g
+                picked = F.one_hot(window.flatten(2).argmax(2), k * k).view_as(window)
+                grad_x[:, :, i * s:i * s + k, j * s:j * s + k] += picked * g
             else:
                 grad_x[:, :, i * s:i * s + k, j * s:j * s + k] += g
     return grad_x
@@ -240,12 +241,14 @@ def pool5_side(size):   # forgets conv1's padding
         ("my_crop", """
 def my_crop(batch, tops, lefts, flips, size):   # mirrors upside down instead of left-right
     return torch.stack([(img[:, int(t):int(t) + size, int(l):int(l) + size].flip(-2) if f else
-                         img[:, int(t):int(t) + size, int(l):int(l) + size]) for img, t, l, f in zip(batch, tops, lefts, flips)])
+                         img[:, int(t):int(t) + size, int(l):int(l) + size])
+                        for img, t, l, f in zip(batch, tops, lefts, flips)])
 """, "Image 1 is mirrored"),
         ("my_crop", """
 def my_crop(batch, tops, lefts, flips, size):   # rows and columns swapped
     return torch.stack([(img[:, int(l):int(l) + size, int(t):int(t) + size].flip(-1) if f else
-                         img[:, int(l):int(l) + size, int(t):int(t) + size]) for img, t, l, f in zip(batch, tops, lefts, flips)])
+                         img[:, int(l):int(l) + size, int(t):int(t) + size])
+                        for img, t, l, f in zip(batch, tops, lefts, flips)])
 """, "the first row is 7, 8, 9"),
         ("beats_spread", """
 def beats_spread(two, one):   # compares the means only: any difference "beats" the spread
@@ -348,7 +351,8 @@ def my_top_patches(acts, images, channel, k, field):   # forgets the offset (the
     out = []
     for i in a.flatten().topk(k).indices.tolist():
         n, row, col = i // (h * w), i % (h * w) // w, i % w
-        out.append(padded[n, :, size + row * stride:size + row * stride + size, size + col * stride:size + col * stride + size])
+        top, left = size + row * stride, size + col * stride
+        out.append(padded[n, :, top:top + size, left:left + size])
     return torch.stack(out)
 """, "its field starts at row"),
     ],
@@ -384,7 +388,8 @@ def my_occlusion(model, images, target, window, stride):   # sums the drops inst
             for left in range(0, w - window + 1, stride):
                 hidden = images.clone()
                 hidden[:, :, top:top + window, left:left + window] = 0.0
-                total[:, top:top + window, left:left + window] += (base - model(hidden).softmax(1)[:, target])[:, None, None]
+                drop = base - model(hidden).softmax(1)[:, target]
+                total[:, top:top + window, left:left + window] += drop[:, None, None]
         return total
 """, "Average the drops"),
         ("my_occlusion", """
@@ -610,7 +615,8 @@ def test_check_cells_reject_wrong_answers(stem):
                         client.execute_cell(check, check_index)
                     assert err.value.ename == "Miss", f"{name}: {err.value}"
                     assert message in str(err.value), f"{name}: the check said {err.value.evalue!r}"
-                    assert ("Hint: " in str(err.value)) == (number >= 1), f"{name}: a hint from the second wrong answer on"
+                    assert ("Hint: " in str(err.value)) == (number >= 1), \
+                        f"{name}: a hint from the second wrong answer on"
                     tried += 1
                 if all(re.search(rf"^{n}\s*=", cell.source, re.M) for n in names):
                     # a prediction: the blank cell stops where the learner must write their number

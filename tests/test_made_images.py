@@ -63,7 +63,8 @@ def test_attacks_stay_in_their_budget_and_in_pixel_range():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     images = torch.rand(4, 1, 4, 4)
     labels = torch.tensor([0, 1, 1, 0])
-    for adv in (made_images.fgsm(model, images, labels, 0.2, **PLAIN), made_images.pgd(model, images, labels, 0.2, **PLAIN),
+    for adv in (made_images.fgsm(model, images, labels, 0.2, **PLAIN),
+                made_images.pgd(model, images, labels, 0.2, **PLAIN),
                 made_images.random_sign_noise(images, 0.2)):
         assert adv.shape == images.shape and adv.min() >= 0 and adv.max() <= 1
         assert (adv - images).abs().max() <= 0.2 + 1e-6

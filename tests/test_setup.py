@@ -4,6 +4,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,7 +28,8 @@ def test_a_stale_lock_or_environment_is_caught(tmp_path):
         (tmp_path / name).write_text((ROOT / name).read_text())
     assert lock.lock_problems(tmp_path) == []
     pyproject = (tmp_path / "pyproject.toml").read_text()
-    (tmp_path / "pyproject.toml").write_text(pyproject.replace('"pytest>=7.4",', '"pytest>=7.4",\n    "tabulate>=0.9",'))
+    added = pyproject.replace('"pytest>=7.4",', '"pytest>=7.4",\n    "tabulate>=0.9",')
+    (tmp_path / "pyproject.toml").write_text(added)
     assert any("'tabulate>=0.9'" in p for p in lock.lock_problems(tmp_path))
     (tmp_path / "pyproject.toml").write_text(pyproject)
     locked = (tmp_path / "requirements.lock").read_text()
@@ -94,9 +97,50 @@ def test_readme_gives_the_two_commands_and_makefile_has_them():
     assert "-c constraints.txt" in makefile and "pip install --quiet -r requirements.lock" in makefile
 
 
-def test_ci_runs_make_test():
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "make test" in ci and "chromium" in ci
+def ci_calls(script: str, tmp_path: Path, have: tuple[str, ...] = ()) -> list[str]:
+    """Run the CI script ``script`` (the text of ``.ci/run``) with a PATH of shims: ``apt-get`` and ``make``
+    record their arguments instead of running, and only the commands in ``have`` exist besides. Returns the
+    recorded calls, ``"apt-get install -y -qq chromium"``, ``"make test"``, ... in order."""
+    import shutil
+    import subprocess
+
+    (tmp_path / ".ci").mkdir(parents=True, exist_ok=True)
+    (tmp_path / ".ci" / "run").write_text(script)
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir(exist_ok=True)
+    log.write_text("")
+    for tool in ("dirname",):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    for name in ("apt-get", "make", *have):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n')
+        (bin_dir / name).chmod(0o755)
+    subprocess.run(["/bin/bash", str(tmp_path / ".ci" / "run")], env={"PATH": str(bin_dir)}, check=True,
+                   capture_output=True, timeout=30)
+    return log.read_text().splitlines()
+
+
+def check_ci_installs_chromium(script: str, tmp_path: Path) -> None:
+    """Without chromium the script installs it with apt-get, then runs make test; with it, it installs no
+    chromium (another install line of the same form, for another tool, is allowed)."""
+    missing = ci_calls(script, tmp_path / "missing")
+    assert any(c.startswith("apt-get install") and "chromium" in c.split() for c in missing), missing
+    assert missing[-1] == "make test", missing
+    present = ci_calls(script, tmp_path / "present", have=("chromium",))
+    assert not any(c.startswith("apt-get install") and "chromium" in c.split() for c in present), present
+    assert present[-1] == "make test", present
+
+
+def test_ci_installs_chromium_when_missing_and_runs_make_test(tmp_path):
+    check_ci_installs_chromium((ROOT / ".ci" / "run").read_text(), tmp_path)
+
+
+def test_the_ci_check_fails_on_a_script_that_never_installs(tmp_path):
+    """The old test only looked for the word "chromium" in .ci/run: a script naming it in a comment passed."""
+    script = (ROOT / ".ci" / "run").read_text()
+    planted = re.sub(r"apt-get install[^\n]*chromium", "true  # chromium", script)
+    assert planted != script and "chromium" in planted
+    with pytest.raises(AssertionError):
+        check_ci_installs_chromium(planted, tmp_path)
 
 
 def test_the_wheel_ships_the_mnist_sample_and_it_loads_from_there(tmp_path):
@@ -121,7 +165,8 @@ def test_the_wheel_ships_the_mnist_sample_and_it_loads_from_there(tmp_path):
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     plain = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert not [line for line in plain if re.search(r"jupyterlab|nbformat|nbclient|pytest|playwright", line)], plain
-    assert any(line.startswith("Requires-Dist: jupyterlab") and 'extra == "lab"' in line for line in metadata.splitlines())
+    assert any(line.startswith("Requires-Dist: jupyterlab") and 'extra == "lab"' in line
+               for line in metadata.splitlines())
 
 
 def _floor_problems(project: dict, code: str) -> list[str]:

@@ -5,7 +5,6 @@ to the five others with few labels (:func:`transfer`)."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 
 from .. import augment, env, imagenette, layers, loader, models, train
 from ..models import alexnet_variants as variants
+from ..checks import whole_number
 from .rules import claim_row, paired_table
 
 BASELINE = "AlexNet (2012)"
@@ -90,7 +90,8 @@ def next_decade(d, prof: env.Profile, seeds: int, changes=None, progress: bool =
         runs[change] = []
         for seed in range(seeds):
             run = decade_run(change, d, prof, seed, every_epoch=change in keep)
-            runs[change].append(run if change in keep else {k: v for k, v in run.items() if k not in ("model", "history")})
+            kept = run if change in keep else {k: v for k, v in run.items() if k not in ("model", "history")}
+            runs[change].append(kept)
             bar.update()
     bar.close()
     rows = paired_table({c: [r["accuracy"] for r in rs] for c, rs in runs.items()}, BASELINE, min_change=0.005)
@@ -156,7 +157,11 @@ def activation_statistics(change: str, d, prof: env.Profile, seed: int = 0, epoc
 # --- transfer -------------------------------------------------------------------------------------
 
 def split_classes(d, first: int = 5):
-    """``(d restricted to its first ``first`` classes, d restricted to the others)``, labels renumbered from 0."""
+    """``(d restricted to its first ``first`` classes, d restricted to the others)``, labels renumbered from 0.
+    Raises ``ValueError`` unless both parts have a class (``first`` from 1 to the number of classes - 1)."""
+    first = whole_number(first, "first", low=1, high=len(d.classes) - 1,
+                         expected=f"a whole number of classes from 1 to {len(d.classes) - 1} (both parts need one)")
+
     def part(keep):
         keep = list(keep)
         index = {c: i for i, c in enumerate(keep)}
@@ -170,7 +175,9 @@ def split_classes(d, first: int = 5):
 
 
 def few_labels(d, per_class: int, seed: int):
-    """``d`` with ``per_class`` training images of each class (a seeded draw; fewer where a class has fewer)."""
+    """``d`` with ``per_class`` (a whole number >= 1) training images of each class (a seeded draw; fewer where
+    a class has fewer)."""
+    per_class = whole_number(per_class, "per_class")
     g = torch.Generator().manual_seed(seed)
     chosen = []
     for c in range(len(d.classes)):
@@ -205,12 +212,26 @@ def linear_probe(model: nn.Module, d, size: int) -> float:
 
 
 def with_new_head(model: nn.Module, num_classes: int) -> nn.Module:
-    """A copy of a global-average-pooling ``model`` with a fresh last layer for ``num_classes``."""
-    new = copy.deepcopy(model)
+    """A copy of a global-average-pooling ``model`` (a :class:`variants.AlexNetVariant` with ``gap=True``: its
+    last layer is ``fc``) with a fresh last layer for ``num_classes``. Raises ``ValueError`` for another
+    model."""
+    if not isinstance(getattr(model, "fc", None), nn.Linear):
+        raise ValueError(f"with_new_head expected a network with global average pooling and one last Linear layer "
+                         f"named fc (AlexNetVariant with gap=True), got {type(model).__name__} without one.")
+    num_classes = whole_number(num_classes, "num_classes")
+    new = layers.copy_without_hooks(model)
     new.fc = nn.Linear(new.fc.in_features, num_classes)
     nn.init.normal_(new.fc.weight, 0.0, 0.01)
     nn.init.zeros_(new.fc.bias)
     return new
+
+
+def transfer_epochs(images: int, prof: env.Profile) -> int:
+    """How many epochs a transfer run on ``images`` training images trains for: enough for at least
+    ``prof.next_transfer_steps`` steps (the same for every number of labels), counted as ``fit`` takes them, one
+    step a batch and the last batch possibly short (ceil(images / batch size) steps an epoch)."""
+    steps = max(1, -(-images // prof.next_batch_size))
+    return max(prof.next_epochs, -(-prof.next_transfer_steps // steps))
 
 
 def transfer(d, prof: env.Profile, seeds: int, per_class=(10, 100), progress: bool = True) -> dict:
@@ -230,11 +251,10 @@ def transfer(d, prof: env.Profile, seeds: int, per_class=(10, 100), progress: bo
         rows[n] = {"probe": [], "fine-tune": [], "scratch": []}
         for seed in range(seeds):
             few = few_labels(second, n, seed)
-            steps = max(1, len(few.train_labels) // prof.next_batch_size)
-            epochs = max(prof.next_epochs, -(-prof.next_transfer_steps // steps))     # the same steps for every n
+            epochs = transfer_epochs(len(few.train_labels), prof)
             rows[n]["probe"].append(linear_probe(pretrained["model"], few, prof.next_image_size))
-            tuned = decade_run(ALL_TOGETHER, few, prof, seed, model=with_new_head(pretrained["model"], len(few.classes)),
-                               epochs=epochs, lr=prof.next_lr / 10)
+            head = with_new_head(pretrained["model"], len(few.classes))
+            tuned = decade_run(ALL_TOGETHER, few, prof, seed, model=head, epochs=epochs, lr=prof.next_lr / 10)
             rows[n]["fine-tune"].append(tuned["accuracy"])
             rows[n]["scratch"].append(decade_run(ALL_TOGETHER, few, prof, seed, epochs=epochs)["accuracy"])
             bar.update()
@@ -258,8 +278,8 @@ def decade_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[
     base = table[0]["values"]
     for r in table[1:]:
         rows.append({"key": f"decade: {r['change']}", **claim_row(
-            f"AlexNet with {'all the changes together' if r['change'] == ALL_TOGETHER else r['change']} beats AlexNet (2012) "
-            "in top-1, beyond the spread (lesson 09)",
+            f"AlexNet with {'all the changes together' if r['change'] == ALL_TOGETHER else r['change']} beats AlexNet "
+            "(2012) in top-1, beyond the spread (lesson 09)",
             r["values"], base, "AlexNet (2012)", higher=True, reproduced=r["better"],
             asserted=real and r["change"] == ALL_TOGETHER, data=where)})
     right, twice = [], []
@@ -269,7 +289,8 @@ def decade_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[
         labels = d.train_labels[16 * seed:16 * seed + 16]
         right.append(overfit_one_batch(decade_model(ALL_TOGETHER, prof), images, labels, steps=100)[-1])
         env.seed_everything(seed)
-        twice.append(overfit_one_batch(decade_model(ALL_TOGETHER, prof), images, labels, steps=100, softmax_twice=True)[-1])
+        twice.append(overfit_one_batch(decade_model(ALL_TOGETHER, prof), images, labels, steps=100,
+                                       softmax_twice=True)[-1])
     rows.append({"key": "decade: overfit one batch", **claim_row(
         "a correct network drives one batch's loss near zero; with softmax applied twice it cannot (lesson 09)",
         right, twice, "softmax applied twice", higher=False, reproduced=max(right) < min(twice) / 10,

@@ -16,6 +16,8 @@ STEPS = {"smoke": 40, "cpu": 80, "gpu": 200}
 
 # the regularizers the lesson calls "regularized": small shifts and a blur after every step
 REGULARIZED = {"jitter": 2, "blur": 0.3}
+# the random start of the published measurements (made_images.maximize's before its start became faint)
+START_NOISE = 0.5
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -36,7 +38,7 @@ def filter_match(model: nn.Module, units, seed: int, size: int = 63, steps: int 
     own, shuffled = [], []
     for i, u in enumerate(units):
         image, _ = made_images.maximize(model, layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
-                                     unit="center")
+                                     unit="center", noise=START_NOISE)
         side = (size + 2 * (-offset) - k) // stride + 1          # positions of the layer's maps
         top = offset + (side // 2) * stride
         patch = image[:, top:top + k, top:top + k]
@@ -57,7 +59,7 @@ def made_against_real(model: nn.Module, layer: str, units, images: torch.Tensor,
     made, top, others = [], [], []
     for u in units:
         image, _ = made_images.maximize(model, climb or layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
-                                     unit="center", **REGULARIZED)
+                                     unit="center", noise=START_NOISE, **REGULARIZED)
         acts = measure.record(model, (image[None] * 255).round().byte(), [layer])[layer][0]
         centre = acts[:, acts.shape[1] // 2, acts.shape[2] // 2]
         made.append(float(centre[u]))
@@ -73,7 +75,7 @@ def frequency_with_and_without(model: nn.Module, layer: str, units, seed: int, s
     for u in units:
         for name, extra in (("plain", {}), ("regularized", REGULARIZED)):
             image, _ = made_images.maximize(model, layer, u, size=size, steps=steps, seed=seed * 1000 + u, lr=0.1,
-                                         unit="center", **extra)
+                                         unit="center", noise=START_NOISE, **extra)
             # the whole image's spectrum (the measure pads small filters to 32 x 32; an image is larger)
             out[name].append(float(measure.filter_frequency(image[None], size=max(32, image.shape[-1]))[0]))
     return out

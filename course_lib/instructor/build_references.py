@@ -92,7 +92,8 @@ def _check_out(out: Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ValueError(f"cannot write into out {out} ({err.strerror or err}): give a folder you may write to.") from None
+        raise ValueError(f"cannot write into out {out} ({err.strerror or err}): give a folder you may "
+                         "write to.") from None
     return out
 
 

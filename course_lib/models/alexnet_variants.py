@@ -73,7 +73,8 @@ class AlexNetVariant(nn.Module):
             "lrn": lrn, "batch_norm": batch_norm, "small_kernels": small_kernels, "gap": gap, "residual": residual}
         norm = (lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
         bn = (lambda c: nn.BatchNorm2d(c)) if batch_norm else (lambda c: nn.Identity())
-        self.conv1 = _stack(3, c1, (2, 2, 1), batch_norm) if small_kernels else nn.Conv2d(3, c1, 11, stride=4, padding=2)
+        self.conv1 = (_stack(3, c1, (2, 2, 1), batch_norm) if small_kernels else
+                      nn.Conv2d(3, c1, 11, stride=4, padding=2))
         self.bn1, self.act1, self.norm1, self.pool1 = bn(c1), nn.ReLU(inplace=True), norm(), nn.MaxPool2d(3, 2)
         self.conv2 = _stack(c1, c2, (1, 1), batch_norm) if small_kernels else _conv(c1, c2, 5)
         self.bn2, self.act2, self.norm2, self.pool2 = bn(c2), nn.ReLU(inplace=True), norm(), nn.MaxPool2d(3, 2)
@@ -88,7 +89,8 @@ class AlexNetVariant(nn.Module):
             self.pool5 = nn.MaxPool2d(3, 2)
             self.flatten = nn.Flatten()
             side = self._side_after_pool5(image_size)
-            self.fc6, self.act6, self.drop6 = nn.Linear(c5 * side * side, units), nn.ReLU(inplace=True), nn.Dropout(dropout)
+            self.fc6 = nn.Linear(c5 * side * side, units)
+            self.act6, self.drop6 = nn.ReLU(inplace=True), nn.Dropout(dropout)
             self.fc7, self.act7, self.drop7 = nn.Linear(units, units), nn.ReLU(inplace=True), nn.Dropout(dropout)
             self.fc8 = nn.Linear(units, num_classes)
         self.reset_parameters()
@@ -119,9 +121,14 @@ class AlexNetVariant(nn.Module):
         return self.act5(self.bn5(self.conv5(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        side = tuple(x.shape[-2:])
         x = self.flatten(self.pool5(self.features(x)))
         if hasattr(self, "fc"):
             return self.fc(x)
+        if x.shape[1] != self.fc6.in_features:
+            raise ValueError(f"This AlexNetVariant's fully connected head was sized for {self.image_size} x "
+                             f"{self.image_size} images (image_size={self.image_size}): expected inputs of that size, "
+                             f"got {side[0]} x {side[1]}.")
         x = self.drop6(self.act6(self.fc6(x)))
         x = self.drop7(self.act7(self.fc7(x)))
         return self.fc8(x)

@@ -31,6 +31,8 @@ def from_drawing(ink: np.ndarray) -> torch.Tensor:
     ink = np.asarray(ink, dtype=np.float32)
     if ink.ndim != 2:
         raise ValueError(f"Expected a drawing H x W, got shape {ink.shape}.")
+    if not np.isfinite(ink).all():
+        raise ValueError("Expected finite ink (0 for paper up to 1 or 255), got NaN or infinite values.")
     if ink.max() > 1:
         ink = ink / 255.0
     out = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
@@ -216,8 +218,9 @@ class DigitCanvas(WidgetView):
                 callback(self.input())
             except Exception as err:  # noqa: BLE001 — the learner's callback must not break the canvas
                 self._listeners.remove(callback)
-                self.note.value = (f'<div class="digit-note">stopped telling {html.escape(getattr(callback, "__name__", "a listener"))}: '
-                                      f'{html.escape(type(err).__name__)}: {html.escape(str(err)[:120])}</div>')
+                who = html.escape(getattr(callback, "__name__", "a listener"))
+                self.note.value = (f'<div class="digit-note">stopped telling {who}: '
+                                   f'{html.escape(type(err).__name__)}: {html.escape(str(err)[:120])}</div>')
 
     # --- what the network sees ---------------------------------------------------------------------
     def input(self) -> torch.Tensor:

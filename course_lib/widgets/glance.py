@@ -10,14 +10,13 @@ the benchmarks time.
 
 from __future__ import annotations
 
-import copy
 import html
 import io
 
 import ipywidgets as W
 import torch
 
-from .. import viz
+from .. import layers, viz
 from .base import WidgetView, probability_bars
 
 HEIGHT = 240   # pixels of the tallest column
@@ -41,22 +40,24 @@ class GlanceView(WidgetView):
 
     def __init__(self, model: torch.nn.Module, image: torch.Tensor, class_names=None, mean=None, std=None,
                  most_maps: int = 8):
-        self.model, self.class_names, self.mean, self.std, self.most_maps = model, class_names, mean, std, most_maps
+        self.model, self.mean, self.std, self.most_maps = model, mean, std, most_maps
         self.snapshots: list[dict] = []
         self._copy: torch.nn.Module | None = None
         self.image = self._checked(image)
         self.columns = viz.flow(model, self.image, mean, std, most_maps=most_maps)
-        self.views = [W.Image(format="png") for c in self.columns if c.kind not in ("logits", "probabilities")]
-        self.titles = [W.HTML() for _ in self.views]
+        probs = next((c for c in self.columns if c.kind == "probabilities"), None)
+        self.class_names = viz.check_class_names(class_names, probs.total if probs is not None else 0)
+        self.views: list[W.Image] = []
+        self.titles: list[W.HTML] = []
+        self.columns_box = W.HBox(layout=W.Layout(align_items="center"))
         self.scores = W.HTML()
         self.answer = W.HTML()
         self.slider = W.SelectionSlider(options=[("now", -1)], value=-1, description="snapshot",
                                           continuous_update=True, layout=W.Layout(width="420px", display="none"))
         self._quiet = False       # True while the slider's options are replaced: one redraw, not two
         self.slider.observe(lambda change: None if self._quiet else self.update(), names="value")
-        boxes = [W.VBox([t, v], layout=W.Layout(align_items="center", margin="0 6px")) for t, v in
-                 zip(self.titles, self.views)]
-        self.widget = W.VBox([W.HBox([*boxes, W.VBox([self.answer, self.scores], layout=W.Layout(min_width="240px"))],
+        self.widget = W.VBox([W.HBox([self.columns_box, W.VBox([self.answer, self.scores],
+                                                                 layout=W.Layout(min_width="240px"))],
                                      layout=W.Layout(align_items="center", overflow="auto")), self.slider],
                              layout=W.Layout(border="1px solid #ccc", padding="4px"))
         self.widget.add_class("glance-view")
@@ -113,7 +114,7 @@ class GlanceView(WidgetView):
         if index == -1 or not self.snapshots:
             return self.model
         if self._copy is None:
-            self._copy = copy.deepcopy(self.model).cpu()
+            self._copy = layers.copy_without_hooks(self.model).cpu()
         self._copy.load_state_dict(self.snapshots[index]["state"])
         return self._copy
 
@@ -129,10 +130,22 @@ class GlanceView(WidgetView):
         return out.getvalue()
 
     # --- drawing ---------------------------------------------------------------------------------
+    def _one_view_a_column(self, count: int) -> None:
+        """``count`` picture views with their titles (a network that grew or shrank since the last draw)."""
+        if count == len(self.views):
+            return
+        self.views, self.titles = self.views[:count], self.titles[:count]
+        while len(self.views) < count:
+            self.views.append(W.Image(format="png"))
+            self.titles.append(W.HTML())
+        self.columns_box.children = [W.VBox([t, v], layout=W.Layout(align_items="center", margin="0 6px"))
+                                     for t, v in zip(self.titles, self.views)]
+
     def update(self) -> None:
         """Redraw every column for the image and the chosen weights."""
         self.columns = viz.flow(self._network(), self.image, self.mean, self.std, most_maps=self.most_maps)
         pictures = [c for c in self.columns if c.kind not in ("logits", "probabilities")]
+        self._one_view_a_column(len(pictures))
         for column, view, title in zip(pictures, self.views, self.titles):
             view.value = _png(column)
             more = f" ({len(column.shown)} of {column.total})" if len(column.shown) < column.total else ""
@@ -140,8 +153,15 @@ class GlanceView(WidgetView):
                 f"{column.total}"
             title.value = (f'<div class="glance-title" style="font-size:11px;text-align:center">'
                            f'<b>{html.escape(column.name)}</b><br>{shape}{more}</div>')
-        probs = next(c for c in self.columns if c.kind == "probabilities")
-        names = [str(self.class_names[i]) if self.class_names is not None else str(i) for i in probs.shown]
+        probs = next((c for c in self.columns if c.kind == "probabilities"), None)
+        if probs is None or not torch.isfinite(probs.values).all():
+            why = "it has no Linear layer to give class scores" if probs is None else \
+                "its probabilities are not finite numbers (NaN or infinite weights or inputs)"
+            self.answer.value = f'<div class="glance-answer" style="font-size:12px">no answer: {why}</div>'
+            self.scores.value = ""
+            return
+        names = [self.class_names[i] if self.class_names is not None and i < len(self.class_names) else str(i)
+                 for i in probs.shown]
         best = int(probs.values.argmax())
         self.answer.value = (f'<div class="glance-answer" style="font-size:12px">reads '
                              f'<b class="glance-prediction">{html.escape(names[best])}</b> '

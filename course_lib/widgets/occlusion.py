@@ -25,7 +25,7 @@ class OcclusionExplorer(WidgetView):
 
     def __init__(self, model: torch.nn.Module, images: torch.Tensor, classes=None, window: int | None = None,
                  mean=None, std=None):
-        loader.check_images(images, "images")
+        loader.check_images(images, "OcclusionExplorer's images", allow_empty=False)
         self.model, self.images, self.mean, self.std = model, images, mean, std
         h, w = images.shape[-2:]
         with torch.no_grad():
