@@ -16,6 +16,14 @@ pytestmark = pytest.mark.slow
 
 # notebook -> [(name defined by the exercise cell, wrong implementation, text the check must print)]
 WRONG = {
+    "00_welcome": [
+        ("predicted_numbers", """
+predicted_numbers = 224 * 224   # forgets the three colours
+""", "the numbers in one 224 x 224 colour photo"),
+        ("predicted_numbers", """
+predicted_numbers = 3 * 224   # one row only
+""", "the numbers in one 224 x 224 colour photo"),
+    ],
     "01_images_and_convolution": [
         ("conv2d_single", """
 def conv2d_single(image, kernel):   # one pixel short: the last row and column of positions are missing
@@ -42,19 +50,38 @@ def conv2d_single(image, kernel):   # a true convolution: flips the kernel
 """, "expected"),
         ("conv2d_loops", """
 def conv2d_loops(x, weight, bias, stride=1, padding=0):   # forgets the bias
-    return F.conv2d(torch.as_tensor(np.asarray(x))[None], torch.as_tensor(np.asarray(weight)),
-                    stride=stride, padding=padding)[0].numpy()
-""", "write it yourself"),
+    x, weight = np.asarray(x, dtype=np.float64), np.asarray(weight, dtype=np.float64)
+    x = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
+    f, _, k, _ = weight.shape
+    rows, cols = (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1
+    out = np.zeros((f, rows, cols))
+    for o in range(f):
+        for i in range(rows):
+            for j in range(cols):
+                out[o, i, j] = (x[:, i * stride:i * stride + k, j * stride:j * stride + k] * weight[o]).sum()
+    return out
+""", "expected -5.58636 at position (3, 7, 9)"),
         ("conv2d_loops", """
 def conv2d_loops(x, weight, bias, stride=1, padding=0):   # ignores the stride
-    x, w, b = (torch.as_tensor(np.asarray(a)) for a in (x, weight, bias))
-    return F.conv2d(x[None], w, b, padding=padding)[0].numpy()
-""", "write it yourself"),
+    x, weight = np.asarray(x, dtype=np.float64), np.asarray(weight, dtype=np.float64)
+    x = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
+    f, _, k, _ = weight.shape
+    rows, cols = x.shape[1] - k + 1, x.shape[2] - k + 1
+    out = np.zeros((f, rows, cols))
+    for o in range(f):
+        for i in range(rows):
+            for j in range(cols):
+                out[o, i, j] = (x[:, i:i + k, j:j + k] * weight[o]).sum() + np.asarray(bias)[o]
+    return out
+""", "expected an array or tensor of shape (4, 4, 5), got shape (4, 8, 10)"),
         ("conv2d_vectorized", """
-def conv2d_vectorized(x, weight, bias, stride=1, padding=0):   # sums over channels too late
+def conv2d_vectorized(x, weight, bias, stride=1, padding=0):   # keeps only the first input channel
     x, w, b = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight, bias))
-    return F.conv2d(x[None, :1], w[:, :1], b, stride=stride, padding=padding)[0]
-""", "write it yourself"),
+    n, _, k, _ = w.shape
+    columns = F.unfold(x[None, :1], k, padding=padding, stride=stride)[0]
+    side = (x.shape[1] + 2 * padding - k) // stride + 1
+    return (w[:, :1].reshape(n, -1) @ columns + b[:, None]).reshape(n, side, -1)
+""", "vectorized, stride=1, padding=0: expected 15.7666"),
         ("predicted_multiplications", """
 predicted_multiplications = 10 * 5 * 5 * 300 * 451   # forgets that each filter is 3 channels deep
 """, "multiplications of 10 filters"),
@@ -67,12 +94,25 @@ def output_size(n, k, s=1, p=0):   # forgets the padding
 """, "output_size(32, 5, 1, 2) returned 28"),
         ("pool2d", """
 def pool2d(x, k, s, mode="max"):   # windows that never overlap: moves by k, not s
-    return F.max_pool2d(x, k, k) if mode == "max" else F.avg_pool2d(x, k, k)
-""", "write it yourself"),
+    x = torch.as_tensor(x)
+    rows, cols = (x.shape[2] - k) // k + 1, (x.shape[3] - k) // k + 1
+    out = x.new_zeros(x.shape[0], x.shape[1], rows, cols)
+    for i in range(rows):
+        for j in range(cols):
+            window = x[:, :, i * k:i * k + k, j * k:j * k + k]
+            out[:, :, i, j] = window.amax((2, 3)) if mode == "max" else window.mean((2, 3))
+    return out
+""", "has shape (2, 3, 4, 3), expected (2, 3, 6, 5)"),
         ("pool2d", """
 def pool2d(x, k, s, mode="max"):   # always the maximum
-    return F.max_pool2d(x, k, s)
-""", "write it yourself"),
+    x = torch.as_tensor(x)
+    rows, cols = (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1
+    out = x.new_zeros(x.shape[0], x.shape[1], rows, cols)
+    for i in range(rows):
+        for j in range(cols):
+            out[:, :, i, j] = x[:, :, i * s:i * s + k, j * s:j * s + k].amax((2, 3))
+    return out
+""", "pool2d(x, 2, 2, 'avg') differs from F.avg_pool2d"),
         ("conv2d_backward", """
 def conv2d_backward(x, weight, grad_out, padding=0):   # the input's gradient with the filter unturned
     x, weight, grad_out = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (x, weight, grad_out))
@@ -224,6 +264,12 @@ def worst_mistakes(logits, labels, k):   # most confident overall, right or wron
 """, "Expected [0, 2]"),
     ],
     "04_alexnet_imagenet_subsets": [
+        ("predicted_fc_share", """
+predicted_fc_share = 0.5   # "half and half"
+""", "the share of AlexNet's parameters in fc6-fc8"),
+        ("predicted_fc_share", """
+predicted_fc_share = 0.1   # "the conv layers do the work, so they hold the weights"
+""", "the share of AlexNet's parameters in fc6-fc8"),
         ("pool5_side", """
 def pool5_side(size):   # poolings of 2 x 2 that do not overlap
     out = lambda n, k, s=1, p=0: (n + 2 * p - k) // s + 1
@@ -273,6 +319,12 @@ def alexnet_sizes(streams=2, num_classes=1000):   # forgets the two streams
 """, "look at the groups"),
     ],
     "05_what_alexnet_learned": [
+        ("predicted_field", """
+predicted_field = 11   # conv1's filter only
+""", "the side of a conv5 unit's receptive field"),
+        ("predicted_field", """
+predicted_field = 3 * 3 * 3 * 11   # multiplies the kernels instead of adding the widened windows
+""", "the side of a conv5 unit's receptive field"),
         ("learned_split", """
 def learned_split(trained, start):   # the learned part, but its gap itself, not the p-value
     return claims.stream_gap(measure.color_score(trained - start), 48)["gap"]
@@ -498,6 +550,12 @@ def my_sign_noise(images, epsilon, seed):   # the same sign everywhere: a bright
 """, "About half the pixels should move up"),
     ],
     "03_training_dynamics": [
+        ("predicted_zero_share", """
+predicted_zero_share = 0.0   # "untrained means dense"
+""", "exactly-zero conv1 outputs of an untrained ReLU network"),
+        ("predicted_zero_share", """
+predicted_zero_share = 0.95   # "ReLU networks are sparse from the start"
+""", "exactly-zero conv1 outputs of an untrained ReLU network"),
         ("untrained_pair", """
 def untrained_pair(seed):   # the trained network against its untrained start: not a control
     return (runs[seed % len(runs)]["stats"][0]["act2"]["live_sparsity"],
@@ -546,6 +604,12 @@ def find_dead(acts):   # channels that are *mostly* zero
 """, "Filters 2, 5 and 11 were killed"),
     ],
     "09_next_decade": [
+        ("predicted_bn_parameters", """
+predicted_bn_parameters = 0   # "batch norm only normalizes"
+""", "parameters that batch norm adds"),
+        ("predicted_bn_parameters", """
+predicted_bn_parameters = sum(max(4, round(c * P.next_width)) for c in (96, 256, 384, 384, 256))   # only a scale
+""", "parameters that batch norm adds"),
         ("stack_for", """
 def stack_for(k, channels):   # one layer too many: counts k - 1 layers
     return k - 1, (k - 1) * 9 * channels * channels, k * k * channels * channels
