@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import sys
 import threading
 import types
@@ -129,7 +130,11 @@ class Watch:
         for answer in self.answers:
             functions = [answer] if not isinstance(answer, type) else list(vars(answer).values())
             for f in functions:
+                # a decorator's wrapper (torch's _disable_dynamo wraps many methods) shares one code object with
+                # every function it wraps: the wrapped function's own code is the answer's
                 f = getattr(f, "__func__", f)
+                with contextlib.suppress(ValueError):
+                    f = inspect.unwrap(f) if callable(f) else f
                 if isinstance(f, types.FunctionType):
                     self.codes[f.__code__] = said(answer)
                     self.code_keys[_key(f.__code__)] = said(answer)

@@ -212,3 +212,29 @@ def test_a_name_given_as_a_string_is_refused_wherever_it_is_used():
     honest = learner("def grad_of(x, w):\n    backward_pass = w.clone()\n    with torch.no_grad():\n"
                      "        return backward_pass", "grad_of")
     checked(honest, torch.autograd.grad, "backward", args=case)      # a variable's name is not a call of it
+
+
+def test_an_error_in_honest_code_is_its_own_miss_not_a_use_of_a_wrapped_answer():
+    """torch wraps many Optimizer methods in one decorator (``_disable_dynamo``) whose code every wrapped function
+    shares: an in-place error in honest code ran that shared code, and the watch took it for Optimizer."""
+    from course_lib import models
+
+    def sgd_step(model, lr):        # forgets torch.no_grad(): autograd refuses the in-place update
+        for _, w in model.named_parameters():
+            w -= lr * w.grad
+
+    net = models.LeNet1()
+    F.cross_entropy(net(torch.zeros(2, 1, 28, 28)), torch.tensor([1, 2])).backward()
+    exercises.start("test", total=1)
+    with pytest.raises(exercises.Miss, match="Your code raised RuntimeError"):
+        with exercises.check("sgd_step"):
+            exercises.own_work(sgd_step, torch.optim.SGD, torch.optim.Optimizer)
+            sgd_step(net, 0.1)
+
+    def uses_the_optimizer(model, lr):
+        torch.optim.SGD(model.parameters(), lr=lr).step()
+
+    with pytest.raises(exercises.Miss, match="uses torch.optim"):
+        with exercises.check("sgd_step"):
+            exercises.own_work(uses_the_optimizer, torch.optim.SGD, torch.optim.Optimizer)
+            uses_the_optimizer(net, 0.1)

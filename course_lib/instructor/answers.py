@@ -216,6 +216,10 @@ def serve(cells: list[str], cell_timeout: float) -> None:
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
+    # tqdm's monitor thread would outlive the cells and make every watched call refuse "other threads": the
+    # notebook's progress bars need no monitor here
+    import tqdm.std
+    tqdm.std.tqdm.monitor_interval = 0
     config = Config()
     config.HistoryManager.enabled = False
     shell = InteractiveShell.instance(config=config)
