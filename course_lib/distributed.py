@@ -46,7 +46,7 @@ from .image_folders import cache
 
 MODELS = {"lenet1": models.LeNet1, "lenet5": models.LeNet5, "alexnet": models.AlexNet}
 NAMED_DATA = ("mnist-sample", "mnist", "imagenette", "imagewoof")
-SETTINGS = ("model", "data", "batch_size", "lr", "seed", "image_size", "weight_decay", "dropout")
+SETTINGS = ("model", "data", "batch_size", "lr", "seed", "image_size", "weight_decay", "dropout", "float64")
 
 
 class DistributedError(RuntimeError):
@@ -55,7 +55,7 @@ class DistributedError(RuntimeError):
 
 # --- the process group ---------------------------------------------------------------------------
 
-def start(timeout_s: float = 300, cpu: bool = False) -> tuple[int, int, torch.device]:
+def start(timeout_s: float = 300, cpu: bool = False, threads: int | None = None) -> tuple[int, int, torch.device]:
     """Join the process group that ``torchrun`` (or the ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/
     ``MASTER_PORT`` variables) describes; a plain ``python -m`` run is one process and needs no group.
     Returns ``(rank, world size, device)``: ``cuda:LOCAL_RANK`` when there are GPUs (and not ``cpu``),
@@ -69,9 +69,9 @@ def start(timeout_s: float = 300, cpu: bool = False) -> tuple[int, int, torch.de
     if device.type == "cuda":
         torch.cuda.set_device(device)
     else:
-        # several processes on one machine's cores: share them instead of each taking all
+        # several processes on one machine's cores: share them instead of each taking all (or ``threads`` each)
         per_machine = _from_environment("LOCAL_WORLD_SIZE", 1)
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_machine))
+        torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // per_machine))
     if world > 1:
         where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
         try:
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> None:
     """One training run (see the module's docstring); every rank calls it with the same arguments."""
     threads = torch.get_num_threads()    # start() shares the cores between processes: given back after
     try:
-        rank, world, device = start(args.timeout, args.cpu)
+        rank, world, device = start(args.timeout, args.cpu, args.threads)
         _run(args, rank, world, device)
         barrier(world)  # every rank leaves together, once rank 0 has written final.pt
     finally:
@@ -249,6 +249,8 @@ def _rank_batches(images, labels, args, rank: int, world: int, epoch: int, devic
             where = augment.crop_positions(len(batch), *x.shape[-2:], args.image_size, gen)
             x = augment.crop_at(x, *(t[rank::world] for t in where), args.image_size)
         x = loader.normalize(x)
+        if args.float64:
+            x = x.double()
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         yield x, y
@@ -273,6 +275,8 @@ def _run(args, rank: int, world: int, device: torch.device) -> None:
     out = Path(args.out)
     ckpt = out / "checkpoint.pt"
     model = make_model(args.model, len(classes), args.seed, args.dropout).to(device)
+    if args.float64:     # the same run in double precision: rounding differences between N shrink ~1e9-fold
+        model = model.double()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     settings = train.Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -360,7 +364,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt when there is one")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the other processes")
     p.add_argument("--cpu", action="store_true", help="train on the CPUs (gloo) even where there are GPUs")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per process (default: the machine's cores shared between its processes)")
+    p.add_argument("--float64", action="store_true",
+                   help="train in double precision (slower; shows how much of a difference between runs is rounding)")
     return p
+
+
+def speed_up(one_s: float, many_s: float, processes: int, cores: int | None = None) -> str:
+    """One line on how much faster ``processes`` processes ran than one (``one_s`` and ``many_s`` seconds), on a
+    machine with ``cores`` CPU cores (default: this one's). N processes share the work at best N ways, and no
+    more ways than there are cores: a larger ratio is not a speed-up but a sign that something else used the
+    machine during one of the timings, and the line says so instead of reporting it as one."""
+    cores = cores or os.cpu_count() or 1
+    if not (one_s > 0 and many_s > 0) or processes < 1:
+        raise ValueError(f"expected positive seconds and processes >= 1, got {one_s}, {many_s}, {processes}.")
+    ratio, bound = one_s / many_s, min(processes, cores)
+    if ratio <= 1.1 * bound:
+        return f"{ratio:.1f}x as fast on {processes} processes ({bound}x is the most {processes} can share)"
+    return (f"measured ratio {ratio:.1f}x, above the {bound}x that {processes} processes on {cores} cores can "
+            "share: not a speed-up; other work on the machine slowed one of the timings, so they do not compare")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -374,6 +397,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--image-size must be at least {smallest} pixels for {args.model}, got {args.image_size}.")
     if not 0 <= args.dropout < 1:
         raise ValueError(f"--dropout must be a number in [0, 1), got {args.dropout}.")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be a whole number >= 1, got {args.threads}.")
     if not args.timeout > 0:
         raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}.")
     if not args.out.strip():

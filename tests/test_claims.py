@@ -294,3 +294,17 @@ def test_unregularized_images_are_of_higher_frequency_and_the_rule_fails_on_its_
     other = [np.mean(claims.frequency_with_and_without(reference_alexnet, "conv5", [12, 50], seed, size=64,
                                                        steps=25)["regularized"]) for seed in range(2)]
     assert not claims.check_rise(regularized, other, 0.01)["reproduced"]
+
+
+def test_ink_leaving_the_box_is_measured_and_zero_for_a_digit_inside_it():
+    from course_lib.claims import erase_pushed_out, ink_leaving_box
+
+    inside = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    inside[..., 10:18, 10:18] = 255                      # 8 x 8 ink, 6 px from the 20 x 20 box's edges
+    assert ink_leaving_box(inside, (0, 4)) == [0.0, 0.0]     # the control: nothing can leave
+    edge = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    edge[..., 4:24, 4:6] = 255                            # a stroke along the box's left edge
+    out = ink_leaving_box(edge, (0, 1, 2))
+    assert out[0] == 0 and 0 < out[1] < out[2]
+    erased = erase_pushed_out(edge, -1, 0)                # pushed left: its left column leaves the box
+    assert int(erased[..., 4].sum()) == 0 and torch.equal(erased[..., 5], edge[..., 5])

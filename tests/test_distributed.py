@@ -192,3 +192,15 @@ def test_an_image_folder_is_cached_once_and_trained_on_two_processes(tmp_path):
     _run([sys.executable, *RUN, *args, "--out", str(tmp_path / "one")])
     assert (cache / "train-73px.npy").stat().st_mtime_ns == stamp, "the cache is built once"
     _same(_weights(tmp_path / "one"), _weights(tmp_path / "two"), atol=1e-5)
+
+
+def test_speed_up_never_reports_more_than_the_processes_and_cores_can_share():
+    from course_lib.distributed import speed_up
+
+    assert speed_up(2.0, 1.1, 2, cores=2).startswith("1.8x as fast on 2 processes")
+    # 27x on 2 processes and 2 cores cannot be sharing: the line says so instead of calling it a speed-up
+    line = speed_up(24.3, 0.9, 2, cores=2)
+    assert "27.0x" in line and "not a speed-up" in line and "as fast" not in line
+    assert "not a speed-up" in speed_up(8.0, 2.0, 4, cores=2)    # 4 processes on 2 cores share at most 2 ways
+    with pytest.raises(ValueError):
+        speed_up(0.0, 1.0, 2)

@@ -409,6 +409,12 @@ def my_top_patches(acts, images, channel, k, field):   # forgets the offset (the
 """, "its field starts at row"),
     ],
     "06_what_made_it_decide": [
+        ("predicted_occlusion_images", """
+predicted_occlusion_images = 12 * 12 + 1   # counts the unoccluded digit as a copy
+""", "occluded copies LeNet-1 reads"),
+        ("predicted_occlusion_images", """
+predicted_occlusion_images = 23 * 23   # every position, as with a stride of 1
+""", "occluded copies LeNet-1 reads"),
         ("my_mass_on_ink", """
 def my_mass_on_ink(maps, digits):   # signed values: a negative attribution cancels a positive one
     ink = digits[:, 0] > 0
@@ -472,6 +478,12 @@ def my_saliency(model, images, target):   # keeps the sign
 """, "Differs from captum"),
     ],
     "07_many_gpus": [
+        ("predicted_repeat_gap", """
+predicted_repeat_gap = 1e-5   # as far apart as 1 and 2 processes
+""", "two runs with the same seed"),
+        ("predicted_repeat_gap", """
+predicted_repeat_gap = 1e-7   # float32's rounding, as if it were random
+""", "two runs with the same seed"),
         ("training_memory_gb", """
 def training_memory_gb(parameters, outputs_per_image, batch):   # forgets the velocity (momentum)
     return (2 * parameters + 2 * outputs_per_image * batch) * 4 / 1e9
@@ -499,6 +511,12 @@ def my_shard(batch, rank, world):   # every process takes the whole batch
 """, "process r must take positions"),
     ],
     "08_what_a_unit_wants": [
+        ("predicted_first_step", """
+predicted_first_step = 0.1 * 0.03   # plain gradient ascent: the learning rate times the gradient
+""", "the largest change of p"),
+        ("predicted_first_step", """
+predicted_first_step = 0.0   # nothing moves on the first step
+""", "the largest change of p"),
         ("my_maximize", """
 def my_maximize(model, layer, channel, steps=100, lr=0.1, seed=0):   # gradient descent: lowers the activation
     torch.manual_seed(seed)

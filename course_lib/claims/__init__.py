@@ -17,11 +17,13 @@ from .dynamics import (OVERFIT_DECAY_FADE, RELU_LAYERS, digit_claims, dynamics_r
                        untrained_live_sparsity, untrained_saturation)
 from .alexnet import (ALEXNET_ASSERTED, alexnet_claims, alexnet_measures, cat_layers, cat_picture, content_claim,
                       decay_over_run, paper_decay, same_class_share, stream_measures, top_image_purity)
-from .decisions import (LENET1_LAYERS_TOP_DOWN, RELU_LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS,
-                        decision_claims, gradient_attributions, guided_run, lenet1_attributions, relu_lenet1,
-                        sanity_run, shift_accuracy, shift_run, small_mlp, unrelated_run)
+from .decisions import (ERASED, LENET1_LAYERS_TOP_DOWN, RELU_LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS,
+                        decision_claims, erase_pushed_out, gradient_attributions, guided_run, ink_leaving_box,
+                        lenet1_attributions, relu_lenet1, sanity_run, shift_accuracy, shift_run, small_mlp,
+                        unrelated_run)
 from .thirty_years import THIRTY_YEARS_CHANGES, lenet1_with_change, thirty_years
-from .units import EPSILONS, filter_match, fooling_run, frequency_with_and_without, made_against_real, unit_claims
+from .units import (EPSILONS, conv1_resemblance, filter_match, fooling_run, frequency_with_and_without,
+                    lenet_conv1_patch, made_against_real, unit_claims)
 
 __all__ = ["check_conv1_conv5", "check_dead_trend", "check_rise", "check_shift", "check_stream_split",
            "check_weight_blind", "claim_row", "decay_per_run", "stream_gap", "weight_decay_for", "OVERFIT_DECAY_FADE",
@@ -31,6 +33,8 @@ __all__ = ["check_conv1_conv5", "check_dead_trend", "check_rise", "check_shift",
            "decay_over_run", "paper_decay", "same_class_share", "stream_measures", "top_image_purity",
            "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims", "lenet1_attributions",
            "RELU_LENET1_LAYERS_TOP_DOWN", "gradient_attributions", "guided_run", "relu_lenet1", "sanity_run",
-           "shift_accuracy", "shift_run", "small_mlp", "unrelated_run", "THIRTY_YEARS_CHANGES", "lenet1_with_change",
+           "shift_accuracy", "shift_run", "small_mlp", "unrelated_run", "ERASED", "erase_pushed_out", "ink_leaving_box",
+           "THIRTY_YEARS_CHANGES", "lenet1_with_change",
            "thirty_years", "paired_table", "EPSILONS", "filter_match", "fooling_run", "frequency_with_and_without",
-           "made_against_real", "unit_claims"]
+           "made_against_real", "unit_claims",
+           "conv1_resemblance", "lenet_conv1_patch"]

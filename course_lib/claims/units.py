@@ -148,3 +148,44 @@ def unit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[di
             row(f"{attack}_{eps}", f"{attack.upper()} at epsilon {eps} flips LeNet-1's answers (share of digits)",
                 [r["fool"][attack][i] for r in runs], [r["fool"]["noise"][i] for r in runs], "random sign noise")
     return rows
+
+
+def lenet_conv1_patch(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """The ``k x k`` patch under LeNet-1's conv1 centre unit, as that unit reads it: ``image`` (``1 x 28 x 28``
+    pixels in [0, 1]) through the network's frame (:class:`models.DigitFrame`: its 20 x 20 box shrunk to 16 x 16)."""
+    framed = model.frame(image[None].float()) if hasattr(model, "frame") else image[None].float()
+    k = model.conv1.kernel_size[0]
+    top = (framed.shape[-1] - k + 1) // 2
+    return framed[0, 0, top:top + k, top:top + k]
+
+
+def _reads(model: nn.Module, image: torch.Tensor, unit: int) -> torch.Tensor:
+    """The pixels of ``image`` (``1 x H x W``) that conv1's centre unit ``unit`` reads: where its value has a
+    gradient (bool ``H x W``)."""
+    x = image[None].float().clone().requires_grad_(True)
+    with torch.enable_grad():
+        framed = model.frame(x) if hasattr(model, "frame") else x
+        out = model.conv1(framed)[0, unit]
+        (grad,) = torch.autograd.grad(out[out.shape[0] // 2, out.shape[1] // 2], x)
+    return grad[0, 0] != 0
+
+
+def conv1_resemblance(model: nn.Module, seeds: int, steps: int = 80, **regularizers) -> dict:
+    """How much the images :func:`made_images.maximize` makes for LeNet-1's conv1 centre units resemble their
+    filters. For every seed and unit: the correlation of the patch the unit reads (:func:`lenet_conv1_patch`)
+    with the unit's own filter (``own``), with its filter's signs alone (``signs``: +1 and -1, what Adam's
+    steps of about the learning rate in the sign of the gradient lead to), and with the other units' filters
+    (``others``, their mean: the control); and the share of the patch's pixels near black or white (below 0.1
+    or above 0.9, among the image's pixels the unit reads: ``saturated``). Returns ``{key: seeds x units array}``."""
+    weights = model.conv1.weight.detach()[:, 0]
+    out = {key: np.zeros((seeds, len(weights))) for key in ("own", "signs", "others", "saturated")}
+    for seed in range(seeds):
+        for u in range(len(weights)):
+            image, _ = made_images.maximize(model, "act1", u, size=28, steps=steps, seed=seed, **regularizers)
+            patch = lenet_conv1_patch(model, image)
+            out["own"][seed, u] = _correlation(patch, weights[u])
+            out["signs"][seed, u] = _correlation(patch, weights[u].sign())
+            out["others"][seed, u] = np.mean([_correlation(patch, weights[v]) for v in range(len(weights)) if v != u])
+            reads = _reads(model, image, u)      # the image's pixels the unit reads
+            out["saturated"][seed, u] = float(((image[0] < 0.1) | (image[0] > 0.9))[reads].float().mean())
+    return out
