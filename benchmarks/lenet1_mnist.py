@@ -15,6 +15,7 @@ change in test error. MNIST comes from the data folder (downloaded, or the four 
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
 
@@ -31,11 +32,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate (fit's default 0.1; the profiles' "
+                        "lesson-02 recipe is env.profile().lenet_lr)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--thirty-years", action="store_true", help="also LeNet-1 with one modern change at a time")
     parser.add_argument("--sample", action="store_true", help="use the shipped 5,000-digit sample (not comparable)")
     parser.add_argument("--save", default=None, help="write the figures as JSON (lesson 02 reads "
                         "course_lib/reference_nets/lenet1-mnist.results.json)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = env.device()
     print(machine())
     if args.sample:
@@ -49,11 +56,12 @@ def main(argv=None) -> int:
             return 2
         dataset = "MNIST"
     print(f"lenet1_mnist: {dataset}, {len(train_data[1]):,} train / {len(test_data[1]):,} test digits, "
-          f"{args.epochs} epochs, fit's defaults, {args.seeds} seeds, device {device.type}, "
+          f"{args.epochs} epochs, lr {args.lr}, batch {args.batch_size}, {args.seeds} seeds, device {device.type}, "
           f"{torch.get_num_threads()} torch threads\n")
     results = {"command": "python benchmarks/lenet1_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "machine": machine(), "date": datetime.date.today().isoformat(), "data": dataset,
                "train": len(train_data[1]), "test": len(test_data[1]), "epochs": args.epochs, "seeds": args.seeds,
+               "lr": args.lr, "batch_size": args.batch_size, "load": os.getloadavg()[0],
                "threads": torch.get_num_threads(), "lenet": []}
     rows = []
     if args.thirty_years:
@@ -68,7 +76,8 @@ def main(argv=None) -> int:
                 env.seed_everything(seed)
                 model = variant()
                 start = time.perf_counter()
-                train.fit(model, train_data, epochs=args.epochs, seed=seed, progress=False, device=device)
+                train.fit(model, train_data, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed,
+                          progress=False, device=device)
                 sync(device)
                 seconds.append(time.perf_counter() - start)
                 errors.append(train.evaluate(model, test_data)["error"])

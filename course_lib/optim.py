@@ -72,7 +72,9 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_de
     """``kind="sgd"``: SGD with Nesterov momentum (plain SGD when ``momentum`` is 0); ``"adamw"``: AdamW
     (Loshchilov & Hutter 2019; ``momentum`` is then its first beta). Weight decay applies to weights
     only: biases and normalization parameters (every tensor of one dimension) are not decayed. With
-    no weight decay there is one parameter group, so each step is one fused update."""
+    no weight decay there is one parameter group. The update is torch's multi-tensor (``foreach``) one on every
+    device: one call updates all the tensors, where the per-tensor loop (torch's default on a CPU) makes a few
+    Python-dispatched operations per tensor and step: LeNet-1's 10 tensors cost it about 40 a step."""
     if kind not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}.")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -82,8 +84,8 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_de
     else:
         groups = [{"params": params, "weight_decay": 0.0}]
     if kind == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), foreach=True)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0, foreach=True)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,

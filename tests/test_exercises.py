@@ -185,6 +185,12 @@ def sgd_step(model, velocities, lr, momentum=0.9, weight_decay=0.0):   # no torc
     for name, w in model.named_parameters():
         w -= lr * w.grad
 """, "Your code raised RuntimeError"),
+        ("predicted_faint_share", """
+predicted_faint_share = 0.9   # "untrained maps are faint gray": nearly all of them
+""", "faint (|a| < 0.1) conv2 values of an untrained LeNet-1"),
+        ("predicted_faint_share", """
+predicted_faint_share = 0.0   # "tanh saturates from the start"
+""", "faint (|a| < 0.1) conv2 values of an untrained LeNet-1"),
         ("receptive_fields", """
 def receptive_fields(layers):   # multiplies the stride before using it
     size, stride, fields = 1, 1, {}
