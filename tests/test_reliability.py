@@ -559,3 +559,32 @@ def test_a_two_device_network_counts_each_split_layer_once():
     split = models.TwoDeviceAlexNet(num_classes=10, devices=("cpu", "cpu"))
     assert layers.conv_layer_names(split) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     assert not [n for n in layers.layer_names(split) if ".halves." in n]
+
+
+def test_each_hand_placed_gz_is_unpacked_from_its_own_bytes_even_if_writers_run_late(tmp_path, monkeypatch):
+    """The writer handed to atomic_write read the loop's variable ``gz``: a writer run after the loop moved on (a
+    deferred or retried write) unpacked the last file into every name. Each writer now carries its own bytes."""
+    import gzip
+
+    from course_lib import files
+    from helpers import md5
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    resources = []
+    for name, content in (("a-idx1-ubyte.gz", b"first file"), ("b-idx1-ubyte.gz", b"second file")):
+        (raw / name).write_bytes(gzip.compress(content))
+        resources.append((name, md5(raw / name)))
+    late = []
+    real = files.atomic_write
+
+    def write_now_and_again_later(path, write, mode="wb"):
+        late.append((path, write))
+        return real(path, write, mode)
+
+    monkeypatch.setattr(files, "atomic_write", write_now_and_again_later)
+    digits._check_hand_placed(raw, resources)
+    for path, write in late:         # the writers again, after the loop has finished
+        real(path, write)
+    assert (raw / "a-idx1-ubyte").read_bytes() == b"first file"
+    assert (raw / "b-idx1-ubyte").read_bytes() == b"second file"
