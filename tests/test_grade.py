@@ -225,3 +225,43 @@ def test_grading_a_file_is_an_error_not_a_traceback(tmp_path, capsys):
     (tmp_path / "x.ipynb").write_text("{}")
     assert grade.main([str(tmp_path / "x.ipynb")]) == 1
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_an_honest_solution_with_classes_models_and_in_place_steps_gets_its_marks(tmp_path):
+    """Lesson 02's hard checks, graded from a short notebook of its solutions: MyLeNet1 (a learner's class,
+    its instance used as a module: parameters(), state_dict(), load_state_dict(), calls), sgd_step (a course
+    model and a dict passed in, changed in place over three calls, gradients included) and dense_kernel."""
+    lesson = "02_lenet1_digits"
+    source = nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", 4)
+    wanted = ("exercises.start(", "def dense_kernel(", "class MyLeNet1(", "def sgd_step(")
+    cells = [c for c in source.cells if c.cell_type == "code" and any(w in c.source for w in wanted)
+             and not c.source.lstrip().startswith("# CHECK")]
+    data = nbformat.v4.new_code_cell("x_train, y_train = torch.randint(0, 256, (192, 1, 28, 28), dtype=torch.uint8), "
+                                     "torch.randint(0, 10, (192,))")
+    nb = nbformat.v4.new_notebook(cells=[cells[0], data] + cells[1:])
+    nbformat.write(nb, tmp_path / "short.ipynb")
+    row = grade.grade_one(tmp_path / "short.ipynb", grade.exercise_checks(), cell_timeout=60, timeout=240)
+    missed = set(row["missed"].split())
+    assert not missed & {"dense_kernel", "MyLeNet1", "sgd_step"}, row
+
+
+def test_a_module_travels_as_data_only_when_all_its_classes_are_the_librarys():
+    import torch
+
+    from course_lib import models
+    from course_lib.instructor import answers, remote
+
+    net = models.LeNet1()
+    again = answers.decode(answers.encode(net))
+    assert type(again) is models.LeNet1 and again is not net
+    probe = torch.randn(2, 1, 28, 28)
+    assert torch.equal(again(probe), net(probe))
+
+    class Mine(torch.nn.Linear):
+        pass
+    kept = []
+    assert answers.encode(Mine(2, 2), keep=kept.append)["t"] == "handle"   # never rebuilt in the grader
+    forged = answers.encode(torch.nn.Linear(2, 2))
+    forged["cls"] = "builtins:eval"
+    with pytest.raises(ValueError):
+        remote.rebuild(forged)

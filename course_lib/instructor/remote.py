@@ -15,6 +15,7 @@ import base64
 import contextlib
 import io
 import pickle
+import sys
 
 from .answers import Client, alarm, portable, decode, encode
 
@@ -26,7 +27,9 @@ def _library_class(where: str):
     home, _, name = where.partition(":")
     if home.split(".")[0] not in ("torch", "course_lib") or not name:
         raise ValueError(f"not a module class of the libraries: {where}")
-    found = importlib.import_module(home)
+    found = sys.modules.get(home)
+    if found is None and not any(part.startswith("_") for part in home.split(".")):
+        found = importlib.import_module(home)        # the library's own modules only, never a __main__
     for part in name.split("."):
         found = getattr(found, part)
     if not (isinstance(found, type) and issubclass(found, torch.nn.Module)):
@@ -42,7 +45,7 @@ def module_data(module, depth: int = 0) -> dict:
     if _library_class(where) is not cls:
         raise ValueError("a class that only says it is the library's")
     state = vars(module)
-    attrs = {k: encode(v, depth + 1) for k, v in state.items()
+    attrs = {k: _function(v) or encode(v, depth + 1) for k, v in state.items()
              if not k.startswith("__") and "hook" not in k and k not in _INTERNAL}
     if any(a["t"] in ("handle", "object", "module") for a in _leaves(attrs)):
         raise ValueError("an attribute that is not data")
@@ -52,6 +55,26 @@ def module_data(module, depth: int = 0) -> dict:
     children = {k: None if m is None else module_data(m, depth + 1) for k, m in state["_modules"].items()}
     return {"t": "nn", "cls": where, "attrs": attrs, "params": params, "buffers": buffers, "children": children,
             "transient": sorted(state.get("_non_persistent_buffers_set", ()))}
+
+
+def _function(value) -> dict | None:
+    """A torch function a module holds (``torch.tanh`` as a layer's squashing), by its name, or None."""
+    name = getattr(value, "__name__", None)
+    if callable(value) and not isinstance(value, type) and isinstance(name, str):
+        for home in ("torch.nn.functional", "torch"):
+            if getattr(sys.modules.get(home), name, None) is value and _allowed(home, name):
+                return {"t": "function", "home": home, "name": name}
+    return None
+
+
+def _allowed(home: str, name: str) -> bool:
+    """Only torch's computations on tensors: ``F``'s functions, and torch's that are also tensor methods (no
+    ``torch.save``, ``torch.manual_seed``, ``torch.set_num_threads``), none in place."""
+    import torch
+
+    if not name.isidentifier() or name.startswith("_") or name.endswith("_"):
+        return False
+    return home == "torch.nn.functional" or (home == "torch" and hasattr(torch.Tensor, name))
 
 
 _INTERNAL = {"_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"}
@@ -77,7 +100,10 @@ def rebuild(data, depth: int = 0):
     for key, value in data["attrs"].items():
         if not str(key).isidentifier() or key.startswith("__"):
             raise ValueError(f"an attribute called {key!r}")
-        module.__dict__[key] = decode(value)
+        if value.get("t") == "function" and _allowed(str(value["home"]), str(value["name"])):
+            module.__dict__[key] = getattr(sys.modules[str(value["home"])], str(value["name"]))
+        else:
+            module.__dict__[key] = decode(value)
     for key, value in data["params"].items():
         module._parameters[str(key)] = None if value is None else torch.nn.Parameter(decode(value[0]),
                                                                                      requires_grad=bool(value[1]))
@@ -105,44 +131,63 @@ class Answer:
         self.watched = [w for w in self.watched if w]
 
     def __call__(self, *args, **kwargs):
-        return self._method("", args, kwargs)
+        return self._ask("call", args, kwargs)
 
-    def _method(self, method, args, kwargs):
+    def _ask(self, op, args=(), kwargs=None, **message):
+        """Send ``op`` on this handle (a call, a method's call, an attribute, its items as a list), watched as
+        the learner's function is; write back what it changed in ``args``, and return its value."""
         from ..own_work import refuse
 
+        kwargs = kwargs or {}
         payload = io.BytesIO()
         _Pickler(payload).dump((portable(args), portable(kwargs)))
-        reply = self.client.ask({"op": "call", "handle": self.handle, "method": method, "watch": self.watched,
+        reply = self.client.ask({"op": op, "handle": self.handle, "watch": self.watched, **message,
                                  "args": base64.b64encode(payload.getvalue()).decode()})
         refuse(self.__name__, [str(u)[:200] for u in reply.get("used", [])])
         if "error" in reply:
             _raise(reply["error"])
+        shared = _shared()
         for path, value in reply.get("after", []):
-            _write_back((args, kwargs), path, decode(value, self.client))
-        return decode(reply["value"], self.client, self.__name__)
+            _write_back((args, kwargs), path, decode(value, self.client), shared)
+        value = decode(reply["value"], self.client, self.__name__)
+        for inner in _answers(value):
+            inner.watched = self.watched        # what the learner's function gave runs watched as it does
+        return value
 
     def __getattr__(self, attr):
         if attr.startswith("__") or attr in ("client", "handle", "watched"):
             raise AttributeError(attr)
-        reply = self.client.ask({"op": "attr", "handle": self.handle, "attr": attr})
-        if "error" in reply:
-            _raise(reply["error"])
-        return decode(reply["value"], self.client, f"{self.__name__}.{attr}")
+        return self._ask("attr", attr=attr)
 
     def __iter__(self):
-        reply = self.client.ask({"op": "list", "handle": self.handle})
-        if "error" in reply:
-            _raise(reply["error"])
-        return iter(decode(reply["value"], self.client, self.__name__))
+        return iter(self._ask("list"))
 
     def __len__(self):
-        return self._method("__len__", (), {})
+        return self._ask("call", method="__len__")
 
     def __getitem__(self, key):
-        return self._method("__getitem__", (key,), {})
+        return self._ask("call", (key,), method="__getitem__")
 
     def __repr__(self):
         return f"<your {self.__name__}>"
+
+
+def _answers(value):
+    if isinstance(value, Answer):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _answers(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _answers(v)
+
+
+def _shared() -> set:
+    """The ids of the course's module-level values: a learner's call never writes into them (they outlive
+    this notebook's grading)."""
+    return {id(v) for name, m in list(sys.modules.items()) if name.split(".")[0] == "course_lib" and m is not None
+            for v in list(vars(m).values())}
 
 
 def _raise(error) -> None:
@@ -195,13 +240,15 @@ def _mutables(value, path=()):
                 yield from _mutables(v, path + (k,))
 
 
-def _write_back(root, path, value) -> None:
+def _write_back(root, path, value, shared=frozenset()) -> None:
     """What the learner's call changed in the check's argument at ``path``: written into it, in place."""
     import torch
 
     target = root
     for key in path:
         target = target[key] if isinstance(target, (tuple, list)) and isinstance(key, int) else target[str(key)]
+    if id(target) in shared:
+        return
     with torch.no_grad():
         if torch.is_tensor(target) and torch.is_tensor(value) and value.shape == target.shape:
             with contextlib.suppress(RuntimeError):
@@ -238,13 +285,11 @@ def answer(request: dict, names: dict, kept: list, keep, cell_timeout: float) ->
             return {}, None
         return {"value": encode(names[request["name"]], keep=keep)}, None
     value = kept[int(request["handle"])]
-    if request["op"] == "attr":
-        return {"value": encode(getattr(value, str(request["attr"])), keep=keep)}, None
-    if request["op"] == "list":
-        return {"value": encode(list(value), keep=keep)}, None
     args, kwargs = _Unpickler(io.BytesIO(base64.b64decode(request["args"])), kept).load()
     if request.get("method"):
         value = getattr(value, str(request["method"]))
+    run = {"attr": lambda: getattr(value, str(request["attr"])), "list": lambda: list(value),
+           "call": lambda: value(*args, **kwargs)}[request["op"]]
     before = [(path, obj, _version(obj)) for path, obj in _mutables((args, kwargs))]
     watch = Watch([resolve(r) for r in request["watch"]], sole_thread=True)
     reply = {}
@@ -252,15 +297,13 @@ def answer(request: dict, names: dict, kept: list, keep, cell_timeout: float) ->
     try:
         with watch.open():
             try:
-                result = value(*args, **kwargs)
+                reply["value"] = encode(run(), keep=keep)
             except BaseException as err:   # noqa: BLE001 — whatever the learner's code raised is a reply
                 first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
                 reply["error"] = [type(err).__name__, first]
     finally:
         alarm(0)
     reply["used"] = watch.used
-    if "error" not in reply:
-        reply["value"] = encode(result, keep=keep)
     after = []
     for path, obj, version in before:
         if _version(obj) != version:
