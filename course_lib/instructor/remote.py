@@ -319,13 +319,13 @@ def answer(request: dict, names: dict, kept: list, keep, cell_timeout: float) ->
 
 def _resolve(reference: str):
     """An answer the check names (``"captum.attr:Saliency"``), found here, in the notebook's process, to watch
-    for (``own_work.resolve`` knows torch's, numpy's and the course's; the checks also name captum's)."""
+    for (``own_work.resolve`` knows torch's, numpy's and the course's; the checks also name captum's and scipy's)."""
     import importlib
 
     from ..own_work import resolve
 
     home, _, name = reference.partition(":")
-    if not name or home.split(".")[0] != "captum":
+    if not name or home.split(".")[0] not in ("captum", "scipy"):
         return resolve(reference)
     return getattr(importlib.import_module(home), name)
 
