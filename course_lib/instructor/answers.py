@@ -8,23 +8,25 @@ dtypes: never a pickle), and :class:`Answer` stands for a learner's function in 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
-import pickle
 import select
 import signal
 import struct
 import sys
 
-LIMIT = 256 << 20          # the largest reply the grader reads
+LIMIT = 1 << 30            # the largest reply the grader reads
 DTYPES = {"bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64", "complex64",
           "complex128"}
 
 
 # --- data both ways -----------------------------------------------------------------------------------
 
-def encode(value, depth: int = 0):
-    """A learner's value as JSON-able data (tensors and arrays as raw bytes); anything else says its type."""
+def encode(value, depth: int = 0, keep=None):
+    """A learner's value as JSON-able data (tensors and arrays as raw bytes, a module of the libraries as its
+    class's name and its state); anything else is kept by ``keep`` (the notebook's side: a handle the grader
+    may ask about) or says its type."""
     import numpy as np
     import torch
 
@@ -43,13 +45,19 @@ def encode(value, depth: int = 0):
         return {"t": kind, "dtype": array.dtype.name, "shape": list(array.shape),
                 "data": base64.b64encode(array.tobytes()).decode()}
     if isinstance(value, (tuple, list)):
-        return {"t": type(value).__name__, "items": [encode(v, depth + 1) for v in value]}
+        return {"t": "tuple" if isinstance(value, tuple) else "list",
+                "items": [encode(v, depth + 1, keep) for v in value]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"t": "dict", "items": {k: encode(v, depth + 1) for k, v in value.items()}}
+        return {"t": "dict", "items": {k: encode(v, depth + 1, keep) for k, v in value.items()}}
+    if isinstance(value, torch.nn.Module):
+        with contextlib.suppress(Exception):
+            from .remote import module_data
+
+            return module_data(value, depth)
+    if keep is not None:
+        return {"t": "handle", "id": keep(value), "type": type(value).__name__[:80]}
     if isinstance(value, type(sys)):
         return {"t": "module", "name": value.__name__}
-    if callable(value):
-        return {"t": "callable", "name": str(getattr(value, "__name__", type(value).__name__))[:80]}
     return {"t": "object", "type": type(value).__name__[:80]}
 
 
@@ -79,16 +87,22 @@ def decode(data, client=None, name: str = ""):
         array = np.frombuffer(base64.b64decode(data["data"]), dtype=data["dtype"]).reshape(data["shape"]).copy()
         return torch.from_numpy(array) if kind == "tensor" else array[()] if kind == "scalar" else array
     if kind in ("tuple", "list"):
-        items = [decode(v) for v in data["items"]]
+        items = [decode(v, client) for v in data["items"]]
         return tuple(items) if kind == "tuple" else items
     if kind == "dict":
-        return {str(k): decode(v) for k, v in data["items"].items()}
-    if kind == "callable" and client is not None:
-        return Answer(client, name)
+        return {str(k): decode(v, client) for k, v in data["items"].items()}
+    if kind == "nn":
+        from .remote import rebuild
+
+        return rebuild(data)
+    if kind == "handle" and client is not None:
+        from .remote import Answer
+
+        return Answer(client, int(data["id"]), name or str(data.get("type", "value"))[:80])
     return Opaque(str(data.get("type") or data.get("name") or kind))
 
 
-def _portable(value):
+def portable(value):
     """Arguments as the check made them, tensors detached (``requires_grad`` kept where grad mode is on)."""
     import torch
 
@@ -96,9 +110,9 @@ def _portable(value):
         grad = value.requires_grad and value.is_floating_point() and torch.is_grad_enabled()
         return value.detach().clone().requires_grad_(grad)
     if isinstance(value, (tuple, list)):
-        return type(value)(_portable(v) for v in value)
+        return type(value)(portable(v) for v in value)
     if isinstance(value, dict):
-        return {k: _portable(v) for k, v in value.items()}
+        return {k: portable(v) for k, v in value.items()}
     return value
 
 
@@ -157,6 +171,8 @@ class Client:
 
     def get(self, name: str):
         reply = self.ask({"op": "get", "name": name})
+        if "error" in reply:
+            return Missing
         return decode(reply["value"], self, name) if "value" in reply else Missing
 
 
@@ -164,38 +180,9 @@ class Missing:
     """A name the learner's notebook does not define."""
 
 
-class Answer:
-    """A learner's function, living in the notebook's process: calling it sends the arguments there and
-    returns the result as data; ``exercises.own_work`` on it makes the call watched there."""
-
-    def __init__(self, client: Client, name: str):
-        self.client, self.__name__, self.watched = client, name, []
-
-    def course_watch(self, answers) -> None:
-        from ..own_work import ref
-
-        self.watched = [a if isinstance(a, str) else ref(a) for a in answers]
-        self.watched = [w for w in self.watched if w]
-
-    def __call__(self, *args, **kwargs):
-        from ..own_work import refuse
-
-        payload = base64.b64encode(pickle.dumps((_portable(args), _portable(kwargs)))).decode()
-        reply = self.client.ask({"op": "call", "name": self.__name__, "args": payload, "watch": self.watched})
-        refuse(self.__name__, [str(u)[:200] for u in reply.get("used", [])])
-        if "error" in reply:
-            kind, text = (str(x) for x in reply["error"][:2])
-            kind = kind if kind.isidentifier() and len(kind) < 60 else "Exception"
-            raise type(kind, (Exception,), {})(text[:300])
-        return decode(reply["value"])
-
-    def __repr__(self):
-        return f"<your {self.__name__}>"
-
-
 # --- the notebook's side -----------------------------------------------------------------------------
 
-def _alarm(seconds: float) -> None:
+def alarm(seconds: float) -> None:
     signal.setitimer(signal.ITIMER_REAL, max(seconds, 0))
 
 
@@ -208,7 +195,7 @@ def serve(cells: list[str], cell_timeout: float) -> None:
     from traitlets.config import Config
     from IPython.core.interactiveshell import InteractiveShell
 
-    from ..own_work import Watch, resolve
+    from .remote import answer
 
     to_grader, from_grader = os.dup(1), os.dup(0)
     out = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -226,7 +213,7 @@ def serve(cells: list[str], cell_timeout: float) -> None:
     signal.signal(signal.SIGALRM, _interrupt)
     interrupted = failed = 0
     for source in cells:
-        _alarm(cell_timeout)
+        alarm(cell_timeout)
         try:
             result = shell.run_cell(source, store_history=False, silent=False)
             failed += not result.success
@@ -234,34 +221,26 @@ def serve(cells: list[str], cell_timeout: float) -> None:
         except BaseException:   # noqa: BLE001 — an interrupt between the shell's own steps
             interrupted += 1
         finally:
-            _alarm(0)
+            alarm(0)
     signal.signal(signal.SIGALRM, _interrupt)
     send(to_grader, {"ready": True, "failed": failed, "interrupted": interrupted})
+    kept: list = []
+
+    def keep(value) -> int:
+        kept.append(value)
+        return len(kept) - 1
+
     while True:
         try:
             request = receive(from_grader)
         except (EOFError, OSError):
             return
-        reply, watch = {}, None
+        watch = None
         try:
-            value = shell.user_ns[request["name"]] if request["name"] in shell.user_ns else Missing
-            if request["op"] == "get":
-                reply = {} if value is Missing else {"value": encode(value)}
-            elif value is Missing:
-                reply = {"error": ["NameError", f"name '{request['name']}' is not defined"]}
-            else:
-                args, kwargs = pickle.loads(base64.b64decode(request["args"]))
-                watch = Watch([resolve(r) for r in request["watch"]], sole_thread=True)
-                _alarm(cell_timeout)
-                try:
-                    with watch.open():
-                        reply = {"value": encode(value(*args, **kwargs))}
-                finally:
-                    _alarm(0)
-                reply["used"] = watch.used
+            reply, watch = answer(request, shell.user_ns, kept, keep, cell_timeout)
         except BaseException as err:   # noqa: BLE001 — whatever the learner's code raised is a reply
             first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-            reply = {"error": [type(err).__name__, first], "used": watch.used if watch is not None else []}
+            reply = {"error": [type(err).__name__, first]}
         send(to_grader, reply)
 
 

@@ -8,7 +8,11 @@ memory, processes, file size, output and time). Then the course's own check cell
 the names they read come from the lesson's own imports (``F`` is ``torch.nn.functional`` whatever the
 learner bound) or, as data only, from the notebook's process; a call of a learner's function is made in the
 notebook's process, under ``own_work``'s watch, and its result comes back as numbers and arrays, never as
-code or a pickle. No token exists: nothing the notebook prints counts. Every file gets one row, also when its
+code or a pickle. A learner's value that is not data (a class, its instance, a generator) stays there: the check
+gets a handle (:mod:`.remote`) whose calls, attributes and items are asked for there; a module made only of
+torch's and the course's classes comes as data and is remade here from the library's own class; what a call
+changes in place in the check's arguments (a model's weights, a dict) comes back as data and is written in.
+No token exists: nothing the notebook prints counts. Every file gets one row, also when its
 process dies, hangs, hits a limit or is not a notebook (the note says which). Where bubblewrap cannot run,
 the grader refuses unless told ``--no-sandbox`` (trusted work only), and every row then says so.
 

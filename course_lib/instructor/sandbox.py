@@ -50,6 +50,13 @@ def command(work: Path, argv: list[str], package: Path, extra: tuple[Path, ...] 
         args += ["--ro-bind", str(path), str(path)]
     for name in ("/etc/ld.so.cache", "/etc/localtime"):
         args += ["--ro-bind-try", name, name]
+    # its own name, localhost, found without a network (torch.distributed's processes meet at it)
+    etc = work / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "hosts").write_text("127.0.0.1 localhost sandbox\n::1 localhost sandbox\n")
+    (etc / "nsswitch.conf").write_text("hosts: files\n")
+    args += ["--hostname", "sandbox", "--ro-bind", str(etc / "hosts"), "/etc/hosts",
+             "--ro-bind", str(etc / "nsswitch.conf"), "/etc/nsswitch.conf"]
     args += ["--bind", str(work), str(work), "--chdir", str(work), "--clearenv"]
     for key, value in environment(work, package.parent).items():
         args += ["--setenv", key, value]
