@@ -54,6 +54,7 @@ test: setup lint
 	$(PYTEST) tests solutions --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 	@command -v chromium >/dev/null || echo "NOTE: Chromium is missing: the browser tests were SKIPPED (apt-get install -y chromium)."
 	@command -v node >/dev/null || echo "NOTE: Node.js is missing: the course site was not built and its tests were SKIPPED."
+	@command -v bwrap >/dev/null || echo "NOTE: bubblewrap is missing: the grading tests were SKIPPED (apt-get install -y bubblewrap)."
 
 # The library's unit tests while you work: no lesson runs, no browser, no torchrun, no Colab simulation.
 test-quick: setup
