@@ -32,3 +32,16 @@ def lesson_client(nb):
     os.environ["MPLBACKEND"] = "agg"
     return NotebookClient(nb, timeout=600, kernel_name="python3",
                           resources={"metadata": {"path": str(course.ROOT / "notebooks")}})
+
+
+def edge_detectors():
+    """A network of two 5 x 5 edge filters, vertical (channel 0) and horizontal (channel 1), no bias: a unit whose
+    best image is known."""
+    import torch
+    import torch.nn as nn
+
+    conv = nn.Conv2d(1, 2, 5, bias=False)
+    edge = torch.tensor([-1.0, -1.0, 0.0, 1.0, 1.0]).expand(5, 5)
+    with torch.no_grad():
+        conv.weight.copy_(torch.stack([edge, edge.T])[:, None])
+    return nn.Sequential(conv)

@@ -17,6 +17,7 @@ import torch.nn as nn
 from course_lib import (checkpoints, digits, distributed, files, image_folders, imagenette, layers, loader, made_images,
                         measure, models, receptive_fields, references, train, trained, viz)
 from course_lib.instructor import build_references, notebooks
+from helpers import edge_detectors
 from course_lib.instructor.course import NotebookError
 
 
@@ -138,12 +139,7 @@ def test_the_record_hashes_the_bytes_this_build_wrote(tmp_path, monkeypatch):
 PLAIN = {"mean": (0.0,), "std": (1.0,)}
 
 
-def _edges() -> nn.Module:
-    conv = nn.Conv2d(1, 2, 5, bias=False)
-    edge = torch.tensor([-1.0, -1.0, 0.0, 1.0, 1.0]).expand(5, 5)
-    with torch.no_grad():
-        conv.weight.copy_(torch.stack([edge, edge.T])[:, None])
-    return nn.Sequential(conv)
+_edges = edge_detectors
 
 
 def test_made_images_work_inside_no_grad():

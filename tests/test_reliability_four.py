@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from helpers import edge_detectors
 from course_lib import image_folders, layers, made_images, references, train, trained, viz
 from course_lib.claims import next_decade as decade
 from course_lib.models import alexnet_variants as variants
@@ -244,12 +245,7 @@ def test_a_class_folder_starting_with_an_underscore_is_a_class(tmp_path):
 
 # --- made images, widgets, references ---------------------------------------------------------------------
 
-def _edges() -> nn.Module:
-    conv = nn.Conv2d(1, 2, 5, bias=False)
-    edge = torch.tensor([-1.0, -1.0, 0.0, 1.0, 1.0]).expand(5, 5)
-    with torch.no_grad():
-        conv.weight.copy_(torch.stack([edge, edge.T])[:, None])
-    return nn.Sequential(conv)
+_edges = edge_detectors
 
 
 PLAIN = {"mean": (0.0,), "std": (1.0,)}
