@@ -28,8 +28,9 @@ def _free_port() -> int:
 
 
 def _env():
-    # one thread per process: 4 processes on 2 cores must not fight over them
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # one thread per process: 4 processes on 2 cores must not fight over them; float32 even on a CPU with native
+    # bf16 (fit's autocast there): these tests compare 1 and 2 processes to float32's rounding
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", COURSE_BF16_CPU="0")
 
 
 def _run(cmd, timeout=300, **kw):

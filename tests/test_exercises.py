@@ -576,10 +576,10 @@ def my_sign_noise(images, epsilon, seed):   # the same sign everywhere: a bright
     "03_training_dynamics": [
         ("predicted_zero_share", """
 predicted_zero_share = 0.0   # "untrained means dense"
-""", "exactly-zero conv1 outputs of an untrained ReLU network"),
+""", "exactly-zero conv1 outputs of untrained ReLU networks"),
         ("predicted_zero_share", """
 predicted_zero_share = 0.95   # "ReLU networks are sparse from the start"
-""", "exactly-zero conv1 outputs of an untrained ReLU network"),
+""", "exactly-zero conv1 outputs of untrained ReLU networks"),
         ("untrained_pair", """
 def untrained_pair(seed):   # the trained network against its untrained start: not a control
     return (runs[seed % len(runs)]["stats"][0]["act2"]["live_sparsity"],
