@@ -15,6 +15,11 @@ from ..layers import input_channels, layer_names
 from .base import WidgetView
 
 
+# The made image starts from noise this strong: from a faint, nearly grey start about half of a ReLU layer's units
+# (AlexNet's conv1 among them) output 0 and get no gradient, and the image never changes.
+START_NOISE = 0.5
+
+
 class UnitExplorer(WidgetView):
     """``UnitExplorer(model, layers=None, size=64)``: controls for the layer (default: every activation with
     spatial maps, i.e. after a convolution), the unit (channel), the regularizer strength (0: none; 1: shifts of up
@@ -77,7 +82,7 @@ class UnitExplorer(WidgetView):
         try:
             image, curve = made_images.maximize(self.model, self.layer.value, int(self.unit.value), size=self.size,
                                              steps=int(self.steps.value), seed=int(self.seed.value), lr=0.1,
-                                             unit="center", channels=self.channels,
+                                             unit="center", channels=self.channels, noise=START_NOISE,
                                              on_step=lambda i, _: setattr(self.bar, "value", i), **self.settings())
         except (ValueError, KeyError, RuntimeError) as err:     # said in the widget, never raised at the learner
             self.note.value = f'<span class="error">{html.escape(str(err))}</span>'
