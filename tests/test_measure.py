@@ -55,6 +55,8 @@ def test_sparsity():
 
 
 def test_dead_filters_found_exactly_on_a_network_killed_on_purpose():
+    # a fixed draw: an unseeded ReLU network can have a channel of its own that no probe digit turns on
+    torch.manual_seed(0)
     model = models.LeNet5(activation="relu")
     with torch.no_grad():
         model.conv2.bias[[1, 7, 12]] = -1e4
