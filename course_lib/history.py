@@ -90,6 +90,7 @@ class Snapshots:
     def take(self, model: nn.Module, epoch: float, step: int | None = None) -> dict:
         """One snapshot of ``model`` now: ``{"epoch", "step", "state", "activations"}`` on the CPU."""
         _, acts = record_batch(model, normalize(self.probe.to(device_of(model)), self.mean, self.std), self.layers)
-        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                 for k, v in model.state_dict().items()}
         return {"epoch": epoch, "step": step, "state": state,
                 "activations": acts}

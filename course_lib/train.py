@@ -5,7 +5,8 @@ There is one training loop in the course, :class:`TrainingRun`: its :meth:`Train
 ``fit`` calls for every epoch, and what ``course_lib.distributed`` calls on every process; both save and
 resume the same checkpoints (:mod:`.checkpoints`). On CUDA, networks of a million parameters or more train in
 mixed precision (bf16 where the GPU supports it, else fp16 with a gradient scaler), and every network in
-channels-last memory format; the learning rate warms up, then follows a cosine decay, which suits short runs.
+channels-last memory format (on a CPU: the small ones, which train faster so); the learning rate warms up,
+then follows a cosine decay, which suits short runs.
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ def _autocast_dtype(device: torch.device, model: nn.Module | None = None) -> tor
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def channels_last_pays(device: torch.device, model: nn.Module) -> bool:
+    """Whether ``fit`` trains ``model`` on ``device`` in channels-last (NHWC) memory: always on CUDA (the
+    tensor cores' layout); on a CPU only for networks below :data:`AUTOCAST_MIN_PARAMETERS`, which train in
+    float32 there: oneDNN's NHWC kernels made LeNet-1, its simplification and LeNet-5 10-15 % faster on 2
+    cores of a Xeon, but a bf16 AlexNet 3x slower (``benchmarks/README.md``)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and sum(p.numel() for p in model.parameters()) < AUTOCAST_MIN_PARAMETERS
 
 
 @dataclass(frozen=True)
@@ -234,7 +245,7 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
         mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
         augment=None, snapshot_every: int | None = None, probe: torch.Tensor | None = None,
         snapshot_layers: Sequence[str] | None = None, snapshot_steps=(), on_snapshot=(), on_epoch_end=(),
-        compile: bool = False) -> History:
+        compile: bool = False, channels_last: bool | None = None) -> History:
     """Train ``model`` with SGD (momentum, warm-up then cosine learning rate) and return its History.
 
     The defaults need no tuning for the course's small networks: with them LeNet-1 beats a plain
@@ -252,11 +263,13 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     (:class:`history.Snapshots`); ``snapshot_steps`` (with ``probe``) adds snapshots after those training
     steps; memory is about ``(snapshots) * (parameters + P * activations per image) * 4`` bytes.
     ``on_snapshot``: a callable (or several) called with each snapshot as it is taken, while training goes
-    on (a :class:`widgets.GlanceView`'s ``add_snapshot`` redraws with it). ``on_epoch_end``: more hooks
-    ``hook(model, epoch, history, last=...)`` (``last`` by name), called before the first epoch (epoch 0) and after
-    each one. The model ends on ``device`` in the mode it was in. On
-    CUDA it trains in channels-last and, for networks of a million parameters or more, in bf16 autocast; on a CPU
-    with native bf16 (:func:`cpu_has_bf16`) such networks train in bf16 autocast too.
+    on (a :class:`widgets.GlanceView`'s ``add_snapshot`` redraws with it). ``on_epoch_end``: another hook
+    (or a list of them) ``hook(model, epoch, history, last=...)`` (``last`` by name), called before the first
+    epoch (epoch 0) and after
+    each one. The model ends on ``device``, in the mode it was in, in the usual (contiguous) memory format.
+    It trains in channels-last where that pays (``channels_last=None``: :func:`channels_last_pays`, on CUDA
+    and for small networks on a CPU; True or False to choose); networks of a million parameters or more train
+    in bf16 autocast on CUDA and on a CPU with native bf16 (:func:`cpu_has_bf16`).
     Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
     """
     settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
@@ -265,10 +278,12 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     hooks = _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end, snapshot_steps, on_snapshot)
     device = env.resolve_device(device)
     model.to(device)
-    if device.type == "cuda":
+    if channels_last is None:
+        channels_last = channels_last_pays(device, model)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     batches = batches_for(train_data, settings.batch_size, shuffle=True, device=device, mean=mean, std=std,
-                          seed=settings.seed, channels_last=device.type == "cuda", augment=augment)
+                          seed=settings.seed, channels_last=channels_last, augment=augment)
     if isinstance(batches, TensorLoader):
         _check_labels(model, batches)
     # the validation data goes to the device once, not once per epoch
@@ -302,6 +317,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
             run.end_epoch(row, checkpoint, hooks)
     finally:
         model.train(was_training)
+        if channels_last:   # the learner's views and reshapes of the weights expect the usual layout
+            model.to(memory_format=torch.contiguous_format)
     return run.history
 
 
@@ -312,7 +329,7 @@ def _floats(values) -> list[float] | None:
 def _hooks(snapshot_every, probe, snapshot_layers, mean, std, on_epoch_end, snapshot_steps=(),
            on_snapshot=()) -> list:
     """``fit``'s end-of-epoch hooks: the snapshots (when asked for, checked here) and the caller's."""
-    hooks = list(on_epoch_end)
+    hooks = [on_epoch_end] if callable(on_epoch_end) else list(on_epoch_end)
     listeners = [on_snapshot] if callable(on_snapshot) else list(on_snapshot or ())
     if any(not callable(f) for f in listeners):
         raise ValueError("on_snapshot must be a callable (or a list of them) taking one snapshot dict.")

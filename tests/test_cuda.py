@@ -16,7 +16,12 @@ def test_fit_on_cuda_uses_channels_last_and_autocast_only_for_large_networks():
     model = models.LeNet1()
     history = train.fit(model, (x, y), (xt, yt), epochs=3, progress=False, device="cuda")
     assert next(model.parameters()).device.type == "cuda"
-    assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    during = []     # LeNet-5's conv2 (16 x 6 x 5 x 5) tells the layouts apart: channels-last while training
+    lenet5 = models.LeNet5()
+    train.fit(lenet5, (x[:512], y[:512]), epochs=1, progress=False, device="cuda",
+              on_epoch_end=lambda m, epoch, h, *, last: during.append(
+                  m.conv2.weight.is_contiguous(memory_format=torch.channels_last)))
+    assert during == [True, True] and lenet5.conv2.weight.is_contiguous()   # and the usual layout after
     assert history.last["val_accuracy"] > 0.85
     assert train._autocast_dtype(torch.device("cuda"), model) is None           # 2,578 weights: no autocast
     assert train._autocast_dtype(torch.device("cuda"), models.AlexNet()) in (torch.bfloat16, torch.float16)

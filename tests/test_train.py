@@ -252,3 +252,53 @@ def test_cpu_bf16_is_read_from_the_cpu_s_flags(monkeypatch, tmp_path):
         train.cpu_has_bf16.cache_clear()
         assert train.cpu_has_bf16() is expected
     train.cpu_has_bf16.cache_clear()
+
+
+def test_small_networks_train_in_channels_last_on_a_cpu_and_come_back_in_the_usual_layout(sample):
+    (xtr, ytr), (xte, yte) = sample
+    layouts = []
+
+    def hook(model, epoch, history, *, last):   # runs inside fit, on the model as it trains
+        w = model.conv2.weight                  # 16 x 6 x 5 x 5: the two layouts differ
+        layouts.append("nhwc" if w.is_contiguous(memory_format=torch.channels_last) else
+                       "nchw" if w.is_contiguous() else "other")
+
+    model = models.LeNet5()
+    history = train.fit(model, (xtr[:512], ytr[:512]), epochs=1, progress=False, device="cpu", on_epoch_end=hook,
+                        probe=xte[:4], snapshot_every=1)
+    assert layouts == ["nhwc", "nhwc"]
+    assert all(p.is_contiguous() for p in model.parameters())
+    model.conv2.weight.view(16, -1)             # a learner's reshape of the weights works after fit
+    assert all(v.is_contiguous() for s in history.snapshots for v in s["state"].values())
+    layouts.clear()
+    train.fit(models.LeNet5(), (xtr[:512], ytr[:512]), epochs=1, progress=False, device="cpu", on_epoch_end=hook,
+              channels_last=False)
+    assert layouts == ["nchw", "nchw"]
+    # big networks (bf16 on such CPUs) keep the usual layout on a CPU: there NHWC was 3x slower; CUDA takes NHWC
+    assert train.channels_last_pays(torch.device("cpu"), models.LeNet1())
+    assert not train.channels_last_pays(torch.device("cpu"), models.AlexNet(num_classes=10))
+    assert train.channels_last_pays(torch.device("cuda"), models.AlexNet(num_classes=10))
+
+
+def test_channels_last_changes_the_speed_not_what_lenet1_learns(sample):
+    (xtr, ytr), _ = sample
+    weights = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = models.LeNet1()
+        train.fit(model, (xtr[:1024], ytr[:1024]), epochs=1, batch_size=128, progress=False, device="cpu",
+                  channels_last=channels_last)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(weights[0], weights[1], rtol=0, atol=1e-5)
+    assert not torch.equal(weights[0], torch.cat([p.detach().flatten() for p in models.LeNet1().parameters()]))
+
+
+def test_each_profile_s_lenet_recipe_is_fit_s_keyword_arguments():
+    import inspect
+
+    from course_lib import env
+    accepted = set(inspect.signature(train.fit).parameters)
+    for name in env.PROFILE_NAMES:
+        recipe = env.profile(name).lenet_recipe
+        assert set(recipe) == {"epochs", "lr", "batch_size", "label_smoothing"} and set(recipe) <= accepted
+        train.Settings(**recipe)                # in range

@@ -174,8 +174,7 @@ def decision_claims(prof: env.Profile, seeds: int, progress: bool = True) -> lis
     for seed in tqdm(range(seeds), desc="lesson 06 claims", disable=not progress):
         env.seed_everything(seed)
         net = models.LeNet1()
-        train.fit(net, train_data, epochs=prof.lenet_epochs, lr=prof.lenet_lr, batch_size=prof.batch_size,
-                  seed=seed, progress=False)
+        train.fit(net, train_data, **prof.lenet_recipe, seed=seed, progress=False)
         for name, curve in sanity_run(net.cpu().eval(), probe, targets, LENET1_LAYERS_TOP_DOWN, seed).items():
             finals.setdefault(name, []).append(curve[-1])
         for name, r in unrelated_run(probe, targets, seed).items():

@@ -118,8 +118,7 @@ def unit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[di
         conv5_units = [lively[i] for i in torch.randperm(len(lively), generator=gen)[:3].tolist()]
         env.seed_everything(seed)
         lenet = models.LeNet1()
-        train.fit(lenet, train_data, epochs=prof.lenet_epochs, lr=prof.lenet_lr, batch_size=prof.batch_size,
-                  seed=seed, progress=False)
+        train.fit(lenet, train_data, **prof.lenet_recipe, seed=seed, progress=False)
         runs.append({"match": filter_match(alexnet, conv1_units, seed, steps=steps),
                      "made": made_against_real(alexnet, "act5", conv5_units, val, seed, size=size, steps=steps,
                                                climb="conv5"),
