@@ -55,15 +55,20 @@ class Profile:
     alexnet_epochs: int
     alexnet_batch_size: int
     alexnet_lr: float
-    # lesson 09: AlexNet and the next decade's changes on Imagenette (next_width scales every layer;
-    # next_transfer_steps: the training steps each few-label run of the transfer section gets at least)
+    # lesson 09: AlexNet and the next decade's changes on Imagenette. next_width scales every layer;
+    # next_lrs: the learning rates each change is tried at (on a held-out quarter of the training images),
+    # next_seeds: the seeds of its table; transfer: next_pretrain_epochs on five classes, then each few-label
+    # run gets at least next_transfer_steps steps, at the best of next_transfer_lrs for its way
     next_image_size: int
     next_width: float
     next_train_size: int | None
     next_epochs: int
     next_batch_size: int
-    next_lr: float
+    next_lrs: tuple[float, ...]
+    next_seeds: int
+    next_pretrain_epochs: int
     next_transfer_steps: int
+    next_transfer_lrs: tuple[float, ...]
 
     @property
     def lenet_recipe(self) -> dict:
@@ -82,8 +87,8 @@ _PROFILES = {
         lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=300, overfit_epochs=40,
         image_size=80, imagenette_train_size=None, alexnet_epochs=4, alexnet_batch_size=16, alexnet_lr=0.03,
-        next_image_size=64, next_width=0.25, next_train_size=None, next_epochs=2, next_batch_size=16, next_lr=0.02,
-        next_transfer_steps=8,
+        next_image_size=64, next_width=0.25, next_train_size=None, next_epochs=2, next_batch_size=16,
+        next_lrs=(0.02,), next_seeds=2, next_pretrain_epochs=2, next_transfer_steps=8, next_transfer_lrs=(0.02,),
     ),
     "cpu": Profile(
         name="cpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=4,
@@ -93,8 +98,9 @@ _PROFILES = {
         lr_sweep=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=500, overfit_epochs=60,
         image_size=112, imagenette_train_size=2000, alexnet_epochs=5, alexnet_batch_size=32, alexnet_lr=0.02,
-        next_image_size=64, next_width=0.5, next_train_size=4000, next_epochs=6, next_batch_size=64, next_lr=0.02,
-        next_transfer_steps=200,
+        next_image_size=96, next_width=0.25, next_train_size=4000, next_epochs=6, next_batch_size=64,
+        next_lrs=(0.025, 0.06, 0.15), next_seeds=5, next_pretrain_epochs=8, next_transfer_steps=200,
+        next_transfer_lrs=(0.005, 0.02, 0.08),
     ),
     "gpu": Profile(
         name="gpu", dataset="mnist", train_size=None, test_size=None, lenet_epochs=20,
@@ -104,8 +110,9 @@ _PROFILES = {
         lr_sweep=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         overfit_size=1000, overfit_epochs=100,
         image_size=128, imagenette_train_size=None, alexnet_epochs=30, alexnet_batch_size=128, alexnet_lr=0.02,
-        next_image_size=128, next_width=1.0, next_train_size=None, next_epochs=30, next_batch_size=128, next_lr=0.02,
-        next_transfer_steps=1000,
+        next_image_size=128, next_width=1.0, next_train_size=None, next_epochs=30, next_batch_size=128,
+        next_lrs=(0.01, 0.02, 0.05, 0.1, 0.2), next_seeds=5, next_pretrain_epochs=30, next_transfer_steps=1000,
+        next_transfer_lrs=(0.002, 0.005, 0.02, 0.05, 0.1),
     ),
 }
 

@@ -2,6 +2,9 @@
 learning-rate range test, activation histograms and the paired "one change at a time" table."""
 
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -158,7 +161,7 @@ def test_transfer_measures_the_validation_images_once_a_run(monkeypatch):
     calls, real_fit = [], train.fit
     monkeypatch.setattr(train, "fit",
                         lambda model, data, val=None, **kw: calls.append(val) or real_fit(model, data, val, **kw))
-    moved = decade.transfer(d, prof, seeds=1, per_class=(2,), progress=False)
+    moved = decade.transfer(d, prof, seeds=1, pretrain_lr=0.02, per_class=(2,), progress=False)
     assert len(calls) == 3 and all(v is None for v in calls), \
         "pretraining, fine-tuning, scratch: no per-epoch validation"
     assert set(moved["rows"][2]) == {"probe", "fine-tune", "scratch"}
@@ -166,3 +169,152 @@ def test_transfer_measures_the_validation_images_once_a_run(monkeypatch):
     calls.clear()
     decade.decade_run(decade.BASELINE, d, prof, 0, every_epoch=True, epochs=1)
     assert calls and calls[0] is not None
+
+
+# --- the fair experiment: LRN, the 2012 initialization, rates chosen apart, the control, the rule on noise ----
+
+@pytest.mark.parametrize("shape", [(4, 7, 5, 5), (2, 3, 4, 4), (3, 48, 9, 9)])
+@pytest.mark.parametrize("size", [5, 4, 3])
+def test_band_lrn_is_torchs_lrn_forward_and_backward(shape, size):
+    torch.manual_seed(0)
+    x = (torch.randn(shape, dtype=torch.float64) * 20).requires_grad_()
+    ours, theirs = variants.BandLocalResponseNorm(size, 5e-4, 0.75, 2.0), nn.LocalResponseNorm(size, 5e-4, 0.75, 2.0)
+    weight = torch.randn(shape, dtype=torch.float64)
+    (g_ours,) = torch.autograd.grad((ours(x) * weight).sum(), x)
+    (g_theirs,) = torch.autograd.grad((theirs(x) * weight).sum(), x)
+    assert torch.allclose(ours(x), theirs(x), rtol=1e-10, atol=1e-12)
+    assert torch.allclose(g_ours, g_theirs, rtol=1e-10, atol=1e-12)
+    # the control: a band one map narrower is another normalization
+    narrower = variants.BandLocalResponseNorm(size - 1 if size > 1 else 2, 5e-4, 0.75, 2.0)
+    assert not torch.allclose(narrower(x), theirs(x), rtol=1e-10, atol=1e-12)
+
+
+def test_the_2012_initialization_is_the_papers():
+    torch.manual_seed(0)
+    old = variants.AlexNetVariant(image_size=96, width=0.5, init="2012")
+    new = variants.AlexNetVariant(image_size=96, width=0.5)
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
+        weight, bias = getattr(old, name).weight, getattr(old, name).bias
+        assert weight.std().item() == pytest.approx(0.01, rel=0.1), name
+        assert torch.all(bias == (1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0)), name
+    # the control: He's scale for conv1 (fan-out 96 x 11 x 11 at width 0.5 is 48 x 121) is another start
+    assert new.conv1.weight.std().item() == pytest.approx(math.sqrt(2 / (48 * 121)), rel=0.1)
+    assert torch.all(new.conv2.bias == 0)
+    with pytest.raises(ValueError, match="init must be one of 'he', '2012'"):
+        variants.AlexNetVariant(init="xavier")
+
+
+def test_hold_out_and_tuning_set_never_touch_the_reported_validation_images():
+    images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 3, 8, 8).contiguous()
+    labels = torch.arange(4).repeat_interleave(10)
+    d = _Data(train_images=images, train_labels=labels, val_images=torch.zeros(6, 3, 6, 6, dtype=torch.uint8),
+              val_labels=torch.zeros(6, dtype=torch.long))
+    tune = decade.hold_out(d, 0.25, seed=0)
+    fit_ids = set(tune.train_images[:, 0, 0, 0].tolist())
+    held_ids = set(tune.val_images[:, 0, 0, 0].tolist())
+    assert len(fit_ids) == 30 and len(held_ids) == 10 and not fit_ids & held_ids
+    assert tune.val_images.shape[-1] == 6                                    # centre crops at the table's size
+    assert held_ids != set(decade.hold_out(d, 0.25, seed=1).val_images[:, 0, 0, 0].tolist())
+    with pytest.raises(ValueError, match="leaves images on both sides"):
+        decade.hold_out(d, 1.0)
+    few = decade.tuning_set(d, per_class=2, tune_per_class=3, seed=0)
+    few_ids, held = set(few.train_images[:, 0, 0, 0].tolist()), set(few.val_images[:, 0, 0, 0].tolist())
+    assert len(few_ids) == 8 and len(held) == 12 and not few_ids & held
+    small = decade.tuning_set(d, per_class=2, tune_per_class=50, seed=0)     # at most half a class is held out
+    assert len(small.val_labels) == 20 and len(small.train_labels) == 8
+
+
+class _Data:
+    """A stand-in for ImagenetteData (what hold_out, tuning_set and choose_rates read)."""
+
+    def __init__(self, **parts):
+        self.classes = [f"c{i}" for i in range(4)]
+        self.__dict__.update(parts)
+
+    def _replace(self, **parts):
+        new = _Data()
+        new.__dict__.update({**self.__dict__, **parts})
+        return new
+
+
+def _scripted(monkeypatch, score):
+    """decade_run replaced by ``score(change, lr, seed)`` (raising TrainingDiverged where it returns None):
+    the choice of rates and the table's pairing, tested without training."""
+    calls = []
+
+    def run(change, d, prof, seed, **kw):
+        calls.append((change, kw.get("lr"), seed))
+        value = score(change, kw.get("lr"), seed)
+        if value is None:
+            raise train.TrainingDiverged("diverged")
+        history = train.History(epochs=[{"epoch": 1, "seconds": 1.0, "val_accuracy": value}])
+        return {"accuracy": value, "history": history, "parameters": 1, "multiply_adds": 1, "seconds": 1.0,
+                "training_seconds": 1.0, "model": None}
+    monkeypatch.setattr(decade, "decade_run", run)
+    return calls
+
+
+def _tiny():
+    images = torch.zeros(40, 3, 8, 8, dtype=torch.uint8)
+    return _Data(train_images=images, train_labels=torch.arange(4).repeat_interleave(10),
+                 val_images=torch.zeros(8, 3, 6, 6, dtype=torch.uint8), val_labels=torch.zeros(8, dtype=torch.long))
+
+
+def test_each_change_gets_its_best_rate_a_diverged_rate_never_and_the_control_alexnets(monkeypatch):
+    from course_lib import env
+    prof = env.profile("smoke")
+    best = {decade.BASELINE: 0.05, "no LRN": 0.2}
+    calls = _scripted(monkeypatch, lambda change, lr, seed: None if lr == 0.8 else 1 - abs(math.log(lr / best[change])))
+    rates = decade.choose_rates(_tiny(), prof, changes=[decade.BASELINE, "no LRN", decade.CONTROL],
+                                rates=(0.05, 0.2, 0.8), progress=False)
+    assert rates[decade.BASELINE]["best"] == 0.05 and rates["no LRN"]["best"] == 0.2
+    assert math.isnan(rates["no LRN"]["scores"][0.8])                      # diverged: scored NaN, never chosen
+    assert rates[decade.CONTROL] is rates[decade.BASELINE]                   # the control is AlexNet: its rate
+    assert {c for c, _, _ in calls} == {decade.BASELINE, "no LRN"} and len(calls) == 6
+    calls.clear()
+    one = decade.choose_rates(_tiny(), prof, changes=["no LRN"], rates=(0.02,), progress=False)
+    assert not calls and one["no LRN"]["best"] == 0.02                      # one rate: nothing trained
+
+
+def test_the_control_row_trains_alexnet_on_seeds_the_baseline_did_not_use(monkeypatch):
+    from course_lib import env
+    prof = env.profile("smoke")
+    calls = _scripted(monkeypatch, lambda change, lr, seed: 0.3 + 0.01 * seed + (0.2 if change == "no LRN" else 0))
+    rates = {c: {"best": lr} for c, lr in ((decade.BASELINE, 0.05), (decade.CONTROL, 0.05), ("no LRN", 0.2))}
+    rows = {r["change"]: r for r in decade.next_decade(_tiny(), prof, 3, rates,
+                                                       changes=[decade.BASELINE, decade.CONTROL, "no LRN"],
+                                                       progress=False)}
+    seeds = {c: sorted(s for cc, _, s in calls if cc == c) for c in rates}
+    assert seeds[decade.BASELINE] == seeds["no LRN"] == [0, 1, 2] and seeds[decade.CONTROL] == [3, 4, 5]
+    assert {lr for c, lr, _ in calls if c == "no LRN"} == {0.2} and rows["no LRN"]["lr"] == 0.2
+    assert rows["no LRN"]["better"] and rows["no LRN"]["curve"]["top1"] == [0.5]
+    assert rows[decade.CONTROL]["diff"] == pytest.approx(0.03)
+
+
+def test_the_rules_rate_on_noise_is_what_the_rule_does_on_noise():
+    rates = [decade.rule_on_noise(n, trials=40_000) for n in (3, 4, 5, 8)]
+    assert rates == sorted(rates, reverse=True) and 0.08 < rates[0] < 0.13 and 0.008 < rates[2] < 0.025
+    # the control: the table's own rule, run on pure noise at 4 seeds, fires as often as the simulation says
+    rng = np.random.default_rng(1)
+    fired = 0
+    for _ in range(4000):
+        base = rng.standard_normal(4)
+        rows = paired_table({"base": base.tolist(), "noise": (base + rng.standard_normal(4)).tolist()}, "base",
+                            min_change=0.0)
+        fired += rows[1]["beats_spread"]
+    assert abs(fired / 4000 - rates[1]) < 0.015
+
+
+def test_the_2012_start_loses_the_image_by_conv5_and_hes_does_not():
+    """Lesson 09 asserts it on Imagenette; here on random images, with its control: two He starts agree."""
+    from course_lib import layers
+
+    x = torch.randn(32, 3, 96, 96)
+    spread = {}
+    for init in ("he", "2012", "he again"):
+        torch.manual_seed(len(spread))
+        net = variants.AlexNetVariant(image_size=96, width=0.25, init=init.split()[0])
+        _, acts = layers.record_batch(net, x, ["act5"])
+        spread[init] = acts["act5"].std(0).mean().item()
+    assert spread["2012"] < 0.1 * spread["he"]
+    assert 0.5 < spread["he again"] / spread["he"] < 2                # the control: another He start is alike

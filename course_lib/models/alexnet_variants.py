@@ -9,12 +9,18 @@ that one change at a time can be measured against AlexNet itself.
 * global average pooling — the fully connected head replaced by the average of each of conv5's maps and one
   linear layer (Lin et al.'s Network in Network, 2014; GoogLeNet);
 * residual block — conv4 adds its input to its output (He et al. 2016).
+
+``init="2012"`` starts a variant as the 2012 paper did (every weight from N(0, 0.01), biases of 1 in conv2,
+conv4, conv5 and the hidden fully connected layers), so that what He et al.'s initialization buys is measured
+too. Local response normalization is :class:`BandLocalResponseNorm`: the same numbers as
+``nn.LocalResponseNorm``, faster on a CPU (``benchmarks/band_lrn.py``).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .alexnet import AlexNet
 from .parts import check_classes, check_input
@@ -28,6 +34,24 @@ ARCHITECTURE_CHANGES = {
     "a residual block (conv4)": {"residual": True},
 }
 ALL_CHANGES = {"lrn": False, "batch_norm": True, "small_kernels": True, "gap": True, "residual": True}
+
+
+INITS = ("he", "2012")
+
+
+class BandLocalResponseNorm(nn.LocalResponseNorm):
+    """``nn.LocalResponseNorm(size, alpha, beta, k)``, computed as a 1 x 1 convolution of the squared maps with
+    a band of ones: map ``c`` is divided by ``(k + alpha / size * sum of x**2 over maps c - size // 2 ..
+    c + (size - 1) // 2) ** beta``, as torch's (which pads and average-pools a 5-d copy: 1.5 to 2.5 times
+    slower forward and backward on a CPU at AlexNet's conv1 and conv2 maps, ``benchmarks/band_lrn.py``).
+    Same input and output as torch's: ``N x C x H x W``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = torch.arange(x.shape[1], device=x.device)
+        offset = channels[None, :] - channels[:, None]      # [c, j]: how far map j is from map c
+        band = ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).to(x.dtype)[:, :, None, None]
+        squares = F.conv2d(x * x, band)
+        return x * (self.k + self.alpha / self.size * squares).pow(-self.beta)
 
 
 def _conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv2d:
@@ -51,27 +75,30 @@ class AlexNetVariant(nn.Module):
     """AlexNet's five convolutions, pooling and head at lesson 09's sizes, with the decade's changes.
 
     ``AlexNetVariant(num_classes=10, image_size=64, width=0.5, lrn=True, batch_norm=False,
-    small_kernels=False, gap=False, residual=False, dropout=0.5)``: ``width`` scales every layer's maps
+    small_kernels=False, gap=False, residual=False, dropout=0.5, init="he")``: ``width`` scales every layer's maps
     (1.0: AlexNet's 96, 256, 384, 384, 256) and the fully connected layers (4096 at 1.0); the head reads
     pool5's maps as they are at ``image_size`` (1 x 1 at 64 px, 3 x 3 at 128 px: no repetition up to 6 x 6).
     Without any change it is the single-stream AlexNet: conv1 11x11/4, LRN, overlapping max pooling, conv2
     5x5, LRN, pooling, conv3-conv5 3x3, pooling, fc6 and fc7 with dropout, fc8. Layers are named as in
     :class:`AlexNet` (``conv1``, ``bn1``, ``act1``, ``norm1``, ``pool1``, ...); a change that is off leaves
-    an ``Identity``. Input ``N x 3 x S x S``, output ``N x num_classes`` logits.
+    an ``Identity``. ``init``: ``"he"`` (:meth:`reset_parameters`) or ``"2012"`` (:meth:`init_2012`). Input
+    ``N x 3 x S x S``, output ``N x num_classes`` logits.
     """
 
     def __init__(self, num_classes: int = 10, image_size: int = 64, width: float = 0.5, lrn: bool = True,
                  batch_norm: bool = False, small_kernels: bool = False, gap: bool = False, residual: bool = False,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, init: str = "he"):
         super().__init__()
         num_classes = check_classes(num_classes, "AlexNetVariant")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(repr(i) for i in INITS)}, got {init!r}.")
         if not 0 < width <= 4:
             raise ValueError(f"width must be above 0 and at most 4, got {width}.")
         c1, c2, c3, c4, c5 = (max(4, round(c * width)) for c in (96, 256, 384, 384, 256))
         units = max(16, round(4096 * width))
         self.image_size, self.residual, self.changes = image_size, residual, {
             "lrn": lrn, "batch_norm": batch_norm, "small_kernels": small_kernels, "gap": gap, "residual": residual}
-        norm = (lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
+        norm = (lambda: BandLocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
         bn = (lambda c: nn.BatchNorm2d(c)) if batch_norm else (lambda c: nn.Identity())
         self.conv1 = (_stack(3, c1, (2, 2, 1), batch_norm) if small_kernels else
                       nn.Conv2d(3, c1, 11, stride=4, padding=2))
@@ -93,7 +120,7 @@ class AlexNetVariant(nn.Module):
             self.act6, self.drop6 = nn.ReLU(inplace=True), nn.Dropout(dropout)
             self.fc7, self.act7, self.drop7 = nn.Linear(units, units), nn.ReLU(inplace=True), nn.Dropout(dropout)
             self.fc8 = nn.Linear(units, num_classes)
-        self.reset_parameters()
+        self.reset_parameters() if init == "he" else self.init_2012()
 
     def _side_after_pool5(self, image_size: int) -> int:
         """pool5's side at ``image_size``, from a dry run of the convolutions (before the head exists)."""
@@ -109,6 +136,17 @@ class AlexNetVariant(nn.Module):
         """:class:`AlexNet`'s initialization (He for the convolutions, N(0, 0.01) for the fully connected
         layers, zero biases); batch norms keep their own start, the identity (weight 1, bias 0)."""
         AlexNet.reset_parameters(self)
+
+    def init_2012(self) -> None:
+        """The 2012 paper's initialization: every conv and linear weight from N(0, 0.01); biases 1 in conv2,
+        conv4, conv5 and the hidden fully connected layers fc6 and fc7 ("provides the ReLUs with positive
+        inputs"), 0 elsewhere. Where a change replaced a layer (3 x 3 stacks), each conv of the stack is drawn
+        the same way, its bias as the layer it replaced; batch norms keep their identity start."""
+        ones = ("conv2", "conv4", "conv5", "fc6", "fc7")
+        for name, m in self.named_modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.constant_(m.bias, 1.0 if name.split(".")[0] in ones else 0.0)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutional part: ``N x 3 x S x S`` -> conv5's maps after ReLU (before pool5)."""
