@@ -109,20 +109,29 @@ def decade_run(change: str, d, prof: env.Profile, seed: int, *, progress: bool =
             "seconds": time.perf_counter() - start, "training_seconds": float(sum(history.column("seconds")))}
 
 
-def _best(scores: dict) -> float:
-    """The rate of the highest score (NaN, a diverged run, counts as lowest; ties go to the lower rate)."""
+def _best(scores: dict, what: str = "") -> float:
+    """The setting of the highest score (NaN, a diverged run, counts as lowest; ties go to the lower one). A
+    single setting is the choice even unmeasured; raises :class:`train.TrainingDiverged` naming ``what`` when
+    every one of several diverged."""
+    if len(scores) > 1 and all(math.isnan(v) for v in scores.values()):
+        raise train.TrainingDiverged(f"{what}: every setting tried diverged ({', '.join(map(str, scores))}): try "
+                                     "lower learning rates.")
     return max(scores, key=lambda lr: (-math.inf if math.isnan(scores[lr]) else scores[lr], -lr))
 
 
-def choose_rates(d, prof: env.Profile, changes=None, rates=None, seed: int = 0, progress: bool = True) -> dict:
-    """Each change's learning rate, the best of ``rates`` (default ``prof.next_lrs``) at the table's budget:
-    one run a rate (seed ``seed``) on three quarters of ``d``'s training images, top-1 on the quarter held out
-    (:func:`hold_out`); a run that diverged scores NaN. The control takes AlexNet's rate (it is AlexNet).
+def choose_rates(d, prof: env.Profile, changes=None, rates=None, seed: int | None = None,
+                 progress: bool = True) -> dict:
+    """Each change's learning rate, the best of ``rates`` (default ``prof.next_lrs``) at the table's epochs:
+    one run a rate on three quarters of ``d``'s training images, top-1 on the quarter held out
+    (:func:`hold_out`); a run that diverged scores NaN. ``seed`` (default ``2 * prof.next_seeds``: past the
+    table's seeds and the control's) gives every run its start, so no reported run starts from the weights
+    its rate was chosen with. The control takes AlexNet's rate (it is AlexNet).
     With one rate there is nothing to choose and nothing is trained. Returns ``{change: {"scores": {rate:
     top-1}, "best": rate}}``."""
     from tqdm.auto import tqdm
 
     rates = tuple(rates or prof.next_lrs)
+    seed = 2 * prof.next_seeds if seed is None else seed
     changes = [c for c in (changes or DECADE_CHANGES) if c != CONTROL]
     if BASELINE not in changes:
         changes.insert(0, BASELINE)
@@ -141,7 +150,7 @@ def choose_rates(d, prof: env.Profile, changes=None, rates=None, seed: int = 0, 
             except train.TrainingDiverged:
                 scores[lr] = math.nan
             bar.update()
-        out[change] = {"scores": scores, "best": _best(scores)}
+        out[change] = {"scores": scores, "best": _best(scores, change)}
     bar.close()
     out[CONTROL] = out[BASELINE]
     return out
@@ -150,25 +159,30 @@ def choose_rates(d, prof: env.Profile, changes=None, rates=None, seed: int = 0, 
 def next_decade(d, prof: env.Profile, seeds: int, rates: dict, changes=None, progress: bool = True,
                 keep=()) -> list[dict]:
     """Every change of :data:`DECADE_CHANGES` (or ``changes``) over ``seeds`` seeds at its rate in ``rates``
-    (:func:`choose_rates`), the same seeds for every row (the control: the next ``seeds`` seeds), the
-    baseline first. Seed 0 of every row is measured after each epoch: its time-to-accuracy curve. Returns
-    one row a change: ``{"change", "lr", "parameters", "multiply_adds", "values" (top-1 per seed), "mean",
-    "spread", "diff"/"diff_spread" (the paired difference from AlexNet: positive is better), "beats_spread",
-    "better", "seconds" (mean training seconds a run), "curve": {"seconds", "top1"} (seed 0, after each
-    epoch)}`` (:func:`rules.paired_table`); ``"runs"`` keeps the full runs (with their models and
-    histories) of the changes named in ``keep``."""
+    (:func:`choose_rates`), the same seeds for every row (the control: the next ``seeds`` seeds), AlexNet's
+    row first. Raises ``ValueError`` before any training for a change without a rate. Seed 0 of every row is
+    measured after each epoch: its time-to-accuracy curve. Returns one row a change: ``{"change", "lr",
+    "parameters", "multiply_adds", "values" (top-1 per seed), "mean", "spread", "diff"/"diff_spread" (the
+    paired difference from AlexNet: positive is better), "beats_spread", "better", "seconds" (mean training
+    seconds a run), "curve": {"seconds", "top1"} (seed 0, after each epoch)}`` (:func:`rules.paired_table`);
+    ``"runs"`` keeps the full runs (with their models and histories) of the changes named in ``keep``."""
     from tqdm.auto import tqdm
 
-    changes = list(changes or DECADE_CHANGES)
-    if BASELINE not in changes:
-        changes.insert(0, BASELINE)
+    changes = [BASELINE] + [c for c in (changes or DECADE_CHANGES) if c != BASELINE]
+    missing = [c for c in changes if c not in DECADE_CHANGES or c not in rates]
+    if missing:
+        raise ValueError(f"next_decade: no such change, or no chosen rate (choose_rates), for "
+                         f"{', '.join(map(repr, missing))}; the changes are {', '.join(DECADE_CHANGES)}.")
     bar = tqdm(total=len(changes) * seeds, desc="one change at a time", disable=not progress)
     runs = {}
     for change in changes:
         runs[change] = []
         for seed in range(seeds):
-            run = decade_run(change, d, prof, seed + seeds if change == CONTROL else seed,
-                             every_epoch=seed == 0, lr=rates[change]["best"])
+            start = seed + seeds if change == CONTROL else seed
+            try:
+                run = decade_run(change, d, prof, start, every_epoch=seed == 0, lr=rates[change]["best"])
+            except train.TrainingDiverged as err:
+                raise train.TrainingDiverged(f"{change}, seed {start}, at its chosen rate: {err}") from err
             kept = run if change in keep else {k: v for k, v in run.items() if k != "model"}
             runs[change].append(kept)
             bar.update()
@@ -361,6 +375,7 @@ def transfer_run(way: str, pretrained: nn.Module, few, prof: env.Profile, seed: 
         return linear_probe(pretrained, few, prof.next_image_size, setting)
     if way not in TRANSFER_WAYS:
         raise ValueError(f"way must be one of {', '.join(TRANSFER_WAYS)}, got {way!r}.")
+    env.seed_everything(seed)      # the new head's start is the seed's, whatever ran before
     model = with_new_head(pretrained, len(few.classes)) if way == "fine-tune" else None
     try:
         return decade_run(ALL_TOGETHER, few, prof, seed, model=model, lr=setting,
@@ -378,8 +393,10 @@ def transfer(d, prof: env.Profile, seeds: int, pretrain_lr: float, per_class=(10
     own best setting (the probe's C from :data:`PROBE_STRENGTHS`, the others' rate from
     ``prof.next_transfer_lrs``), chosen for each ``per_class`` on a draw no reported seed uses, scored on
     ``tune_per_class`` other training images a class (:func:`tuning_set`). Each (n, seed) then draws its own
-    images. Returns ``{"pretrained_accuracy", "pretrain_seconds", "classes", "chosen": {n: {way: {"scores",
-    "best"}}}, "rows": {n: {way: [top-1 per seed]}}}`` (top-1 on the five new classes' validation images)."""
+    images. The pretraining is done once (seed 0, at ``pretrain_lr``: the table's rate for this network), so
+    the spread is that of the few-label runs alone. Returns ``{"pretrained_accuracy", "pretrain_seconds",
+    "classes", "chosen": {n: {way: {"scores", "best"}}}, "rows": {n: {way: [top-1 per seed]}}}`` (top-1 on the
+    five new classes' validation images)."""
     from tqdm.auto import tqdm
 
     first, second = split_classes(d)
@@ -395,7 +412,7 @@ def transfer(d, prof: env.Profile, seeds: int, pretrain_lr: float, per_class=(10
             scores = {g: transfer_run(way, pretrained["model"], tune, prof, seeds, g) if len(grid) > 1 else math.nan
                       for g in grid}
             bar.update(len(grid) if len(grid) > 1 else 0)
-            chosen[n][way] = {"scores": scores, "best": _best(scores)}
+            chosen[n][way] = {"scores": scores, "best": _best(scores, f"{way}, {n} a class")}
         rows[n] = {way: [] for way in TRANSFER_WAYS}
         for seed in range(seeds):
             few = few_labels(second, n, seed)
@@ -423,7 +440,7 @@ def decade_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[
     rates = choose_rates(d, prof, progress=progress)
     table = next_decade(d, prof, seeds, rates, progress=progress)
     base = table[0]["values"]
-    for r in table[1:]:
+    for r in (r for r in table[1:] if r["change"] != CONTROL):
         rows.append({"key": f"decade: {r['change']}", **claim_row(
             f"AlexNet with {'all the changes together' if r['change'] == ALL_TOGETHER else r['change']} beats AlexNet "
             "in top-1, beyond the spread, each at its best learning rate (lesson 09)",

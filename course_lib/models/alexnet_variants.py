@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..loader import IMAGENET_STD
 from .alexnet import AlexNet
 from .parts import check_classes, check_input
 
@@ -44,14 +45,20 @@ class BandLocalResponseNorm(nn.LocalResponseNorm):
     a band of ones: map ``c`` is divided by ``(k + alpha / size * sum of x**2 over maps c - size // 2 ..
     c + (size - 1) // 2) ** beta``, as torch's (which pads and average-pools a 5-d copy: 1.5 to 2.5 times
     slower forward and backward on a CPU at AlexNet's conv1 and conv2 maps, ``benchmarks/band_lrn.py``).
-    Same input and output as torch's: ``N x C x H x W``."""
+    Equal to torch's up to rounding. The denominator is computed in float32 even under autocast (as torch's
+    is): in bfloat16, ``alpha / size * sum`` would be rounded away next to ``k``. Takes and returns
+    ``N x C x H x W`` (the input's dtype); raises ``ValueError`` for another shape."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"BandLocalResponseNorm takes N x C x H x W maps, got a tensor of shape {tuple(x.shape)}.")
         channels = torch.arange(x.shape[1], device=x.device)
         offset = channels[None, :] - channels[:, None]      # [c, j]: how far map j is from map c
-        band = ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).to(x.dtype)[:, :, None, None]
-        squares = F.conv2d(x * x, band)
-        return x * (self.k + self.alpha / self.size * squares).pow(-self.beta)
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))         # float32 at least
+        band = ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).to(wide.dtype)[:, :, None, None]
+        with torch.autocast(x.device.type, enabled=False):
+            squares = F.conv2d(wide * wide, band)
+            return (wide * (self.k + self.alpha / self.size * squares).pow(-self.beta)).to(x.dtype)
 
 
 def _conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv2d:
@@ -120,7 +127,11 @@ class AlexNetVariant(nn.Module):
             self.act6, self.drop6 = nn.ReLU(inplace=True), nn.Dropout(dropout)
             self.fc7, self.act7, self.drop7 = nn.Linear(units, units), nn.ReLU(inplace=True), nn.Dropout(dropout)
             self.fc8 = nn.Linear(units, num_classes)
-        self.reset_parameters() if init == "he" else self.init_2012()
+        self.init = init
+        if init == "he":
+            self.reset_parameters()
+        else:
+            self.init_2012()
 
     def _side_after_pool5(self, image_size: int) -> int:
         """pool5's side at ``image_size``, from a dry run of the convolutions (before the head exists)."""
@@ -140,13 +151,20 @@ class AlexNetVariant(nn.Module):
     def init_2012(self) -> None:
         """The 2012 paper's initialization: every conv and linear weight from N(0, 0.01); biases 1 in conv2,
         conv4, conv5 and the hidden fully connected layers fc6 and fc7 ("provides the ReLUs with positive
-        inputs"), 0 elsewhere. Where a change replaced a layer (3 x 3 stacks), each conv of the stack is drawn
-        the same way, its bias as the layer it replaced; batch norms keep their identity start."""
+        inputs"), 0 elsewhere. The paper's inputs were raw pixels, 0 to 255 less their mean; the course's are
+        standardized (divided by 255 and by ImageNet's standard deviation per colour, about 0.23), so conv1's
+        weights are scaled by 255 x that deviation: conv1 then starts as the paper's did on the paper's
+        inputs. Where a change replaced a layer (3 x 3 stacks), each conv of the stack is drawn the same way,
+        its bias as the layer it replaced (the stack's first conv reads the pixels); batch norms keep their
+        identity start."""
         ones = ("conv2", "conv4", "conv5", "fc6", "fc7")
         for name, m in self.named_modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.constant_(m.bias, 1.0 if name.split(".")[0] in ones else 0.0)
+        first = self.conv1[0] if isinstance(self.conv1, nn.Sequential) else self.conv1
+        with torch.no_grad():
+            first.weight.mul_(255 * torch.tensor(IMAGENET_STD)[None, :, None, None])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutional part: ``N x 3 x S x S`` -> conv5's maps after ReLU (before pool5)."""
