@@ -37,11 +37,13 @@ def main(argv=None) -> int:
     print(f"# {d.describe()}; width {prof.next_width}, {prof.next_epochs} epochs, batch {prof.next_batch_size}, "
           f"rates tried {', '.join(map(str, prof.next_lrs))}; the rule fires on noise "
           f"{100 * decade.rule_on_noise(seeds):.1f} % of the time at {seeds} seeds")
+    loaded = time.perf_counter()
     rates = decade.choose_rates(d, prof, progress=progress)
     tuned = time.perf_counter()
     rows = decade.next_decade(d, prof, seeds, rates, progress=progress)
     images = len(d.train_labels) * prof.next_epochs
-    print(f"\nchoosing the rates: {tuned - start:.0f} s; the table: {time.perf_counter() - tuned:.0f} s")
+    print(f"\nloading: {loaded - start:.0f} s; choosing the rates: {tuned - loaded:.0f} s; the table: "
+          f"{time.perf_counter() - tuned:.0f} s")
     print("\n| AlexNet with | lr (top-1 held out at each) | parameters | multiply-adds | top-1 (mean ± std) | "
           "paired change | beats the spread | s a run | images/s | s to AlexNet's top-1 (seed 0) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
