@@ -16,6 +16,7 @@ import time
 from common import machine
 
 from course_lib import env
+from course_lib.claims import decade_transfer as moving
 from course_lib.claims import next_decade as decade
 
 
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
           f"{100 * modern['mean']:.1f} %, paired {100 * pair['diff']:+.1f} ± {100 * pair['diff_spread']:.1f} "
           f"({'beats' if pair['beats_spread'] else 'within'} the spread)")
     if not args.skip_transfer:
-        moved = decade.transfer(full, prof, seeds, modern["lr"], progress=progress)
+        moved = moving.transfer(full, prof, seeds, modern["lr"], progress=progress)
         print(f"\ntransfer: pretrained on {', '.join(moved['classes'][0])} (top-1 "
               f"{100 * moved['pretrained_accuracy']:.1f} %, {moved['pretrain_seconds']:.0f} s), then "
               f"{', '.join(moved['classes'][1])}")
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
             chosen = moved["chosen"][n]
             print(f"| {n} | " + " | ".join(
                 f"{100 * table[w]['mean']:.1f} % ± {100 * table[w]['spread']:.1f} "
-                f"({'C' if w == 'probe' else 'lr'} {chosen[w]['best']:g})" for w in decade.TRANSFER_WAYS) + " |")
+                f"({'C' if w == 'probe' else 'lr'} {chosen[w]['best']:g})" for w in moving.TRANSFER_WAYS) + " |")
     print(f"\n# {time.perf_counter() - start:.0f} s in all")
     return 0
 

@@ -53,8 +53,8 @@ def main(argv=None) -> int:
             prof = dataclasses.replace(prof, alexnet_epochs=args.alexnet_epochs)
         rows += claims.alexnet_claims(prof, args.seeds, progress=progress)
     if args.only in ("all", "decade"):
-        from course_lib.claims import next_decade
-        rows += next_decade.decade_claims(prof, args.seeds, progress=progress)
+        from course_lib.claims import decade_transfer
+        rows += decade_transfer.decade_claims(prof, args.seeds, progress=progress)
     seconds = time.perf_counter() - start
 
     print(f"# Claims report — profile {prof.name}, {args.seeds} seeds" +

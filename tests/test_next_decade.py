@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from course_lib import layers, train
+from course_lib.claims import decade_transfer as moving
 from course_lib.claims import next_decade as decade
 from course_lib.claims.rules import paired_table
 from course_lib.models import alexnet_variants as variants
@@ -161,7 +162,7 @@ def test_transfer_measures_the_validation_images_once_a_run(monkeypatch):
     calls, real_fit = [], train.fit
     monkeypatch.setattr(train, "fit",
                         lambda model, data, val=None, **kw: calls.append(val) or real_fit(model, data, val, **kw))
-    moved = decade.transfer(d, prof, seeds=1, pretrain_lr=0.02, per_class=(2,), progress=False)
+    moved = moving.transfer(d, prof, seeds=1, pretrain_lr=0.02, per_class=(2,), progress=False)
     assert len(calls) == 3 and all(v is None for v in calls), \
         "pretraining, fine-tuning, scratch: no per-epoch validation"
     assert set(moved["rows"][2]) == {"probe", "fine-tune", "scratch"}
@@ -218,10 +219,10 @@ def test_hold_out_and_tuning_set_never_touch_the_reported_validation_images():
     assert held_ids != set(decade.hold_out(d, 0.25, seed=1).val_images[:, 0, 0, 0].tolist())
     with pytest.raises(ValueError, match="leaves images on both sides"):
         decade.hold_out(d, 1.0)
-    few = decade.tuning_set(d, per_class=2, tune_per_class=3, seed=0)
+    few = moving.tuning_set(d, per_class=2, tune_per_class=3, seed=0)
     few_ids, held = set(few.train_images[:, 0, 0, 0].tolist()), set(few.val_images[:, 0, 0, 0].tolist())
     assert len(few_ids) == 8 and len(held) == 12 and not few_ids & held
-    small = decade.tuning_set(d, per_class=2, tune_per_class=50, seed=0)     # at most half a class is held out
+    small = moving.tuning_set(d, per_class=2, tune_per_class=50, seed=0)     # at most half a class is held out
     assert len(small.val_labels) == 20 and len(small.train_labels) == 8
 
 

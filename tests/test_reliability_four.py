@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from helpers import edge_detectors
 from course_lib import image_folders, layers, made_images, references, train, trained, viz
-from course_lib.claims import next_decade as decade
+from course_lib.claims import decade_transfer as moving
 from course_lib.models import alexnet_variants as variants
 from course_lib.widgets import GlanceView, OcclusionExplorer, from_drawing
 
@@ -188,22 +188,22 @@ class _Data:
 def test_split_classes_needs_two_parts(first):
     """first=0 gave an empty part silently; past the class count it was an IndexError."""
     with pytest.raises(ValueError, match="first must be a whole number of classes from 1 to 3"):
-        decade.split_classes(_Data(), first)
+        moving.split_classes(_Data(), first)
 
 
 def test_few_labels_needs_at_least_one_and_with_new_head_names_what_it_needs():
     with pytest.raises(ValueError, match="per_class must be a whole number >= 1"):
-        decade.few_labels(_Data(), 0, seed=0)
-    assert len(decade.few_labels(_Data(), 2, seed=0).train_labels) == 8
+        moving.few_labels(_Data(), 0, seed=0)
+    assert len(moving.few_labels(_Data(), 2, seed=0).train_labels) == 8
     with pytest.raises(ValueError, match="global average pooling"):
-        decade.with_new_head(variants.AlexNetVariant(width=0.05), 5)
+        moving.with_new_head(variants.AlexNetVariant(width=0.05), 5)
 
 
 def test_the_transfer_gives_every_number_of_labels_the_same_steps():
     """len // batch undercounted the loader's ceil(n / batch) steps: 232 steps instead of 200 in cpu."""
     prof = type("P", (), {"next_batch_size": 64, "next_transfer_steps": 200, "next_epochs": 6})()
     for images in (50, 500, 640):
-        epochs = decade.transfer_epochs(images, prof)
+        epochs = moving.transfer_epochs(images, prof)
         assert 200 <= epochs * math.ceil(images / 64) < 200 + math.ceil(images / 64)
 
 
