@@ -46,9 +46,9 @@ def main(argv=None) -> int:
     print(f"\nloading: {loaded - start:.0f} s; choosing the rates: {tuned - loaded:.0f} s; the table: "
           f"{time.perf_counter() - tuned:.0f} s")
     print("\n| AlexNet with | lr (top-1 held out at each) | parameters | multiply-adds | top-1 (mean ± std) | "
-          "paired change | beats the spread | s a run | images/s | s to AlexNet's top-1 (seed 0) |")
+          "paired change | beats the spread | s a run | images/s | s to AlexNet's mean top-1 (seed 0's curve) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    target = rows[0]["curve"]["top1"][-1]
+    target = rows[0]["mean"]      # as the lesson: AlexNet's final top-1, its mean over the seeds
     for r in rows:
         scores = rates[r["change"]]["scores"]
         reached = next((s for s, a in zip(r["curve"]["seconds"], r["curve"]["top1"]) if a >= target), None)
