@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 from torchvision.datasets.utils import calculate_md5
 
-from .. import digits, env, imagenette, models, references, train, trained
+from .. import digits, env, imagenette, models, references, train
 from ..checks import whole_number
 from ..files import atomic_write, data_root
 from ..image_folders import IMAGE_SUFFIXES
 from ..references import REFERENCE_DIR, REFERENCES
+from . import alexnet_recipe
 from .course import ROOT
 
 
@@ -133,11 +134,10 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
         kwargs, state, dtype = {}, model.state_dict(), "float32"
     else:
         prof = env.profile(profile or "gpu")
-        if epochs is not None:
-            prof = dataclasses.replace(prof, alexnet_epochs=epochs)
+        prof = dataclasses.replace(prof, alexnet_epochs=alexnet_recipe.RECIPE["epochs"] if epochs is None else epochs)
         d, data = _alexnet_data(prof)
-        model, history = trained.train_alexnet(prof, d, streams=spec["streams"], seed=seed, progress=progress,
-                                               resumable=True, crops="resized")
+        model, history = alexnet_recipe.train_reference(name, spec["streams"], d, data, epochs=prof.alexnet_epochs,
+                                                        seed=seed, image_size=prof.image_size, progress=progress)
         accuracy = {"val_top1": history.last["val_accuracy"]}
         settings = {"profile": prof.name, "epochs": prof.alexnet_epochs, "seed": seed, "image_size": prof.image_size,
                     **{k: history.config[k] for k in ("lr", "batch_size", "momentum", "weight_decay",
