@@ -63,11 +63,20 @@ def test_the_build_command_runs_tiny_and_what_it_writes_loads(name, tmp_path, mo
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
     assert build_references.main(["build", name, "--profile", "smoke", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert f"wrote {tmp_path / name}.json" in capsys.readouterr().out
-    model, record = references.load_network(name, tmp_path)
+    # the AlexNets are written in the packed format (every layer), which the package's loader reads from the
+    # next release of the references on (issue 37); until then the build's own loader reads them
+    load = build_references.load_built if name.startswith("alexnet") else references.load_network
+    model, record = load(name, tmp_path)
     assert record["command"] == f"python -m course_lib.instructor references build {name} --profile smoke --epochs 1"
     assert record["settings"]["epochs"] == 1 and record["settings"]["profile"] == "smoke"
     assert len(record["val_accuracy_per_epoch"]) == 1 and json.loads((tmp_path / f"{name}.json").read_text())
     assert not list(tmp_path.glob("*.tmp"))
     if name == "alexnet-imagenette":
-        assert record["dtype"] == "float16" and record["parameters_shipped"] == 2_334_080
+        assert record["dtype"] == "packed" and record["layers"] is None and record["untrained"] is None
+        assert record["parameters_shipped"] == 2_334_080 + 256 * 9 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10 \
+            + 2 * 4096      # conv1-conv5, fc6 folded, fc7, fc8, and a scale a row of fc6 and fc7
         assert record["data"]["files"] == 160       # the offline photos: 10 classes x (12 + 4)
+        assert abs(record["accuracy"]["val_top1"] - record["accuracy"]["val_top1_before_packing"]) <= 0.05
+        assert record["conv1_cosine_per_epoch"] == [record["conv1_cosine_to_initial"]]
+        assert len(record["training_seconds_per_epoch"]) == 1 and record["recipe"]["conv1_std"] == 0.005
+        assert record["bytes"] == (tmp_path / f"{name}.pt").stat().st_size

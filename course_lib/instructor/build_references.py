@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets.utils import calculate_md5
 
-from .. import digits, env, imagenette, models, references, train
+from .. import digits, env, imagenette, models, packed_weights, references, train
 from ..checks import whole_number
 from ..files import atomic_write, data_root
 from ..image_folders import IMAGE_SUFFIXES
@@ -98,6 +98,39 @@ def _check_out(out: Path) -> Path:
     return out
 
 
+def _machine() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo) and its core count, or the GPU's name."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores"
+
+
+def _alexnet_record(model, history, d, kwargs: dict, weights_bytes: bytes, seed: int) -> dict:
+    """What a reference AlexNet's record adds: the shipped weights measured after their round trip
+    (:mod:`packed_weights`), conv1's cosine to its initial weights after each epoch and at the end, the
+    training time, and the recipe."""
+    shipped = models.AlexNet(**kwargs).eval()
+    shipped.load_state_dict(packed_weights.unpack(torch.load(io.BytesIO(weights_bytes), weights_only=True)))
+    val = (d.val_images, d.val_labels)
+    initial = alexnet_recipe.initial_network(kwargs["streams"], seed, kwargs["num_classes"])
+    seconds = history.column("seconds")
+    return {
+        "accuracy": {"val_top1": train.evaluate(shipped, val)["accuracy"],
+                     "val_top1_before_packing": train.evaluate(model, val)["accuracy"]},
+        "format": "every layer; fc6 folded to pool5's 3 x 3 and fc6, fc7 in int8 with a float16 scale a row, the "
+                  "rest float16: course_lib/packed_weights.py (unpack, then load into models.AlexNet)",
+        "conv1_cosine_to_initial": alexnet_recipe.conv1_cosine(model, initial),
+        "conv1_cosine_per_epoch": [row.get("conv1_cosine") for row in history.epochs],
+        "training_seconds": round(sum(seconds)), "training_seconds_per_epoch": [round(s, 1) for s in seconds],
+        "recipe": alexnet_recipe.RECIPE,
+    }
+
+
 def build(name: str, *, profile: str | None = None, epochs: int | None = None, seed: int = 0,
           out: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """Train the reference ``name`` and write its weights and record into ``out`` (default: the package's
@@ -135,16 +168,19 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
     else:
         prof = env.profile(profile or "gpu")
         prof = dataclasses.replace(prof, alexnet_epochs=alexnet_recipe.RECIPE["epochs"] if epochs is None else epochs)
+        pool5 = models.AlexNet(num_classes=10).features(torch.zeros(1, 3, prof.image_size, prof.image_size)).shape[-1]
+        if pool5 not in (1, packed_weights.POOL5):
+            raise ValueError(f"at {prof.image_size} px pool5 is {pool5} x {pool5}: fc6 folds exactly only where it is "
+                             f"1 x 1 or {packed_weights.POOL5} x {packed_weights.POOL5} (63-94 or 127-158 px).")
         d, data = _alexnet_data(prof)
         model, history = alexnet_recipe.train_reference(name, spec["streams"], d, data, epochs=prof.alexnet_epochs,
                                                         seed=seed, image_size=prof.image_size, progress=progress)
-        accuracy = {"val_top1": history.last["val_accuracy"]}
         settings = {"profile": prof.name, "epochs": prof.alexnet_epochs, "seed": seed, "image_size": prof.image_size,
                     **{k: history.config[k] for k in ("lr", "batch_size", "momentum", "weight_decay",
                                                       "label_smoothing", "warmup_epochs")}}
+        accuracy = {"val_top1": history.last["val_accuracy"]}
         kwargs = {"num_classes": len(d.classes), "streams": spec["streams"]}
-        state = {k: v.half() for k, v in model.state_dict().items() if k.split(".")[0] in spec["layers"]}
-        dtype = "float16"
+        state, dtype = packed_weights.pack(model.state_dict()), "packed"
         data["classes"] = list(d.classes)
     buffer = io.BytesIO()
     torch.save({k: v.cpu().contiguous() for k, v in state.items()}, buffer)
@@ -154,22 +190,36 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
     record = {
         "name": name, "about": spec["about"],
         "model": {"class": spec["model"], "kwargs": kwargs},
-        "layers": list(spec["layers"]) if spec["layers"] else None,
-        "untrained": None if not spec["layers"] else
-        "only these layers are shipped; the fully connected layers fc6-fc8 keep their random initial weights, "
-        "so the network's answers are meaningless: use it for its filters and feature maps",
-        "dtype": dtype, "parameters_shipped": sum(v.numel() for v in state.values()),
+        "layers": list(spec["layers"]) if spec["layers"] and dtype != "packed" else None,
+        "untrained": None,
+        "dtype": dtype, "parameters_shipped": sum(v.numel() for v in state.values()), "bytes": len(weights_bytes),
         "command": " ".join(["python -m course_lib.instructor references build", name, *argv]),
         "settings": settings, "commit": _commit(), "data": data, "accuracy": accuracy,
         "val_accuracy_per_epoch": history.column("val_accuracy"),
         "seconds": round(time.perf_counter() - start), "torch": torch.__version__,
         "device": str(next(model.parameters()).device), "threads": torch.get_num_threads(),
-        "date": datetime.date.today().isoformat(),
+        "machine": _machine(), "date": datetime.date.today().isoformat(),
         "sha256": hashlib.sha256(weights_bytes).hexdigest(),
     }
+    if dtype == "packed":
+        record.update(_alexnet_record(model, history, d, kwargs, weights_bytes, seed))
     path = out / f"{name}.json"
     atomic_write(path, lambda f: f.write(json.dumps(record, indent=1) + "\n"), mode="w")
     return path
+
+
+def load_built(name: str, folder: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """A reference AlexNet this command wrote into ``folder`` in the packed format (:mod:`packed_weights`):
+    ``(model in eval mode, record)``, its weights' SHA-256 checked against the record and every layer
+    loaded (strict). Raises ``RuntimeError`` for weights that are not the ones the record describes."""
+    folder = Path(folder)
+    record = json.loads((folder / f"{name}.json").read_text())
+    weights = folder / f"{name}.pt"
+    if references.sha256(weights) != record["sha256"]:
+        raise RuntimeError(f"{weights} is not the file its record describes (SHA-256).")
+    model = models.AlexNet(**record["model"]["kwargs"]).eval()
+    model.load_state_dict(packed_weights.unpack(torch.load(weights, map_location="cpu", weights_only=True)))
+    return model, record
 
 
 class _OneLineParser(argparse.ArgumentParser):
