@@ -1,11 +1,11 @@
-"""The shipped format of the reference AlexNets (course_lib/packed_weights.py): fc6 folded at 128 px, fc6 and
+"""The shipped format of the reference AlexNets (course_lib/models/packed_weights.py): fc6 folded at 128 px, fc6 and
 fc7 in int8 with a scale a row, and the round trip back to a network."""
 
 import pytest
 import torch
 
 from course_lib import models
-from course_lib.packed_weights import fold_fc6, pack, quantize_rows, unfold_fc6, unpack
+from course_lib.models.packed_weights import fold_fc6, pack, quantize_rows, unfold_fc6, unpack
 
 
 def _trained_looking(streams=2, seed=0):

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from torchvision.datasets.utils import calculate_md5
 
-from .. import digits, env, imagenette, models, packed_weights, references, train
+from .. import digits, env, imagenette, models, references, train
+from ..models import packed_weights
 from ..checks import whole_number
 from ..files import atomic_write, data_root
 from ..image_folders import IMAGE_SUFFIXES
@@ -123,7 +124,7 @@ def _alexnet_record(model, history, d, kwargs: dict, weights_bytes: bytes, seed:
         "accuracy": {"val_top1": train.evaluate(shipped, val)["accuracy"],
                      "val_top1_before_packing": train.evaluate(model, val)["accuracy"]},
         "format": "every layer; fc6 folded to pool5's 3 x 3 and fc6, fc7 in int8 with a float16 scale a row, the "
-                  "rest float16: course_lib/packed_weights.py (unpack, then load into models.AlexNet)",
+                  "rest float16: course_lib/models/packed_weights.py (unpack, then load into models.AlexNet)",
         "conv1_cosine_to_initial": alexnet_recipe.conv1_cosine(model, initial),
         "conv1_cosine_per_epoch": [row.get("conv1_cosine") for row in history.epochs],
         "training_seconds": round(sum(seconds)), "training_seconds_per_epoch": [round(s, 1) for s in seconds],
