@@ -75,7 +75,8 @@ def graded(tmp_path_factory):
         if cell.source.startswith("# CHECK: conv2d_loops"):
             cell.source = '# CHECK: conv2d_loops\nwith exercises.check("conv2d_loops"):\n    pass'    # passes itself
     nbformat.write(gamed, folder / "carol.ipynb")
-    nbformat.write(_with(solved, "while True:\n    pass"), folder / "dave.ipynb")                 # hangs
+    # hangs (asleep, so that its 20 s do not take a core from the tests beside it; interrupted as a busy loop is)
+    nbformat.write(_with(solved, "import time\nwhile True:\n    time.sleep(0.05)"), folder / "dave.ipynb")
     nbformat.write(_with(solved, "import os\nos._exit(1)"), folder / "erin.ipynb")                # kills its kernel
     (folder / "frank.ipynb").write_text("{ this is not json")
     # deletes files: its own folder, and (in the sandbox) tries the submissions and a file of the course
