@@ -26,7 +26,7 @@ from ..files import data_root
 # The recipe of the reference AlexNets; ``why`` says what each departure from 2012 is for.
 RECIPE = {
     "epochs": 28, "lr": 0.02, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4, "label_smoothing": 0.1,
-    "warmup_epochs": 0.5, "schedule": "cosine", "image_size": 128, "crops": "resized (35-100 % of the area), flips",
+    "warmup_epochs": 0.5, "schedule": "cosine", "crops": "resized (35-100 % of the area), flips",
     "conv1_std": 0.005, "precision": "bf16 autocast where the CPU or GPU has it", "channels_last": True,
     "why": {
         "init": "He initialization (fan-out) for conv2-conv5, so that a 28-epoch run starts learning at once (the "
@@ -79,10 +79,11 @@ def conv1_cosine(model: torch.nn.Module, initial: torch.nn.Module) -> float:
     return float(a @ b / (a.norm() * b.norm()))
 
 
-def run_path(name: str, data: dict, epochs: int, seed: int) -> Path:
+def run_path(name: str, data: dict, epochs: int, seed: int, image_size: int) -> Path:
     """Where the training run of reference ``name`` keeps its resumable checkpoint: one file per recipe,
-    data, epochs and seed, so that other settings never resume it."""
-    key = json.dumps([RECIPE, data.get("sha256_of_md5sums"), data.get("train"), epochs], sort_keys=True)
+    data, epochs, image size and seed, so that other settings never resume it."""
+    recipe = {k: v for k, v in RECIPE.items() if k != "why"}      # the words may change; the run stays
+    key = json.dumps([recipe, data.get("sha256_of_md5sums"), data.get("train"), epochs, image_size], sort_keys=True)
     tag = hashlib.sha1(key.encode()).hexdigest()[:8]
     return data_root() / "checkpoints" / "runs" / f"reference-{name}-{tag}-seed{seed}.pt"
 
@@ -92,7 +93,8 @@ def train_reference(name: str, streams: int, d, data: dict, *, epochs: int, seed
     """Train reference ``name`` with :data:`RECIPE` for ``epochs`` on Imagenette ``d`` (an ImagenetteData)
     at ``image_size``, resuming from :func:`run_path` after an interruption. After each epoch the history
     gets ``conv1_cosine`` (conv1's cosine to its initial weights; ``seconds`` is the epoch's training time), and
-    ``log`` a line. Returns ``(model, history)``; a finished run is loaded, not trained."""
+    ``log`` a line (an epoch whose process was killed between its checkpoint and the hook keeps no cosine: None
+    in the record). Returns ``(model, history)``; a finished run is loaded, not trained."""
     initial = initial_network(streams, seed, len(d.classes))
     model = initial_network(streams, seed, len(d.classes))
     start = time.perf_counter()
@@ -110,6 +112,6 @@ def train_reference(name: str, streams: int, d, data: dict, *, epochs: int, seed
                         weight_decay=RECIPE["weight_decay"], label_smoothing=RECIPE["label_smoothing"],
                         warmup_epochs=RECIPE["warmup_epochs"], schedule=RECIPE["schedule"],
                         augment=resized_crop_flip(image_size), seed=seed, progress=progress,
-                        checkpoint=run_path(name, data, epochs, seed), channels_last=RECIPE["channels_last"],
-                        on_epoch_end=report)
+                        checkpoint=run_path(name, data, epochs, seed, image_size),
+                        channels_last=RECIPE["channels_last"], on_epoch_end=report)
     return model, history

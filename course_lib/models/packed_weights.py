@@ -8,8 +8,8 @@ Every layer is shipped, the fully connected ones too, so that the class scores a
   each value over a 2 x 2 block, so fc6's 9,216 weights a unit act as 2,304 sums of four: :func:`fold_fc6`
   keeps the sums (4096 x 2304), :func:`unfold_fc6` spreads each sum evenly over its four weights again. The
   unfolded network gives the trained one's outputs exactly (up to float rounding) whenever pool5 is 3 x 3
-  (inputs of 127 to 158 px).
-- **fc6 and fc7 in int8**, with a float16 scale a row (each unit's largest weight maps to 127): 26 of the 28
+  (inputs of 127 to 158 px) or 1 x 1 (63 to 94 px).
+- **fc6 and fc7 in int8**, with a float32 scale a row (each unit's largest weight maps to 127): 26 of the 28
   million weights left. The other weights and every bias stay float16. :func:`pack`'s round trip is measured
   on Imagenette's validation images in each reference's record.
 """
@@ -44,13 +44,14 @@ def unfold_fc6(folded: torch.Tensor, channels: int = 256) -> torch.Tensor:
 
 
 def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``rows x columns`` float weights -> ``(int8 rows x columns, float16 scale per row)``, symmetric: a row's
-    largest magnitude becomes 127 (an all-zero row gets scale 1)."""
+    """``rows x columns`` float weights -> ``(int8 rows x columns, float32 scale per row)``, symmetric: a row's
+    largest magnitude becomes 127 (an all-zero row gets scale 1). The scale stays float32: in float16 a row of
+    small weights (largest below about 8e-3) would get a subnormal, imprecise scale."""
     w = weight.detach().float()
-    scale = (w.abs().amax(dim=1) / 127).half().float()          # rounded first, so that dequantizing is exact
+    scale = w.abs().amax(dim=1) / 127
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
-    return q, scale.half()
+    return q, scale
 
 
 def pack(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
