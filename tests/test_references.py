@@ -79,4 +79,9 @@ def test_the_build_command_runs_tiny_and_what_it_writes_loads(name, tmp_path, mo
         assert abs(record["accuracy"]["val_top1"] - record["accuracy"]["val_top1_before_packing"]) <= 0.05
         assert record["conv1_cosine_per_epoch"] == [record["conv1_cosine_to_initial"]]
         assert len(record["training_seconds_per_epoch"]) == 1 and record["recipe"]["conv1_std"] == 0.005
-        assert record["bytes"] == (tmp_path / f"{name}.pt").stat().st_size
+        assert record["bytes"] == (tmp_path / f"{name}.pt").stat().st_size and "every layer" in record["about"]
+        assert build_references.main(["list", "--folder", str(tmp_path)]) == 0
+        listed = capsys.readouterr().out.splitlines()
+        assert any(line.startswith(f"{name}: ") and "every layer trained" in line and "conv1's cosine" in line
+                   for line in listed), listed
+        assert any(line.startswith("lenet1-mnist: ") and "is not in" in line for line in listed), listed

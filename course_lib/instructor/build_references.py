@@ -209,7 +209,8 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
     torch.save({k: v.cpu().contiguous() for k, v in state.items()}, buffer)
     weights_bytes = buffer.getvalue()
     record = {
-        "name": name, "about": spec["about"],
+        # the package's words for the AlexNets still describe the conv-only references it ships today
+        "name": name, "about": spec["about"].replace("(conv1-conv5)", "(every layer)"),
         "model": {"class": spec["model"], "kwargs": kwargs},
         "layers": list(spec["layers"]) if spec["layers"] and dtype != "packed" else None,
         "untrained": None,
@@ -244,6 +245,25 @@ def load_built(name: str, folder: str | os.PathLike) -> tuple[torch.nn.Module, d
     return model, record
 
 
+def describe(name: str, folder: str | os.PathLike | None = None) -> str:
+    """One line on reference ``name`` in ``folder`` (default: the package's): what it is, its accuracy, what
+    was trained and shipped, how it was made; or why it cannot be loaded. The packed AlexNets
+    (:func:`load_built`) also say conv1's cosine to its initial weights and their size."""
+    record_path = Path(folder if folder is not None else REFERENCE_DIR) / f"{name}.json"
+    try:
+        packed = record_path.exists() and json.loads(record_path.read_text()).get("dtype") == "packed"
+        _, record = load_built(name, record_path.parent) if packed else references.load_network(name, folder)
+    except (RuntimeError, ValueError, OSError, KeyError) as err:
+        return f"{name}: {err}"
+    top1 = {k: round(v, 4) for k, v in record["accuracy"].items() if isinstance(v, float)}
+    shipped = "every layer trained" if record.get("layers") is None else f"trained: {', '.join(record['layers'])}"
+    extra = (f"; conv1's cosine to its initial weights {record['conv1_cosine_to_initial']:.3f}; "
+             f"{record['bytes'] / 1e6:.1f} MB; {record['training_seconds'] / 3600:.1f} h of training on "
+             f"{record['machine']}, {record['threads']} thread(s)") if packed else ""
+    return (f"{name}: {record['about']}; {top1}; {shipped}{extra}; made by `{record.get('command')}` at "
+            f"{str(record.get('commit'))[:12]} on {record.get('date')}")
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """argparse, with a bad argument reported in one line; exit status 2."""
 
@@ -256,7 +276,9 @@ def main(argv=None) -> int:
     parser = _OneLineParser(prog="python -m course_lib.instructor references",
                             description="The course's trained reference networks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="each reference, its accuracy and how it was made")
+    listing = sub.add_parser("list", help="each reference, its accuracy and how it was made")
+    listing.add_argument("--folder", default=None,
+                         help=f"read the references there (e.g. {STAGED_DIR.name}/; default: the package's)")
     b = sub.add_parser("build", help="train a reference and write its weights and record")
     b.add_argument("name", choices=list(REFERENCES))
     b.add_argument("--profile", choices=env.PROFILE_NAMES, default=None,
@@ -268,13 +290,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "list":
         for name in REFERENCES:
-            try:
-                _, record = references.load_network(name)
-            except RuntimeError as err:
-                print(f"{name}: {err}")
-                continue
-            print(f"{name}: {record['about']}; {record['accuracy']}; made by `{record.get('command')}` at "
-                  f"{str(record.get('commit'))[:12]} on {record.get('date')}")
+            print(describe(name, args.folder))
         return 0
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
