@@ -225,6 +225,7 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
     }
     if dtype == "packed":
         record.update(_alexnet_record(model, history, d, kwargs, weights_bytes, seed))
+        record["seconds"] = round(time.perf_counter() - start)      # this command's, measuring included
     atomic_write(out / f"{name}.pt", lambda f: f.write(weights_bytes))
     path = out / f"{name}.json"
     atomic_write(path, lambda f: f.write(json.dumps(record, indent=1) + "\n"), mode="w")
