@@ -6,7 +6,7 @@ momentum 0.9 and weight decay 5e-4, and changes what a short CPU budget needs (e
 :data:`RECIPE`'s ``why``). LRN is computed as a banded 1 x 1 convolution
 (:class:`BandStreamLocalResponseNorm`, equal to ``StreamLocalResponseNorm`` up to rounding, no parameters,
 so the weights load into :class:`models.AlexNet` as they are) and the network trains channels-last: together
-1.1-1.4x faster a step in bf16 on this course's 2-core Xeon.
+1.1-1.4x faster a step in bf16 on this project's 2-core AMD EPYC (benchmarks/reference_recipe.py).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .. import env, models, train
 from ..augment import resized_crop_flip
 from ..files import data_root
+from ..models.alexnet_variants import BandLocalResponseNorm
 
 # The recipe of the reference AlexNets; ``why`` says what each departure from 2012 is for.
 RECIPE = {
@@ -42,18 +42,11 @@ RECIPE = {
 
 
 class BandStreamLocalResponseNorm(models.alexnet.StreamLocalResponseNorm):
-    """:class:`models.alexnet.StreamLocalResponseNorm` computed as a banded 1 x 1 convolution of the squared
-    maps (as ``alexnet_variants.BandLocalResponseNorm``): the same function, faster on a CPU. Takes and
-    returns ``N x C x H x W``."""
+    """:class:`models.alexnet.StreamLocalResponseNorm` with each stream's maps normalized by lesson 09's
+    ``BandLocalResponseNorm`` (a banded 1 x 1 convolution of the squared maps, the denominator in float32): the
+    same function, faster on a CPU. Takes and returns ``N x C x H x W``."""
 
-    def one_stream(self, x: torch.Tensor) -> torch.Tensor:
-        channels = torch.arange(x.shape[1], device=x.device)
-        offset = channels[None, :] - channels[:, None]
-        wide = x.to(torch.promote_types(x.dtype, torch.float32))     # bf16 would round alpha * sum away next to k
-        band = ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).to(wide.dtype)[:, :, None, None]
-        with torch.autocast(x.device.type, enabled=False):
-            squares = F.conv2d(wide * wide, band)
-            return (wide * (self.k + self.alpha / self.size * squares).pow(-self.beta)).to(x.dtype)
+    one_stream = BandLocalResponseNorm.forward      # the band's computation, on one stream's maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.one_stream(part) for part in x.chunk(self.streams, 1)], 1)

@@ -103,18 +103,6 @@ def _check_out(out: Path) -> Path:
     return out
 
 
-def _machine() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo) and its core count, or the GPU's name."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-    except OSError:
-        names = []
-    return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores"
-
-
 def _top1_float32(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 of ``model`` on uint8 ``images`` (normalized as in training), in float32 on the CPU, whatever
     device and precision it trained in (so that the packing's effect is not mixed with bf16's rounding)."""
@@ -220,7 +208,7 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
         "val_accuracy_per_epoch": history.column("val_accuracy"),
         "seconds": round(time.perf_counter() - start), "torch": torch.__version__,
         "device": str(next(model.parameters()).device), "threads": torch.get_num_threads(),
-        "machine": _machine(), "date": datetime.date.today().isoformat(),
+        "machine": env.machine(), "date": datetime.date.today().isoformat(),
         "sha256": hashlib.sha256(weights_bytes).hexdigest(),
     }
     if dtype == "packed":
