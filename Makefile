@@ -105,7 +105,7 @@ benchmarks: setup
 # AlexNet needs Imagenette: downloaded, or a folder in $$COURSE_IMAGENETTE). The AlexNets follow
 # course_lib/instructor/alexnet_recipe.py (28 epochs: about 75 minutes for two streams and 100 for one, each on
 # one core of a 2-core CPU with native bf16, validation included, when the two run side by side with
-# --threads 1) and are written to staged_references/; an interrupted build resumes from its last epoch.
+# --threads 1); an interrupted build resumes from its last epoch.
 references: setup
 	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build lenet1-mnist
 	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build alexnet-imagenette

@@ -1,7 +1,7 @@
 """What the reference AlexNets' build runs at (``course_lib/instructor/alexnet_recipe.py``): a training step of
 AlexNet (both streams, 128 px, batch 128, bf16 autocast where the CPU has it) with torch's LRN against LRN as a
-band (``BandStreamLocalResponseNorm``), each contiguous and channels-last; the best of a few steps, and each
-setting's speed-up over the first, measured in the same run.
+band (``models.alexnet.StreamLocalResponseNorm``, the network's own), each contiguous and channels-last; the
+best of a few steps, and each setting's speed-up over the first, measured in the same run.
 
     python benchmarks/reference_recipe.py [--threads 1] [--steps 4]
 """
@@ -14,16 +14,26 @@ import torch.nn.functional as F
 from common import machine, timings
 
 from course_lib import models, train
-from course_lib.instructor.alexnet_recipe import BandStreamLocalResponseNorm
+
+
+class TorchStreamLocalResponseNorm(torch.nn.LocalResponseNorm):
+    """The baseline: torch's ``nn.LocalResponseNorm`` on each stream's maps apart."""
+
+    def __init__(self, streams: int, size: int, alpha: float, beta: float, k: float):
+        super().__init__(size, alpha, beta, k)
+        self.streams = streams
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([super(TorchStreamLocalResponseNorm, self).forward(p) for p in x.chunk(self.streams, 1)], 1)
 
 
 def network(streams: int, band: bool) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = models.AlexNet(num_classes=10, streams=streams)
-    if band:
+    model = models.AlexNet(num_classes=10, streams=streams)     # its LRN is the band
+    if not band:
         for name in ("norm1", "norm2"):
             old = getattr(model, name)
-            setattr(model, name, BandStreamLocalResponseNorm(streams, old.size, old.alpha, old.beta, old.k))
+            setattr(model, name, TorchStreamLocalResponseNorm(streams, old.size, old.alpha, old.beta, old.k))
     return model
 
 

@@ -8,7 +8,7 @@ the SHA-256 of the weights, which :func:`load_network` checks. The instructor's 
 one (``course_lib.instructor.build_references``)::
 
     python -m course_lib.instructor references build lenet1-mnist                    # all of MNIST, 10 epochs
-    python -m course_lib.instructor references build alexnet-imagenette --epochs 16  # Imagenette, the gpu recipe
+    python -m course_lib.instructor references build alexnet-imagenette              # Imagenette, 28 epochs
     python -m course_lib.instructor references list
 """
 
@@ -21,22 +21,21 @@ from pathlib import Path
 
 import torch
 
-from . import models
+from . import env, models
+from .models import packed_weights
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference_nets"
 
-# name -> what it is; the AlexNets ship their convolutional layers only (a few MB in half precision:
-# fc6-fc8 hold 95 % of AlexNet's weights), and say so in their record.
+# name -> what it is. Every layer is shipped and trained; the AlexNets in the packed format of
+# models/packed_weights.py (31 and 34 MB instead of 114 and 117 in float16), which their record names.
 REFERENCES = {
     "lenet1-mnist": {"about": "LeNet-1 as published (2,578 parameters), trained on all of MNIST",
                      "model": "LeNet1", "layers": None},
-    "alexnet-imagenette": {"about": "the course's two-stream AlexNet, trained on Imagenette (conv1-conv5)",
-                           "model": "AlexNet", "streams": 2,
-                           "layers": ("conv1", "conv2", "conv3", "conv4", "conv5")},
+    "alexnet-imagenette": {"about": "the course's two-stream AlexNet, trained on Imagenette (every layer)",
+                           "model": "AlexNet", "streams": 2, "layers": None},
     "alexnet-imagenette-one-stream": {"about": "the single-stream AlexNet (lesson 05's control), trained on "
-                                               "Imagenette the same way (conv1-conv5)",
-                                      "model": "AlexNet", "streams": 1,
-                                      "layers": ("conv1", "conv2", "conv3", "conv4", "conv5")},
+                                               "Imagenette the same way (every layer)",
+                                      "model": "AlexNet", "streams": 1, "layers": None},
 }
 
 
@@ -105,7 +104,8 @@ def load_network(name: str, folder: str | os.PathLike | None = None) -> tuple[to
     random initial weights: ``untrained``), how it was made (``command``, ``settings``, ``commit``,
     ``data``) and how well it does (``accuracy``). Raises ``KeyError`` for an unknown name and
     ``RuntimeError`` for a missing or damaged file, a record of another network, or weights that do not
-    fit, saying how to rebuild it.
+    fit, saying how to rebuild it. A record whose ``dtype`` is ``"packed"`` holds every layer in the format of
+    :mod:`models.packed_weights`: unpacked, then loaded strictly.
     """
     spec(name)
     folder = Path(folder) if folder is not None else REFERENCE_DIR
@@ -124,6 +124,7 @@ def load_network(name: str, folder: str | os.PathLike | None = None) -> tuple[to
         if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
             raise TypeError("not a state dict of tensors")
         model = MODEL_CLASSES[record["model"]["class"]](**record["model"]["kwargs"])
+        state = packed_weights.unpack(state) if record.get("dtype") == "packed" else state
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     except Exception as err:     # a pickled object, wrong shapes, bad keyword arguments: all one message
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
@@ -134,6 +135,29 @@ def load_network(name: str, folder: str | os.PathLike | None = None) -> tuple[to
         raise RuntimeError(f"{weights_path} does not fit {record['model']['class']}: missing {missing[:4]}, "
                            f"unexpected {unexpected[:4]}; {rebuild}.")
     return model.eval(), record
+
+
+def initial_network(name: str) -> torch.nn.Module:
+    """Reference AlexNet ``name`` as it was before training, rebuilt from its record's seed and recipe: the
+    weights its training started from (CPU, eval mode), so that what learning changed can be measured. Raises
+    ``KeyError`` for a name that is not an AlexNet, ``RuntimeError`` as :func:`load_network`."""
+    if spec(name)["model"] != "AlexNet":
+        raise KeyError(f"{name!r} is not a reference AlexNet: expected one of "
+                       f"{', '.join(n for n, s in REFERENCES.items() if s['model'] == 'AlexNet')}.")
+    record = load_network(name)[1]
+    return initial_alexnet(record["model"]["kwargs"]["streams"], record["settings"]["seed"],
+                           record["recipe"]["conv1_std"], record["model"]["kwargs"]["num_classes"]).eval()
+
+
+def initial_alexnet(streams: int, seed: int, conv1_std: float, num_classes: int = 10) -> models.AlexNet:
+    """``models.AlexNet(num_classes, streams)`` drawn after ``env.seed_everything(seed)``, then conv1 redrawn from
+    ``N(0, conv1_std)``: how the reference AlexNets start (``instructor/alexnet_recipe.py``). The same
+    arguments give the same weights."""
+    env.seed_everything(seed)
+    model = models.AlexNet(num_classes=num_classes, streams=streams)
+    with torch.no_grad():
+        model.conv1.weight.normal_(0.0, conv1_std)
+    return model
 
 
 def results(name: str, folder: str | os.PathLike | None = None) -> dict:

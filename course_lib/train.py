@@ -269,8 +269,8 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
     each one. The model ends on ``device``, in the mode it was in, in the usual (contiguous) memory format.
     It trains in channels-last where that pays (``channels_last=None``: :func:`channels_last_pays`, on CUDA
     and for small networks on a CPU; True or False to choose); networks of a million parameters or more train
-    in bf16 autocast on CUDA and on a CPU with native bf16 (:func:`cpu_has_bf16`).
-    Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
+    in bf16 autocast on CUDA and on a CPU with native bf16 (:func:`cpu_has_bf16`); ``history.config["precision"]``
+    says which. Raises :class:`TrainingDiverged` naming the epoch and learning rate when the loss is not finite.
     """
     settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                         momentum=momentum, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
@@ -291,8 +291,10 @@ def fit(model: nn.Module, train_data, val_data=None, *, epochs: int, lr: float =
         batches_for(val_data, max(settings.batch_size, 512), shuffle=False, device=device, mean=mean, std=std)
     train_size = len(batches.labels) if isinstance(batches, TensorLoader) else len(batches.dataset)
     # what a checkpoint must match to be resumed: the settings, the model, the data's size and normalization
+    amp_dtype = _autocast_dtype(device, model)
     config = {**dataclasses.asdict(settings), "model_repr": repr(model), "train_size": train_size,
-              "mean": _floats(mean), "std": _floats(std)}
+              "mean": _floats(mean), "std": _floats(std),
+              "precision": f"{str(amp_dtype).removeprefix('torch.')} autocast" if amp_dtype else "float32"}
     run = TrainingRun(model, settings, len(batches), device, config, torch.compile(model) if compile else model)
     snapshots = next((h for h in hooks if isinstance(h, Snapshots)), None)
     if snapshots is not None:

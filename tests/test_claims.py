@@ -308,3 +308,20 @@ def test_ink_leaving_the_box_is_measured_and_zero_for_a_digit_inside_it():
     assert out[0] == 0 and 0 < out[1] < out[2]
     erased = erase_pushed_out(edge, -1, 0)                # pushed left: its left column leaves the box
     assert int(erased[..., 4].sum()) == 0 and torch.equal(erased[..., 5], edge[..., 5])
+
+
+# --- lesson 05: the purity of a unit's best images, and its chance level ---------------------------
+
+def test_chance_purity_is_the_largest_class_share_of_random_draws_not_one_over_the_classes():
+    balanced = torch.arange(10).repeat(400)
+    chance = claims.chance_purity(balanced, top=20)
+    assert 0.20 < chance < 0.24            # about 0.22: the largest of ten counts of 20 draws, not 0.1
+    assert claims.chance_purity(torch.zeros(50, dtype=torch.long)) == 1.0      # one class: every draw is pure
+    # a unit whose activations are random picks its best images at random: its purity is the chance level
+    gen = torch.Generator().manual_seed(0)
+    acts = torch.rand(len(balanced), 64, 2, 2, generator=gen)
+    random_units = claims.top_image_purity(acts, balanced, range(64), top=20)
+    assert abs(random_units.mean().item() - chance) < 0.03
+    # the control: a unit that fires for one class only is pure, far above chance
+    acts[:, 0] = (balanced == 3).float()[:, None, None] + 0.01 * acts[:, 0]
+    assert claims.top_image_purity(acts, balanced, [0], top=20).item() == 1.0

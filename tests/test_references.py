@@ -30,16 +30,37 @@ def test_the_reference_lenet1_reads_mnist_as_its_record_says():
     assert train.evaluate(model, (x, y), device="cpu")["error"] <= 0.03
 
 
-def test_the_reference_alexnets_ship_conv_layers_trained_on_imagenette():
+def test_the_reference_alexnets_ship_every_layer_trained_and_start_from_their_recorded_seed():
     for name, streams in (("alexnet-imagenette", 2), ("alexnet-imagenette-one-stream", 1)):
         model, record = references.load_network(name)
-        assert model.streams == streams and record["layers"] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
-        assert "fc6-fc8 keep their random initial weights" in record["untrained"]
-        assert record["data"]["name"].startswith("Imagenette") and record["data"]["train"] == 9469
-        assert record["accuracy"]["val_top1"] >= 0.6
+        assert model.streams == streams and record["layers"] is None and record["untrained"] is None
+        assert record["dtype"] == "packed" and record["data"]["name"].startswith("Imagenette")
+        assert record["data"]["train"] == 9469 and record["accuracy"]["val_top1"] >= 0.75
         shipped = torch.load(references.REFERENCE_DIR / f"{name}.pt", weights_only=True)
-        assert {k.split(".")[0] for k in shipped} == set(record["layers"])
-        assert torch.equal(model.conv1.weight, shipped["conv1.weight"].float())
+        assert {k.split(".")[0] for k in shipped} == {"conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"}
+        assert torch.equal(model.fc8.weight, shipped["fc8.weight"].float())      # the head is the trained one
+        # conv1 moved far from its start: the record's cosine is the one measured on the rebuilt initial network
+        initial = references.initial_network(name)
+        a, b = model.conv1.weight.flatten(), initial.conv1.weight.flatten()
+        cosine = float((a @ b / (a.norm() * b.norm())).detach())
+        assert cosine == pytest.approx(record["conv1_cosine_to_initial"], abs=2e-3) and cosine <= 0.5
+        # the control: another seed's start is unrelated to the trained conv1
+        other = references.initial_alexnet(streams, record["settings"]["seed"] + 1, record["recipe"]["conv1_std"])
+        assert abs(float((a @ other.conv1.weight.flatten() / (a.norm() * other.conv1.weight.norm())).detach())) < 0.05
+    with pytest.raises(KeyError, match="'lenet1-mnist' is not a reference AlexNet"):
+        references.initial_network("lenet1-mnist")
+
+
+def test_the_reference_alexnets_trained_head_gives_confident_varied_answers():
+    """The class scores mean something: on the offline photos the probabilities are not all about 1/10."""
+    from course_lib import imagenette
+    photos = imagenette.load_split("val", root=imagenette.offline_folder(), download=False, resolution=128,
+                                   progress=False).images[:16]
+    from course_lib import measure
+    probs = measure.record(references.load_network("alexnet-imagenette")[0], photos, ["fc8"])["fc8"].softmax(1)
+    untrained = measure.record(references.initial_network("alexnet-imagenette"), photos, ["fc8"])["fc8"].softmax(1)
+    assert probs.max(1).values.mean() > 0.4 and len(set(probs.argmax(1).tolist())) >= 3
+    assert untrained.max(1).values.mean() < 0.15      # the control: an untrained head says ~1/10 everywhere
 
 
 def test_a_damaged_or_missing_reference_is_refused_by_name(tmp_path):
@@ -63,10 +84,7 @@ def test_the_build_command_runs_tiny_and_what_it_writes_loads(name, tmp_path, mo
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
     assert build_references.main(["build", name, "--profile", "smoke", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert f"wrote {tmp_path / name}.json" in capsys.readouterr().out
-    # the AlexNets are written in the packed format (every layer), which the package's loader reads from the
-    # next release of the references on (issue 37); until then the build's own loader reads them
-    load = build_references.load_built if name.startswith("alexnet") else references.load_network
-    model, record = load(name, tmp_path)
+    model, record = references.load_network(name, tmp_path)      # the AlexNets: packed, every layer
     assert record["command"] == f"python -m course_lib.instructor references build {name} --profile smoke --epochs 1"
     assert record["settings"]["epochs"] == 1 and record["settings"]["profile"] == "smoke"
     assert len(record["val_accuracy_per_epoch"]) == 1 and json.loads((tmp_path / f"{name}.json").read_text())

@@ -15,8 +15,9 @@ from .rules import (check_conv1_conv5, check_dead_trend, check_rise, check_shift
 from .dynamics import (OVERFIT_DECAY_FADE, RELU_LAYERS, digit_claims, dynamics_run, layer_stats, layer_values,
                        overfit_run, relu_lenet5, saturation, saturation_run, sweep_run,
                        untrained_live_sparsity, untrained_saturation)
-from .alexnet import (ALEXNET_ASSERTED, alexnet_claims, alexnet_measures, cat_layers, cat_picture, content_claim,
-                      decay_over_run, paper_decay, same_class_share, stream_measures, top_image_purity)
+from .alexnet import (ALEXNET_ASSERTED, alexnet_claims, alexnet_measures, alexnet_rows, cat_layers, cat_picture,
+                      chance_purity, content_claim, decay_over_run, paper_decay, reference_claims, same_class_share,
+                      stream_measures, top_image_purity)
 from .decisions import (ERASED, LENET1_LAYERS_TOP_DOWN, RELU_LENET1_LAYERS_TOP_DOWN, SHIFT_DIRECTIONS, SHIFT_MODELS,
                         decision_claims, erase_pushed_out, gradient_attributions, guided_run, ink_leaving_box,
                         lenet1_attributions, relu_lenet1, sanity_run, shift_accuracy, shift_run, small_mlp,
@@ -29,7 +30,8 @@ __all__ = ["check_conv1_conv5", "check_dead_trend", "check_rise", "check_shift",
            "check_weight_blind", "claim_row", "decay_per_run", "stream_gap", "weight_decay_for", "OVERFIT_DECAY_FADE",
            "RELU_LAYERS", "digit_claims", "dynamics_run", "layer_stats", "layer_values", "overfit_run", "relu_lenet5",
            "saturation", "saturation_run", "sweep_run", "untrained_live_sparsity", "untrained_saturation",
-           "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_measures", "cat_layers", "cat_picture", "content_claim",
+           "ALEXNET_ASSERTED", "alexnet_claims", "alexnet_rows", "reference_claims", "alexnet_measures", "cat_layers",
+           "cat_picture", "chance_purity", "content_claim",
            "decay_over_run", "paper_decay", "same_class_share", "stream_measures", "top_image_purity",
            "LENET1_LAYERS_TOP_DOWN", "SHIFT_DIRECTIONS", "SHIFT_MODELS", "decision_claims", "lenet1_attributions",
            "RELU_LENET1_LAYERS_TOP_DOWN", "gradient_attributions", "guided_run", "relu_lenet1", "sanity_run",

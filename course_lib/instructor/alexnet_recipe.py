@@ -3,10 +3,9 @@ that what learning changed can be measured), and a resumable training run that l
 
 The recipe keeps the paper's architecture (two streams, LRN, overlapping pooling, dropout) and its SGD with
 momentum 0.9 and weight decay 5e-4, and changes what a short CPU budget needs (each change is said in
-:data:`RECIPE`'s ``why``). LRN is computed as a banded 1 x 1 convolution
-(:class:`BandStreamLocalResponseNorm`, equal to ``StreamLocalResponseNorm`` up to rounding, no parameters,
-so the weights load into :class:`models.AlexNet` as they are) and the network trains channels-last: together
-1.1-1.4x faster a step in bf16 on this project's 2-core AMD EPYC (benchmarks/reference_recipe.py).
+:data:`RECIPE`'s ``why``). The network trains channels-last; with its LRN computed as a band
+(:class:`models.alexnet.BandLocalResponseNorm`, torch's numbers) that makes a step 1.3-1.4x faster in bf16 on
+this project's 2-core AMD EPYC than torch's LRN in the usual layout (benchmarks/reference_recipe.py).
 """
 
 from __future__ import annotations
@@ -18,10 +17,9 @@ from pathlib import Path
 
 import torch
 
-from .. import env, models, train
+from .. import models, references, train
 from ..augment import resized_crop_flip
 from ..files import data_root
-from ..models.alexnet_variants import BandLocalResponseNorm
 
 # The recipe of the reference AlexNets; ``why`` says what each departure from 2012 is for.
 RECIPE = {
@@ -41,29 +39,10 @@ RECIPE = {
 }
 
 
-class BandStreamLocalResponseNorm(models.alexnet.StreamLocalResponseNorm):
-    """:class:`models.alexnet.StreamLocalResponseNorm` with each stream's maps normalized by lesson 09's
-    ``BandLocalResponseNorm`` (a banded 1 x 1 convolution of the squared maps, the denominator in float32): the
-    same function, faster on a CPU. Takes and returns ``N x C x H x W``."""
-
-    one_stream = BandLocalResponseNorm.forward      # the band's computation, on one stream's maps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.one_stream(part) for part in x.chunk(self.streams, 1)], 1)
-
-
 def initial_network(streams: int, seed: int, num_classes: int = 10) -> models.AlexNet:
-    """The reference AlexNet before training: ``models.AlexNet(num_classes, streams)`` drawn after
-    ``env.seed_everything(seed)``, then conv1 redrawn from ``N(0, RECIPE["conv1_std"])``; its LRN layers
-    computed as a band (:class:`BandStreamLocalResponseNorm`). The same seed gives the same weights."""
-    env.seed_everything(seed)
-    model = models.AlexNet(num_classes=num_classes, streams=streams)
-    with torch.no_grad():
-        model.conv1.weight.normal_(0.0, RECIPE["conv1_std"])
-    for name in ("norm1", "norm2"):
-        old = getattr(model, name)
-        setattr(model, name, BandStreamLocalResponseNorm(streams, old.size, old.alpha, old.beta, old.k))
-    return model
+    """The reference AlexNet before training: :func:`references.initial_alexnet` with ``RECIPE["conv1_std"]``
+    (what :func:`references.initial_network` rebuilds from a record). The same seed gives the same weights."""
+    return references.initial_alexnet(streams, seed, RECIPE["conv1_std"], num_classes)
 
 
 def conv1_cosine(model: torch.nn.Module, initial: torch.nn.Module) -> float:

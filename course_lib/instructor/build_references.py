@@ -34,7 +34,6 @@ from .course import ROOT
 
 # Where the AlexNets are written by default until course_lib/references.py reads their packed format: a file
 # under course_lib/ is part of every lesson's fingerprint, and lessons 00, 04, 05 and 06 show these networks.
-STAGED_DIR = ROOT / "staged_references"
 
 
 def _commit() -> str:
@@ -141,7 +140,7 @@ def _alexnet_record(model, history, d, kwargs: dict, weights_bytes: bytes, seed:
 def build(name: str, *, profile: str | None = None, epochs: int | None = None, seed: int = 0,
           out: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """Train the reference ``name`` and write its weights and record into ``out`` (default: the package's
-    ``reference_nets/`` for LeNet-1, :data:`STAGED_DIR` for the AlexNets), atomically. Returns the record's path.
+    ``reference_nets/``), atomically. Returns the record's path.
 
     LeNet-1: ``fit``'s defaults (SGD with Nesterov momentum, lr 0.1 with warm-up and cosine, batch 64)
     for ``epochs`` (default 10) on all of MNIST (``profile`` ``cpu`` or ``gpu``; ``smoke``: the shipped
@@ -155,9 +154,7 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
     unknown name and ``ValueError`` for a bad setting.
     """
     spec = references.spec(name)
-    if out is None:     # the package's loader reads the packed AlexNets from the release that ships them on
-        out = STAGED_DIR if spec["model"] == "AlexNet" else REFERENCE_DIR
-    out = _check_out(Path(out))
+    out = _check_out(Path(out if out is not None else REFERENCE_DIR))
     if epochs is not None:
         epochs = whole_number(epochs, "epochs")
     seed = whole_number(seed, "seed", low=0)
@@ -197,10 +194,9 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
     torch.save({k: v.cpu().contiguous() for k, v in state.items()}, buffer)
     weights_bytes = buffer.getvalue()
     record = {
-        # the package's words for the AlexNets still describe the conv-only references it ships today
-        "name": name, "about": spec["about"].replace("(conv1-conv5)", "(every layer)"),
+        "name": name, "about": spec["about"],
         "model": {"class": spec["model"], "kwargs": kwargs},
-        "layers": list(spec["layers"]) if spec["layers"] and dtype != "packed" else None,
+        "layers": list(spec["layers"]) if spec["layers"] else None,
         "untrained": None,
         "dtype": dtype, "parameters_shipped": sum(v.numel() for v in state.values()), "bytes": len(weights_bytes),
         "command": " ".join(["python -m course_lib.instructor references build", name, *argv]),
@@ -220,35 +216,19 @@ def build(name: str, *, profile: str | None = None, epochs: int | None = None, s
     return path
 
 
-def load_built(name: str, folder: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
-    """A reference AlexNet this command wrote into ``folder`` in the packed format (:mod:`packed_weights`):
-    ``(model in eval mode, record)``, its weights' SHA-256 checked against the record and every layer
-    loaded (strict). Raises ``RuntimeError`` for weights that are not the ones the record describes."""
-    folder = Path(folder)
-    record = json.loads((folder / f"{name}.json").read_text())
-    weights = folder / f"{name}.pt"
-    if references.sha256(weights) != record["sha256"]:
-        raise RuntimeError(f"{weights} is not the file its record describes (SHA-256).")
-    model = models.AlexNet(**record["model"]["kwargs"]).eval()
-    model.load_state_dict(packed_weights.unpack(torch.load(weights, map_location="cpu", weights_only=True)))
-    return model, record
-
-
 def describe(name: str, folder: str | os.PathLike | None = None) -> str:
     """One line on reference ``name`` in ``folder`` (default: the package's): what it is, its accuracy, what
-    was trained and shipped, how it was made; or why it cannot be loaded. The packed AlexNets
-    (:func:`load_built`) also say conv1's cosine to its initial weights and their size."""
-    record_path = Path(folder if folder is not None else REFERENCE_DIR) / f"{name}.json"
+    was trained and shipped, how it was made; or why it cannot be loaded. The packed AlexNets also say conv1's
+    cosine to its initial weights, their size and their training time."""
     try:
-        packed = record_path.exists() and json.loads(record_path.read_text()).get("dtype") == "packed"
-        _, record = load_built(name, record_path.parent) if packed else references.load_network(name, folder)
+        _, record = references.load_network(name, folder)
     except (RuntimeError, ValueError, OSError, KeyError) as err:
         return f"{name}: {err}"
     top1 = {k: round(v, 4) for k, v in record["accuracy"].items() if isinstance(v, float)}
     shipped = "every layer trained" if record.get("layers") is None else f"trained: {', '.join(record['layers'])}"
     extra = (f"; conv1's cosine to its initial weights {record['conv1_cosine_to_initial']:.3f}; "
              f"{record['bytes'] / 1e6:.1f} MB; {record['training_seconds'] / 3600:.1f} h of training on "
-             f"{record['machine']}, {record['threads']} thread(s)") if packed else ""
+             f"{record['machine']}, {record['threads']} thread(s)") if record.get("dtype") == "packed" else ""
     return (f"{name}: {record['about']}; {top1}; {shipped}{extra}; made by `{record.get('command')}` at "
             f"{str(record.get('commit'))[:12]} on {record.get('date')}")
 
@@ -267,7 +247,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="each reference, its accuracy and how it was made")
     listing.add_argument("--folder", default=None,
-                         help=f"read the references there (e.g. {STAGED_DIR.name}/; default: the package's)")
+                         help="read the references there (default: the package's)")
     b = sub.add_parser("build", help="train a reference and write its weights and record")
     b.add_argument("name", choices=list(REFERENCES))
     b.add_argument("--profile", choices=env.PROFILE_NAMES, default=None,

@@ -12,18 +12,17 @@ that one change at a time can be measured against AlexNet itself.
 
 ``init="2012"`` starts a variant as the 2012 paper did (every weight from N(0, 0.01), biases of 1 in conv2,
 conv4, conv5 and the hidden fully connected layers), so that what He et al.'s initialization buys is measured
-too. Local response normalization is :class:`BandLocalResponseNorm`: the same numbers as
-``nn.LocalResponseNorm``, faster on a CPU (``benchmarks/band_lrn.py``).
+too. Local response normalization is :class:`BandLocalResponseNorm` (``models/alexnet.py``, AlexNet's own): the
+same numbers as ``nn.LocalResponseNorm``, faster on a CPU (``benchmarks/band_lrn.py``).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..loader import IMAGENET_STD
-from .alexnet import AlexNet
+from .alexnet import AlexNet, BandLocalResponseNorm
 from .parts import check_classes, check_input
 
 # change name -> AlexNetVariant's keyword arguments for it (lesson 09's table, one change at a time)
@@ -38,27 +37,6 @@ ALL_CHANGES = {"lrn": False, "batch_norm": True, "small_kernels": True, "gap": T
 
 
 INITS = ("he", "2012")
-
-
-class BandLocalResponseNorm(nn.LocalResponseNorm):
-    """``nn.LocalResponseNorm(size, alpha, beta, k)``, computed as a 1 x 1 convolution of the squared maps with
-    a band of ones: map ``c`` is divided by ``(k + alpha / size * sum of x**2 over maps c - size // 2 ..
-    c + (size - 1) // 2) ** beta``, as torch's (which pads and average-pools a 5-d copy: 1.5 to 2.5 times
-    slower forward and backward on a CPU at AlexNet's conv1 and conv2 maps, ``benchmarks/band_lrn.py``).
-    Equal to torch's up to rounding. The denominator is computed in float32 even under autocast (as torch's
-    is): in bfloat16, ``alpha / size * sum`` would be rounded away next to ``k``. Takes and returns
-    ``N x C x H x W`` (the input's dtype); raises ``ValueError`` for another shape."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"BandLocalResponseNorm takes N x C x H x W maps, got a tensor of shape {tuple(x.shape)}.")
-        channels = torch.arange(x.shape[1], device=x.device)
-        offset = channels[None, :] - channels[:, None]      # [c, j]: how far map j is from map c
-        wide = x.to(torch.promote_types(x.dtype, torch.float32))         # float32 at least
-        band = ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).to(wide.dtype)[:, :, None, None]
-        with torch.autocast(x.device.type, enabled=False):
-            squares = F.conv2d(wide * wide, band)
-            return (wide * (self.k + self.alpha / self.size * squares).pow(-self.beta)).to(x.dtype)
 
 
 def _conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv2d:
