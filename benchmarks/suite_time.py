@@ -3,7 +3,7 @@
     make test PYTEST_ARGS="--junitxml=build/junit.xml --durations=40"
     python benchmarks/suite_time.py build/junit.xml
 
-Prints the summed test time per kind (lessons under nbval, exercise checks, browser, distributed, Colab
+Prints the summed test time per kind (lessons under nbval with their wrong answers, browser, distributed, Colab
 simulation, site, claims, unit tests) and the 15 slowest files. The sums are of each test's own time:
 with several workers (pytest-xdist) they add up to more than the wall time, which pytest prints itself.
 """
@@ -12,7 +12,10 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-KINDS = (("solutions/", "lessons under nbval"), ("test_exercises", "exercise checks (wrong answers)"),
+# The exercises' wrong answers are tried inside nbval's run of each solution (tests/exercise_misses.py): their time
+# is the lessons'; test_exercises.py keeps the table's own checks and the test that the hook is on.
+KINDS = (("solutions/", "lessons under nbval (with the exercises' wrong answers)"),
+         ("test_exercises", "exercise table and its hook"),
          ("test_student_notebooks", "student notebooks (up to the first exercise)"),
          ("test_course_site", "course site (build + browser)"), ("browser", "browser (JupyterLab)"),
          ("test_distributed", "distributed (torchrun)"), ("test_colab", "Colab simulation"),

@@ -149,6 +149,39 @@ def test_library_files_follow_the_lessons_imports(tmp_path):
     assert len(solutions.library_files(src / "03_c.ipynb", library)) > len(used)   # unparsable: everything
 
 
+def test_a_solution_depends_on_the_data_files_its_run_read(tmp_path):
+    """A run records the library's data files it read (an audit hook in its kernel): a solution goes stale when
+    one of them changes, not when another data file does. Controls: a file listed counts as the folder's files;
+    a run that starts another Python process (which runs without the hook) depends on every data file."""
+    library = tmp_path / "mylib"
+    (library / "nets").mkdir(parents=True)
+    (library / "__init__.py").write_text("")
+    for name in ("a.json", "b.json"):
+        (library / "nets" / name).write_text("{}")
+    (library / "listed").mkdir()
+    (library / "listed" / "c.txt").write_text("c")
+    reads_a = new_code_cell(f"import json, pathlib\njson.loads(pathlib.Path({str(library / 'nets' / 'a.json')!r})"
+                            f".read_text())\nsorted(pathlib.Path({str(library / 'listed')!r}).glob('*'))")
+    _, reads = solutions.execute(lesson(reads_a), tmp_path, "smoke", library=library)
+    assert reads == ["listed/c.txt", "nets/a.json"]
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    nbformat.write(lesson(reads_a), src / "01_r.ipynb")
+    before = solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"]
+    (library / "nets" / "b.json").write_text('{"changed": 1}')              # not read: still current
+    assert solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"] == before
+    assert solutions.fingerprint(src / "01_r.ipynb", library)["library"] != before        # every data file
+    (library / "nets" / "a.json").write_text('{"changed": 1}')              # read: stale
+    assert solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"] != before
+    middle = solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"]
+    (library / "nets" / "a.json").unlink()                                  # gone: stale too
+    assert solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"] != middle
+    spawns = new_code_cell("import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'], check=True)")
+    assert solutions.execute(lesson(spawns), tmp_path, "smoke", library=library)[1] is None
+    uname = new_code_cell("import subprocess\nsubprocess.run(['uname'], check=True, capture_output=True)")
+    assert solutions.execute(lesson(uname), tmp_path, "smoke", library=library)[1] == []
+
+
 def test_failed_solution_run_names_cell_and_keeps_old_file(tmp_path):
     src, dst = tmp_path / "notebooks", tmp_path / "solutions"
     src.mkdir(), dst.mkdir()
@@ -168,7 +201,9 @@ def test_solutions_writes_outputs_and_counts(tmp_path):
     solutions.solutions(src, dst, profile="smoke")
     nb = nbformat.read(dst / "01_ok.ipynb", 4)
     assert nb.cells[1].outputs[0].text == "smoke\n" and nb.cells[1].execution_count == 2
-    assert nb.metadata["course"] == {"profile": "smoke", **solutions.fingerprint(src / "01_ok.ipynb")}
+    reads = nb.metadata["course"]["reads"]
+    assert isinstance(reads, list) and not any(r.endswith(".py") for r in reads)
+    assert nb.metadata["course"] == solutions.made_from(src / "01_ok.ipynb", "smoke", reads)
 
 
 def test_solutions_runs_only_what_changed_and_keeps_bytes(tmp_path):
@@ -220,7 +255,8 @@ def test_a_change_of_words_only_updates_them_without_a_run(tmp_path):
     assert solutions.solutions(src, dst, profile="smoke") == []
     solved = nbformat.read(dst / "01_m.ipynb", 4)
     assert solved.cells[1].source == "The number is random." and solved.cells[2].outputs[0].text == printed
-    assert solved.metadata["course"] == {"profile": "smoke", **solutions.fingerprint(src / "01_m.ipynb")}
+    assert solved.metadata["course"] == solutions.made_from(src / "01_m.ipynb", "smoke",
+                                                           solved.metadata["course"]["reads"])
     # a paragraph added after the output that it reads is words too
     nbformat.write(lesson(new_markdown_cell("The number is random."), code, new_markdown_cell("It was below 1.")),
                    src / "01_m.ipynb")

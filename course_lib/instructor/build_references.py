@@ -32,9 +32,6 @@ from ..references import REFERENCE_DIR, REFERENCES
 from . import alexnet_recipe
 from .course import ROOT
 
-# Where the AlexNets are written by default until course_lib/references.py reads their packed format: a file
-# under course_lib/ is part of every lesson's fingerprint, and lessons 00, 04, 05 and 06 show these networks.
-
 
 def _commit() -> str:
     """The git commit of the course checkout this runs from ("+changes" when it has uncommitted ones)."""

@@ -60,7 +60,7 @@ def check(src: Path = ROOT / "notebooks", student_dir: Path = ROOT / "student",
             try:
                 solved = read_notebook(sol)
                 made = solved.metadata.get("course", {})
-                now = fingerprint(path, library)
+                now = fingerprint(path, library, made.get("reads"))
                 if _code_sources(solved) != _code_sources(nb) or made.get("source") != now["source"]:
                     problems.append(f"{sol} was made from an older {path}: run `make solutions`.")
                 elif made.get("library") != now["library"]:

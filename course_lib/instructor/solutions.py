@@ -18,6 +18,7 @@ import os
 import re
 from pathlib import Path
 
+from . import reads
 from .course import ROOT, NotebookError, lessons, read_notebook, root_of, write_text
 from .notebooks import KEPT_METADATA, dumps
 from .release import point_badges
@@ -35,10 +36,11 @@ REQUIRE_DATA = "COURSE_REQUIRE_DATA"
 NOT_RUN_BY_LESSONS = ("instructor", "exercise_hints.json")
 
 
-def execute(nb, cwd: Path, profile: str, timeout: int = 3600):
+def execute(nb, cwd: Path, profile: str, timeout: int = 3600, library: Path = LIBRARY):
     """Run a notebook top to bottom with ``COURSE_PROFILE=profile`` (and, outside ``smoke``,
-    ``COURSE_REQUIRE_DATA=1``: real data or an error); returns the executed copy, with the final state of
-    its widgets in its metadata.
+    ``COURSE_REQUIRE_DATA=1``: real data or an error); returns ``(the executed copy, with the final state of
+    its widgets in its metadata; the data files of ``library`` the run read, or None when it started a process
+    that could read any)``: :mod:`reads` records them.
 
     A failing cell raises ``nbclient``'s ``CellExecutionError`` (its message shows the cell); a cell running
     longer than ``timeout`` seconds fails (lesson 09's table trains 24 AlexNets in one cell; in the ``cpu``
@@ -51,12 +53,16 @@ def execute(nb, cwd: Path, profile: str, timeout: int = 3600):
     for k, v in settings.items():
         os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                       resources={"metadata": {"path": str(cwd)}}).execute()
+        with reads.recording(library) as read:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
+                           resources={"metadata": {"path": str(cwd)}}).execute()
+            files = read()
     finally:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    return nb
+    if files is not None:   # code is followed by its imports; what it runs is not a data file it read
+        files = [f for f in files if not f.endswith(".py") and Path(f).parts[0] not in NOT_RUN_BY_LESSONS]
+    return nb, files
 
 
 def _imported(tree: ast.AST, package: list[str], name: str) -> set[str]:
@@ -79,10 +85,12 @@ def _imported(tree: ast.AST, package: list[str], name: str) -> set[str]:
     return found
 
 
-def library_files(source: Path, library: Path = LIBRARY) -> list[Path]:
+def library_files(source: Path, library: Path = LIBRARY, reads: list[str] | None = None) -> list[Path]:
     """The files of ``library`` that the lesson at ``source`` can run: the modules its code cells import,
-    the modules those import (lazy imports too) and their packages' ``__init__.py``, and every data file;
-    never :data:`NOT_RUN_BY_LESSONS`. Sorted. A lesson that cannot be parsed gets every file."""
+    the modules those import (lazy imports too) and their packages' ``__init__.py``, and the data files its
+    run read (``reads``: paths relative to ``library``, as :mod:`reads` recorded them) or, when ``reads`` is
+    None, every data file; never :data:`NOT_RUN_BY_LESSONS`. Sorted. A lesson that cannot be parsed gets
+    every module."""
     library = Path(library)
     name = library.name
     files = sorted(p for p in library.rglob("*") if p.is_file() and "__pycache__" not in p.parts
@@ -101,7 +109,7 @@ def library_files(source: Path, library: Path = LIBRARY) -> list[Path]:
         try:
             todo |= _imported(ast.parse("\n".join(lines)), [], name)
         except SyntaxError:
-            return files
+            return [p for p in files if p.suffix == ".py" or _read(p, library, reads)]
     used = set()
     while todo:
         dotted = todo.pop()
@@ -116,23 +124,45 @@ def library_files(source: Path, library: Path = LIBRARY) -> list[Path]:
                 package = parent.split(".") if path.name == "__init__.py" else parent.split(".")[:-1]
                 todo |= _imported(ast.parse(path.read_text(encoding="utf-8")), package, name)
     chosen = {modules[m] for m in used}
-    return [p for p in files if p.suffix != ".py" or p in chosen]
+    return [p for p in files if p in chosen or (p.suffix != ".py" and _read(p, library, reads))]
 
 
-def fingerprint(source: Path, library: Path = LIBRARY) -> dict[str, str]:
+def _read(path: Path, library: Path, reads: list[str] | None) -> bool:
+    return reads is None or str(path.relative_to(library)) in reads
+
+
+def fingerprint(source: Path, library: Path = LIBRARY, reads: list[str] | None = None) -> dict[str, str]:
     """What a solution notebook was made from: SHA-256 of the lesson source's bytes, of its code alone (the
     code cells' sources, in order: what a run depends on; markdown may come and go between them) and of the library
-    files the lesson can run (:func:`library_files`: names and bytes, in order). Editing a module no code of
-    the lesson reaches, or adding a lesson, leaves the other lessons' solutions current."""
+    files the lesson can run (:func:`library_files` with ``reads``, the data files its run read, or all of them
+    when None: names and bytes, in order; a file read that is gone counts as its name). Editing a module no
+    code of the lesson reaches, changing a data file its run did not read, or adding a lesson, leaves the
+    other lessons' solutions current."""
     lib = hashlib.sha256()
-    for f in library_files(source, library):
+    for f in library_files(source, library, reads):
         lib.update(str(f.relative_to(library)).encode() + b"\0" + f.read_bytes())
+    for rel in sorted(r for r in reads or () if not (Path(library) / r).is_file()):
+        lib.update(rel.encode() + b"\0(gone)")
     code = hashlib.sha256()
     for cell in read_notebook(source).cells:
         if cell.cell_type == "code":
             code.update(cell.source.encode() + b"\1")
     return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "code": code.hexdigest(),
             "library": lib.hexdigest()}
+
+
+def made_from(source: Path, profile: str, reads: list[str] | None = None) -> dict:
+    """What a solution of ``source`` run in ``profile`` records in its metadata (``course``): the profile, the
+    :func:`fingerprint` and, when known, the data files the run read (``reads``)."""
+    made = {"profile": profile, **fingerprint(source, LIBRARY, reads)}
+    return made if reads is None else {**made, "reads": reads}
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def _words_only(path: Path, target: Path, made: dict) -> bool:
@@ -277,12 +307,13 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
     paths = [p for p in known if not only or p.stem in only or p.name in only]
     todo = []
     for path in paths:
-        made = {"profile": profile, **fingerprint(path)}
         target = Path(dst) / path.name
         try:
-            current = not force and target.exists() and read_notebook(target).metadata.get("course") == made
+            before = read_notebook(target).metadata.get("course", {}) if target.exists() else {}
         except NotebookError:
-            current = False
+            before = {}
+        made = made_from(path, profile, before.get("reads"))
+        current = not force and before == made
         if current:
             print(f"{target.name}: unchanged source and library, not run again (--all to force)")
         elif not force and _words_only(path, target, made):
@@ -291,12 +322,20 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
             todo.append((path, target, made))
     written = []
     for path, target, made in tqdm(todo, desc=f"executing lessons ({profile})", unit="notebook"):
+        made = made_from(path, profile)       # as the run starts: the source it runs, every file it may use
+        digests = {f: _digest(f) for f in library_files(path, LIBRARY)}
         nb = read_notebook(path)
         try:
-            done = execute(nb, Path(src), profile)
+            done, read = execute(nb, Path(src), profile)
         except CellExecutionError as err:
             raise RuntimeError(f"{path.name} failed in the {profile!r} profile; "
                                f"{target} was left as it was.\n{err}") from None
+        # the source as it was read (its words may be edited during a long run), the library files it read
+        made = {**made_from(path, profile, read), "source": made["source"], "code": made["code"]}
+        changed = [f for f in library_files(path, LIBRARY, read) if _digest(f) != digests.get(f)]
+        if changed:
+            raise RuntimeError(f"{', '.join(f.name for f in changed)} changed while {path.name} ran: {target} was "
+                               "left as it was; run it again.")
         finish_progress_bars(done)
         done.metadata = {k: v for k, v in done.metadata.items() if k in KEPT_METADATA}
         done.metadata["course"] = made
