@@ -6,6 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from course_lib.instructor import reads as reads_module
 from course_lib.instructor import check as assign_check, course, notebooks, release, solutions, words
 from course_lib.instructor.__main__ import main as instructor_main
 
@@ -150,36 +151,49 @@ def test_library_files_follow_the_lessons_imports(tmp_path):
 
 
 def test_a_solution_depends_on_the_data_files_its_run_read(tmp_path):
-    """A run records the library's data files it read (an audit hook in its kernel): a solution goes stale when
-    one of them changes, not when another data file does. Controls: a file listed counts as the folder's files;
-    a run that starts another Python process (which runs without the hook) depends on every data file."""
+    """A run records the library's data its processes read (an audit hook installed by a sitecustomize): a
+    solution goes stale when a file it read changes, not when another data file does. Controls: a listed folder
+    counts by its names; a Python process the lesson starts, even through a shell, records its own reads; a file
+    written is not a read; a log without the hook's first line is unknown, which depends on every data file."""
     library = tmp_path / "mylib"
     (library / "nets").mkdir(parents=True)
     (library / "__init__.py").write_text("")
-    for name in ("a.json", "b.json"):
+    for name in ("a.json", "b.json", "c.json"):
         (library / "nets" / name).write_text("{}")
     (library / "listed").mkdir()
     (library / "listed" / "c.txt").write_text("c")
-    reads_a = new_code_cell(f"import json, pathlib\njson.loads(pathlib.Path({str(library / 'nets' / 'a.json')!r})"
-                            f".read_text())\nsorted(pathlib.Path({str(library / 'listed')!r}).glob('*'))")
+    nets = library / "nets"
+    shell_line = 'python3 -c "open(%r).read()"' % str(nets / "b.json")     # a Python child, through a shell
+    reads_a = new_code_cell(f"import json, pathlib, subprocess\njson.loads(pathlib.Path({str(nets / 'a.json')!r})"
+                            f".read_text())\nsorted(pathlib.Path({str(library / 'listed')!r}).glob('*'))\n"
+                            f"pathlib.Path({str(library / 'written.txt')!r}).write_text('x')\n"
+                            f"subprocess.run({shell_line!r}, shell=True, check=True)\n"
+                            "subprocess.run(['uname'], check=True, capture_output=True)")
     _, reads = solutions.execute(lesson(reads_a), tmp_path, "smoke", library=library)
-    assert reads == ["listed/c.txt", "nets/a.json"]
+    assert reads == ["listed/", "nets/a.json", "nets/b.json"]
     src = tmp_path / "notebooks"
     src.mkdir()
     nbformat.write(lesson(reads_a), src / "01_r.ipynb")
-    before = solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"]
-    (library / "nets" / "b.json").write_text('{"changed": 1}')              # not read: still current
-    assert solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"] == before
+
+    def library_hash():
+        return solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"]
+
+    before = library_hash()
+    (nets / "c.json").write_text('{"changed": 1}')                  # not read: still current
+    (library / "listed" / "c.txt").write_text("changed")             # listed, not read: its name counts, not its bytes
+    assert library_hash() == before
     assert solutions.fingerprint(src / "01_r.ipynb", library)["library"] != before        # every data file
-    (library / "nets" / "a.json").write_text('{"changed": 1}')              # read: stale
-    assert solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"] != before
-    middle = solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"]
-    (library / "nets" / "a.json").unlink()                                  # gone: stale too
-    assert solutions.fingerprint(src / "01_r.ipynb", library, reads)["library"] != middle
-    spawns = new_code_cell("import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'], check=True)")
-    assert solutions.execute(lesson(spawns), tmp_path, "smoke", library=library)[1] is None
-    uname = new_code_cell("import subprocess\nsubprocess.run(['uname'], check=True, capture_output=True)")
-    assert solutions.execute(lesson(uname), tmp_path, "smoke", library=library)[1] == []
+    (library / "listed" / "d.txt").write_text("new")                 # a new name in a listed folder: stale
+    assert library_hash() != before
+    for name in ("a.json", "b.json"):                                 # read, in the kernel or in its child
+        before = library_hash()
+        (nets / name).write_text('{"changed": 1}')
+        assert library_hash() != before
+    before = library_hash()
+    (nets / "a.json").unlink()                                        # gone: stale too
+    assert library_hash() != before
+    assert reads_module.parse("file nets/a.json\n", library) is None   # no hook line: unknown
+    assert reads_module.parse("hooked\nfile nets/a.json\n?\n", library) is None   # a hook that failed: unknown
 
 
 def test_failed_solution_run_names_cell_and_keeps_old_file(tmp_path):

@@ -514,7 +514,7 @@ def same_weights(a, b, tol=1e-4):   # looks at the first tensor only
         ("same_weights", """
 def same_weights(a, b, tol=1e-4):   # a tolerance so loose that another seed passes
     return all((a[k].float() - b[k].float()).abs().max().item() <= 1.0 for k in a)
-""", "another seed must not pass"),
+""", "Only the last tensor differs (by 0.01)"),
         ("my_shard", """
 def my_shard(batch, rank, world):   # contiguous pieces: the shares depend on how many processes there are
     return batch.chunk(world)[rank]
@@ -685,7 +685,8 @@ def test_the_lessons_nbval_run_tries_the_wrong_answers_and_fails_on_a_check_that
     spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
     root_conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(root_conftest)
-    assert root_conftest.pytest_runtest_call is exercise_misses.pytest_runtest_call   # make test runs the hook
+    assert root_conftest.pytest_runtest_call is exercise_misses.pytest_runtest_call   # make test runs the hooks
+    assert root_conftest.pytest_runtest_teardown is exercise_misses.pytest_runtest_teardown
     nb = nbformat.read(ROOT / "solutions" / "01_images_and_convolution.ipynb", 4)
     check = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# CHECK: output_size"))
     check.source = '# CHECK: output_size\nwith exercises.check("output_size"):\n    pass'
@@ -713,3 +714,20 @@ def test_every_exercise_has_two_wrong_answers_in_this_file():
                 name = found.group(1) or found.group(2)
                 count = sum(1 for n, _, _ in WRONG.get(path.stem, []) if n == name)
                 assert count >= 2, f"{path.name}: exercise {name} has {count} wrong answers here, expected 2 or more"
+
+
+def test_a_lesson_whose_wrong_answers_were_not_all_tried_fails_at_its_last_cell():
+    """The tally at a solution's last cell (exercise_misses.every_wrong_answer_was_tried): one wrong answer of
+    lesson 00 left untried fails it; all of them tried, it passes; a cell that is not the last checks nothing."""
+    from types import SimpleNamespace
+
+    nb = nbformat.read(ROOT / "solutions" / "00_welcome.ipynb", 4)
+    parent = SimpleNamespace(path=ROOT / "solutions" / "00_welcome.ipynb", nb=nb)
+    item, other = SimpleNamespace(parent=parent), SimpleNamespace(parent=SimpleNamespace())
+    exercises = sum(1 for c in nb.cells if c.cell_type == "code" and notebooks.has_solution(c))
+    exercise_misses._tried["00_welcome"] = [len(WRONG["00_welcome"]) - 1, exercises]
+    exercise_misses.every_wrong_answer_was_tried(item, SimpleNamespace(parent=parent), WRONG)   # not the last cell
+    with pytest.raises(AssertionError, match="tried 1 of 2 wrong answers"):
+        exercise_misses.every_wrong_answer_was_tried(item, other, WRONG)
+    exercise_misses._tried["00_welcome"] = [len(WRONG["00_welcome"]), exercises]
+    exercise_misses.every_wrong_answer_was_tried(item, None, WRONG)

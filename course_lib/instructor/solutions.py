@@ -60,9 +60,16 @@ def execute(nb, cwd: Path, profile: str, timeout: int = 3600, library: Path = LI
     finally:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    if files is not None:   # code is followed by its imports; what it runs is not a data file it read
-        files = [f for f in files if not f.endswith(".py") and Path(f).parts[0] not in NOT_RUN_BY_LESSONS]
+    if files is not None:
+        files = [f for f in files if _data(f)]
     return nb, files
+
+
+def _data(rel: str) -> bool:
+    """Whether a path a run read counts as data: not a module (code is followed by its imports), not compiled
+    code, nothing of :data:`NOT_RUN_BY_LESSONS`."""
+    parts = Path(rel).parts
+    return not rel.endswith(".py") and "__pycache__" not in parts and not set(parts[:1]) & set(NOT_RUN_BY_LESSONS)
 
 
 def _imported(tree: ast.AST, package: list[str], name: str) -> set[str]:
@@ -141,8 +148,13 @@ def fingerprint(source: Path, library: Path = LIBRARY, reads: list[str] | None =
     lib = hashlib.sha256()
     for f in library_files(source, library, reads):
         lib.update(str(f.relative_to(library)).encode() + b"\0" + f.read_bytes())
-    for rel in sorted(r for r in reads or () if not (Path(library) / r).is_file()):
-        lib.update(rel.encode() + b"\0(gone)")
+    for rel in sorted(reads or ()):
+        path = Path(library) / rel
+        if rel.endswith("/"):       # a folder it listed: the names of the data files in it
+            names = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix != ".py") if path.is_dir() else []
+            lib.update(rel.encode() + b"\0" + "\0".join(names).encode() + (b"" if path.is_dir() else b"(gone)"))
+        elif not path.is_file():
+            lib.update(rel.encode() + b"\0(gone)")
     code = hashlib.sha256()
     for cell in read_notebook(source).cells:
         if cell.cell_type == "code":
@@ -332,7 +344,9 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
                                f"{target} was left as it was.\n{err}") from None
         # the source as it was read (its words may be edited during a long run), the library files it read
         made = {**made_from(path, profile, read), "source": made["source"], "code": made["code"]}
-        changed = [f for f in library_files(path, LIBRARY, read) if _digest(f) != digests.get(f)]
+        used = library_files(path, LIBRARY, read)
+        gone = [LIBRARY / r for r in read or () if LIBRARY / r in digests and not (LIBRARY / r).is_file()]
+        changed = [f for f in used + gone if _digest(f) != digests.get(f)]
         if changed:
             raise RuntimeError(f"{', '.join(f.name for f in changed)} changed while {path.name} ran: {target} was "
                                "left as it was; run it again.")
