@@ -155,12 +155,16 @@ def fingerprint(source: Path, library: Path = LIBRARY, reads: list[str] | None =
             lib.update(rel.encode() + b"\0" + "\0".join(names).encode() + (b"" if path.is_dir() else b"(gone)"))
         elif not path.is_file():
             lib.update(rel.encode() + b"\0(gone)")
+    return {**_source_and_code(source), "library": lib.hexdigest()}
+
+
+def _source_and_code(source: Path) -> dict[str, str]:
+    """The lesson's part of :func:`fingerprint`: SHA-256 of its bytes and of its code cells' sources."""
     code = hashlib.sha256()
     for cell in read_notebook(source).cells:
         if cell.cell_type == "code":
             code.update(cell.source.encode() + b"\1")
-    return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "code": code.hexdigest(),
-            "library": lib.hexdigest()}
+    return {"source": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "code": code.hexdigest()}
 
 
 def made_from(source: Path, profile: str, reads: list[str] | None = None) -> dict:
@@ -331,10 +335,10 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
         elif not force and _words_only(path, target, made):
             print(f"{target.name}: only its words changed: they were put in, its outputs kept (--all to run it)")
         else:
-            todo.append((path, target, made))
+            todo.append((path, target))
     written = []
-    for path, target, made in tqdm(todo, desc=f"executing lessons ({profile})", unit="notebook"):
-        made = made_from(path, profile)       # as the run starts: the source it runs, every file it may use
+    for path, target in tqdm(todo, desc=f"executing lessons ({profile})", unit="notebook"):
+        lesson = _source_and_code(path)        # as the run starts: the source it runs, every file it may use
         digests = {f: _digest(f) for f in library_files(path, LIBRARY)}
         nb = read_notebook(path)
         try:
@@ -343,7 +347,7 @@ def solutions(src: Path = ROOT / "notebooks", dst: Path = ROOT / "solutions", pr
             raise RuntimeError(f"{path.name} failed in the {profile!r} profile; "
                                f"{target} was left as it was.\n{err}") from None
         # the source as it was read (its words may be edited during a long run), the library files it read
-        made = {**made_from(path, profile, read), "source": made["source"], "code": made["code"]}
+        made = {**made_from(path, profile, read), **lesson}
         used = library_files(path, LIBRARY, read)
         gone = [LIBRARY / r for r in read or () if LIBRARY / r in digests and not (LIBRARY / r).is_file()]
         changed = [f for f in used + gone if _digest(f) != digests.get(f)]
