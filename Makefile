@@ -103,9 +103,9 @@ benchmarks: setup
 
 # The trained reference networks shipped in course_lib/reference_nets/ (see course_lib/references.py;
 # AlexNet needs Imagenette: downloaded, or a folder in $$COURSE_IMAGENETTE). The AlexNets follow
-# course_lib/instructor/alexnet_recipe.py (28 epochs: about 75 minutes for two streams and 100 for one, each on
-# one core of a 2-core CPU with native bf16, validation included, when the two run side by side with
-# --threads 1); an interrupted build resumes from its last epoch.
+# course_lib/instructor/alexnet_recipe.py (48 epochs on a 2-core CPU with native bf16, validation included:
+# about an hour for two streams on --threads 2, two hours for one stream on one core beside other work);
+# an interrupted build resumes from its last epoch.
 references: setup
 	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build lenet1-mnist
 	$(DATA_ENV) $(BIN)/python -m course_lib.instructor references build alexnet-imagenette

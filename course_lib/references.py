@@ -8,7 +8,7 @@ the SHA-256 of the weights, which :func:`load_network` checks. The instructor's 
 one (``course_lib.instructor.build_references``)::
 
     python -m course_lib.instructor references build lenet1-mnist                    # all of MNIST, 10 epochs
-    python -m course_lib.instructor references build alexnet-imagenette              # Imagenette, 28 epochs
+    python -m course_lib.instructor references build alexnet-imagenette              # Imagenette, 48 epochs
     python -m course_lib.instructor references list
 """
 
@@ -100,8 +100,9 @@ def load_network(name: str, folder: str | os.PathLike | None = None) -> tuple[to
     ``folder`` overrides where the files are read (default: the package's ``reference_nets/``). The
     record must name this reference and its model, and the weights' SHA-256 is checked against it before
     they are read (as a state dict, ``weights_only``). The record (a dict) says what the network is
-    (``about``), which layers were shipped (``layers``; the others, e.g. AlexNet's fc6-fc8, keep their
-    random initial weights: ``untrained``), how it was made (``command``, ``settings``, ``commit``,
+    (``about``), which layers were shipped (``layers``: ``None`` when every layer is, as for the course's
+    references; a record that ships only some names the rest, which keep their initial weights, in
+    ``untrained``), how it was made (``command``, ``settings``, ``commit``,
     ``data``) and how well it does (``accuracy``). Raises ``KeyError`` for an unknown name and
     ``RuntimeError`` for a missing or damaged file, a record of another network, or weights that do not
     fit, saying how to rebuild it. A record whose ``dtype`` is ``"packed"`` holds every layer in the format of
@@ -139,12 +140,17 @@ def load_network(name: str, folder: str | os.PathLike | None = None) -> tuple[to
 
 def initial_network(name: str) -> torch.nn.Module:
     """Reference AlexNet ``name`` as it was before training, rebuilt from its record's seed and recipe: the
-    weights its training started from (CPU, eval mode), so that what learning changed can be measured. Raises
-    ``KeyError`` for a name that is not an AlexNet, ``RuntimeError`` as :func:`load_network`."""
+    weights its training started from (CPU, eval mode), so that what learning changed can be measured. Only
+    the record is read. Raises ``KeyError`` for a name that is not an AlexNet, ``RuntimeError`` for a missing
+    or damaged record."""
     if spec(name)["model"] != "AlexNet":
         raise KeyError(f"{name!r} is not a reference AlexNet: expected one of "
                        f"{', '.join(n for n, s in REFERENCES.items() if s['model'] == 'AlexNet')}.")
-    record = load_network(name)[1]
+    folder = REFERENCE_DIR
+    if not (folder / f"{name}.json").exists():
+        raise RuntimeError(f"The reference network {name!r} has no record in {folder} (expected {name}.json): "
+                           f"{REBUILD.format(name=name)}.")
+    record = _read_record(name, folder / f"{name}.json")    # the record alone: the trained weights are not needed
     return initial_alexnet(record["model"]["kwargs"]["streams"], record["settings"]["seed"],
                            record["recipe"]["conv1_std"], record["model"]["kwargs"]["num_classes"]).eval()
 

@@ -325,3 +325,18 @@ def test_chance_purity_is_the_largest_class_share_of_random_draws_not_one_over_t
     # the control: a unit that fires for one class only is pure, far above chance
     acts[:, 0] = (balanced == 3).float()[:, None, None] + 0.01 * acts[:, 0]
     assert claims.top_image_purity(acts, balanced, [0], top=20).item() == 1.0
+
+
+def test_lesson_08s_real_photos_come_from_every_class_in_turn():
+    """The real-patch control searches photos of every class: the validation split is stored class by class,
+    so its first images are all of one class (the control that was: 64 tench)."""
+    from types import SimpleNamespace
+
+    from course_lib.claims.units import every_class_in_turn
+    labels = torch.tensor([0] * 5 + [1] * 3 + [2] * 4)
+    images = torch.arange(12, dtype=torch.uint8).view(12, 1, 1, 1).expand(12, 3, 2, 2)
+    picked = every_class_in_turn(SimpleNamespace(val_labels=labels, val_images=images), 8)
+    assert picked.shape == (8, 3, 2, 2)
+    assert picked[:, 0, 0, 0].tolist() == [0, 5, 8, 1, 6, 9, 2, 7]
+    assert set(labels[picked[:, 0, 0, 0].long()].tolist()) == {0, 1, 2}
+    assert set(labels[:8].tolist()) != {0, 1, 2}      # the control: the first 8 miss a class

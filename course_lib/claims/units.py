@@ -91,9 +91,21 @@ def fooling_run(model: nn.Module, images: torch.Tensor, labels, epsilons, seed: 
 EPSILONS = (0.05, 0.1, 0.2)
 
 
+def every_class_in_turn(data, count: int) -> torch.Tensor:
+    """``count`` validation images of ImagenetteData ``data`` taken from each class in turn (the first of every
+    class, then the second, ...): ``count x 3 x S x S`` uint8. The split is stored class by class, so its first
+    64 photos would all be tench, and a unit's top real patch would be searched for among fish alone."""
+    labels = data.val_labels
+    rank = torch.empty_like(labels)
+    for c in labels.unique():
+        here = labels == c
+        rank[here] = torch.arange(int(here.sum()))
+    return data.val_images[torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)[:count]]
+
+
 def unit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[dict]:
     """Lesson 08's claims with ``seeds`` seeds, as rows of the claims report: on the course's reference AlexNet
-    (conv layers trained on Imagenette), an image made for a conv1 unit matches its filter, one made for a
+    (every layer trained on Imagenette), an image made for a conv1 unit matches its filter, one made for a
     conv5 unit excites it more than its top real patch and more than the other units, unregularized images
     are of higher frequency; on LeNet-1s trained with each seed, FGSM and PGD flip more answers than noise of
     the same size."""
@@ -104,8 +116,8 @@ def unit_claims(prof: env.Profile, seeds: int, progress: bool = True) -> list[di
     alexnet, record = references.load_network("alexnet-imagenette")
     size = record["settings"]["image_size"]
     steps = STEPS.get(prof.name, 80)
-    val = imagenette.for_profile(prof).val_images[:64]
-    val = torch.nn.functional.interpolate(val.float(), size=(size, size), mode="bilinear").round().byte()
+    val = torch.nn.functional.interpolate(every_class_in_turn(imagenette.for_profile(prof), 64).float(),
+                                          size=(size, size), mode="bilinear").round().byte()
     train_data, test = digits.for_profile("train", prof), digits.for_profile("test", prof)
     pixels, labels = test[0][:300].float() / 255, test[1][:300]
     # conv5 units that respond to the real images at all (a unit silent on every photo has no gradient to climb)

@@ -23,11 +23,11 @@ from ..files import data_root
 
 # The recipe of the reference AlexNets; ``why`` says what each departure from 2012 is for.
 RECIPE = {
-    "epochs": 28, "lr": 0.02, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4, "label_smoothing": 0.1,
+    "epochs": 48, "lr": 0.02, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4, "label_smoothing": 0.1,
     "warmup_epochs": 0.5, "schedule": "cosine", "crops": "resized (35-100 % of the area), flips",
     "conv1_std": 0.005, "precision": "bf16 autocast where the CPU or GPU has it", "channels_last": True,
     "why": {
-        "init": "He initialization (fan-out) for conv2-conv5, so that a 28-epoch run starts learning at once (the "
+        "init": "He initialization (fan-out) for conv2-conv5, so that a 48-epoch run starts learning at once (the "
                 "paper's N(0, 0.01) everywhere never starts at this budget, lesson 09); conv1 from N(0, 0.005), "
                 "half the paper's scale and 0.4 of He's: the course looks at conv1's filters, and what is left of "
                 "a random start shows in them; a smaller start leaves less of it after the same learning",
